@@ -1,0 +1,249 @@
+"""Typed settings for every stage, loaded from params.yaml and overridable from the CLI.
+
+One source of truth: ``params.yaml`` holds the knobs, DVC stages name the same keys under
+``params:``, and Prefect flows take the :class:`Settings` object built here. Every model is
+``extra="forbid"`` so a misspelt key fails early with a message that names it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+DEFAULT_PARAMS = Path("params.yaml")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PathsConfig(_Strict):
+    """Where each stage reads and writes, relative to the project root."""
+
+    raw_dir: Path = Path("data/raw")
+    interim_dir: Path = Path("data/interim")
+    processed_dir: Path = Path("data/processed")
+    quarantine_dir: Path = Path("data/quarantine")
+    reports_dir: Path = Path("reports")
+    models_dir: Path = Path("models")
+    gx_dir: Path = Path("great_expectations")
+
+
+class GenerateConfig(_Strict):
+    """Synthetic review generator (the embedded default data set)."""
+
+    rows: int = Field(3000, ge=1)
+    seed: int = 42
+    scenario: str = "base"
+    zh_share: float = Field(0.2, ge=0, le=1)
+
+
+class ValidationConfig(_Strict):
+    """Great Expectations suite parameters and the batch failure threshold."""
+
+    max_failure_rate: float = Field(0.2, ge=0, le=1)
+    min_text_chars: int = Field(3, ge=0)
+    max_text_chars: int = Field(20000, ge=1)
+    max_summary_chars: int = Field(300, ge=1)
+    allowed_languages: list[str] = ["en", "zh"]
+    rating_min: int = 1
+    rating_max: int = 5
+
+
+class PreprocessConfig(_Strict):
+    """Cleaning, PII masking and deduplication."""
+
+    mask_pii: bool = True
+    dedup: bool = True
+    max_text_chars: int = Field(4000, ge=16)
+
+
+class SplitConfig(_Strict):
+    """Train/validation/test split: stratified by sentiment, grouped by product."""
+
+    val_size: float = Field(0.1, gt=0, lt=0.5)
+    test_size: float = Field(0.15, gt=0, lt=0.5)
+    seed: int = 42
+
+
+class ProfileConfig(_Strict):
+    """Size knobs for one training profile (quick / cpu / gpu)."""
+
+    max_train_samples: int | None = None
+    max_eval_samples: int | None = None
+    summarizer_max_steps: int = 50
+    sentiment_max_steps: int = 100
+    batch_size: int = 8
+    grad_accum: int = 1
+    eval_steps: int = 25
+    max_source_tokens: int = 128
+    max_target_tokens: int = 24
+    learning_rate_summarizer: float = 5e-5
+    learning_rate_sentiment: float = 5e-5
+
+
+class SummarizerConfig(_Strict):
+    """Abstractive summarizer: any causal LM or seq2seq checkpoint via the Auto classes."""
+
+    model: str = "smollm2-135m-instruct"
+    kind: Literal["auto", "causal", "seq2seq"] = "auto"
+    lora: bool = False
+    lora_r: int = 16
+    lora_alpha: int = 32
+    max_new_tokens: int = 24
+    num_beams: int = 1
+    prompt: str = "Write a short title for this product review.\nReview: {text}\nTitle:"
+
+
+class SentimentConfig(_Strict):
+    """Three-class sentiment classifier on any encoder."""
+
+    model: str = "all-minilm-l6-v2"
+    class_weights: bool = True
+    max_length: int = 128
+
+
+class TrainConfig(_Strict):
+    """Fine-tuning settings shared by both models."""
+
+    profile: Literal["quick", "cpu", "gpu"] = "cpu"
+    profiles: dict[str, ProfileConfig] = {
+        "quick": ProfileConfig(
+            max_train_samples=64, max_eval_samples=32, summarizer_max_steps=4,
+            sentiment_max_steps=6, batch_size=8, eval_steps=2),
+        "cpu": ProfileConfig(),
+        "gpu": ProfileConfig(summarizer_max_steps=2000, sentiment_max_steps=2000, batch_size=32,
+                             eval_steps=200, max_source_tokens=256),
+    }
+    seed: int = 42
+    early_stopping_patience: int = 3
+    experiment: str = "reviewops"
+
+    @property
+    def active(self) -> ProfileConfig:
+        """The size knobs of the selected profile."""
+        return self.profiles[self.profile]
+
+    @model_validator(mode="after")
+    def _profile_exists(self) -> TrainConfig:
+        if self.profile not in self.profiles:
+            raise ValueError(f"train.profile={self.profile!r} is not one of {sorted(self.profiles)}")
+        return self
+
+
+class GateConfig(_Strict):
+    """Quality gate: absolute floors and no regression versus the champion."""
+
+    min_rougeL: float = 0.05
+    min_macro_f1: float = 0.4
+    max_regression: float = 0.02
+    auto_promote: bool = True
+    summarizer_name: str = "review-summarizer"
+    sentiment_name: str = "review-sentiment"
+
+
+class ServeConfig(_Strict):
+    """BentoML service limits and adaptive batching."""
+
+    max_items: int = 64
+    max_text_chars: int = 5000
+    on_too_long: Literal["truncate", "reject"] = "truncate"
+    max_batch_size: int = 32
+    max_latency_ms: int = 500
+    port: int = 3000
+    auth_token_env: str = "REVIEWOPS_API_TOKEN"
+
+
+class DriftConfig(_Strict):
+    """Evidently drift check thresholds and sampling."""
+
+    sample_size: int = 2000
+    seed: int = 42
+    share_drifted_threshold: float = 0.3
+    embedding_threshold: float = 0.55
+    cooldown_minutes: int = 60
+    negative_share_jump: float = 0.15
+    retune_profile: Literal["quick", "cpu", "gpu"] = "quick"
+    replay_fraction: float = Field(0.5, ge=0, le=1)
+
+
+class Settings(_Strict):
+    """Every knob of ReviewOps, as read from params.yaml."""
+
+    seed: int = 42
+    paths: PathsConfig = PathsConfig()
+    generate: GenerateConfig = GenerateConfig()
+    validation: ValidationConfig = ValidationConfig()
+    preprocess: PreprocessConfig = PreprocessConfig()
+    split: SplitConfig = SplitConfig()
+    summarizer: SummarizerConfig = SummarizerConfig()
+    sentiment: SentimentConfig = SentimentConfig()
+    train: TrainConfig = TrainConfig()
+    gate: GateConfig = GateConfig()
+    serve: ServeConfig = ServeConfig()
+    drift: DriftConfig = DriftConfig()
+
+
+class ConfigError(ValueError):
+    """A params file or override that does not fit :class:`Settings`."""
+
+
+def _parse_scalar(raw: str) -> Any:
+    """Parse an override value the way YAML would ("0.3" -> 0.3, "true" -> True, "[en]" -> list)."""
+    return yaml.safe_load(raw) if raw != "" else ""
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``key.sub=value`` overrides to a nested dict (returns a new dict)."""
+    import copy
+
+    out = copy.deepcopy(data)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like key.sub=value")
+        key, raw = item.split("=", 1)
+        node = out
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {part!r} is not a section")
+        node[parts[-1]] = _parse_scalar(raw)
+    return out
+
+
+def load_settings(path: Path | str | None = None, overrides: list[str] | None = None) -> Settings:
+    """Load settings from a params file (default ``params.yaml`` or ``$REVIEWOPS_PARAMS``).
+
+    Args:
+        path: YAML file; a missing default file yields the built-in defaults.
+        overrides: ``key.sub=value`` strings applied on top of the file.
+
+    Raises:
+        ConfigError: the file is not valid YAML or a key/value does not fit the schema;
+            the message names the offending key.
+    """
+    explicit = path is not None or "REVIEWOPS_PARAMS" in os.environ
+    path = Path(path or os.environ.get("REVIEWOPS_PARAMS", DEFAULT_PARAMS))
+    data: dict[str, Any] = {}
+    if path.exists():
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a mapping at the top level")
+    elif explicit:
+        raise ConfigError(f"{path}: params file not found")
+    data = apply_overrides(data, overrides or [])
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"{path}: {problems}") from None

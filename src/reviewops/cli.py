@@ -48,7 +48,7 @@ def _root(
 
 
 # Areas register their commands here; a module that is not written yet is skipped.
-_AREAS = ["cli_data", "cli_models", "cli_serve", "cli_drift"]
+_AREAS = ["cli_data", "cli_models", "cli_eval", "cli_serve", "cli_drift"]
 for _name in _AREAS:
     try:
         _mod = importlib.import_module(f"reviewops.{_name}")

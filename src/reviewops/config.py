@@ -42,6 +42,12 @@ class GenerateConfig(_Strict):
     zh_share: float = Field(0.2, ge=0, le=1)
 
 
+class IngestConfig(_Strict):
+    """How raw files map onto the canonical schema (used by the DVC validate stage)."""
+
+    columns: str = Field("", description="canonical=source pairs, e.g. 'text=Text,rating=Score'")
+
+
 class ValidationConfig(_Strict):
     """Great Expectations suite parameters and the batch failure threshold."""
 
@@ -146,6 +152,16 @@ class GateConfig(_Strict):
     sentiment_name: str = "review-sentiment"
 
 
+class EvaluateConfig(_Strict):
+    """Evaluation extras: baselines, behaviour checks and the champion re-score."""
+
+    lead_n: int = Field(8, ge=1)
+    untuned_baseline: bool = True
+    behaviour_checks: bool = True
+    compare_champion: bool = True
+    batch_size: int = Field(8, ge=1)
+
+
 class ServeConfig(_Strict):
     """BentoML service limits and adaptive batching."""
 
@@ -177,6 +193,7 @@ class Settings(_Strict):
     seed: int = 42
     paths: PathsConfig = PathsConfig()
     generate: GenerateConfig = GenerateConfig()
+    ingest: IngestConfig = IngestConfig()
     validation: ValidationConfig = ValidationConfig()
     preprocess: PreprocessConfig = PreprocessConfig()
     split: SplitConfig = SplitConfig()
@@ -184,6 +201,7 @@ class Settings(_Strict):
     sentiment: SentimentConfig = SentimentConfig()
     train: TrainConfig = TrainConfig()
     gate: GateConfig = GateConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
     serve: ServeConfig = ServeConfig()
     drift: DriftConfig = DriftConfig()
 

@@ -1,0 +1,53 @@
+# ReviewOps: the README's two commands are `make run` and `make test`.
+# Each sets itself up on a fresh machine (virtualenv in .venv) and is safe to run twice.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+PY := $(BIN)/python
+STAMP := $(VENV)/.installed
+
+# Local, offline-friendly defaults: no telemetry, no hub downloads, state inside the project.
+export PATH := $(BIN):$(PATH)
+export DO_NOT_TRACK := 1
+export PREFECT_HOME := $(CURDIR)/.prefect
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export PREFECT_UI_ENABLED := false
+export GX_ANALYTICS_ENABLED := false
+export DVC_NO_ANALYTICS := 1
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+export BENTOML_HOME := $(CURDIR)/bentoml_home
+export BENTOML_DO_NOT_TRACK := True
+export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
+
+.PHONY: install run test lint bench clean help
+
+help:  ## Show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch is pinned here: the CPU wheel for 2.13.0 is what the install targets.
+	$(PY) -m pip install -q "torch==2.13.0" -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP)  ## Create .venv and install ReviewOps with its pinned stack
+
+run: install  ## Run the main job end to end on the embedded default data
+	$(PY) flows/retrain.py
+
+test: install  ## Run the test suite
+	$(PY) -m pytest -q
+
+lint: install  ## Ruff
+	$(BIN)/ruff check src flows tests benchmarks
+
+bench: install  ## Scale benchmark for validation + preprocessing
+	$(PY) benchmarks/validate_scale.py
+
+clean:  ## Remove generated data, reports, models and local tracking state (keeps .venv)
+	rm -rf data/raw data/interim data/processed data/quarantine reports mlflow.db mlartifacts .prefect bentoml_home

@@ -1,0 +1,1 @@
+"""Prefect flows: wiring only; every step calls a library function in reviewops."""

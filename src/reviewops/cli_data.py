@@ -1,0 +1,152 @@
+"""CLI for the data half: generate, ingest, validate, preprocess, split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from reviewops.cli_common import JSON_OPTION, emit, err_console, get_settings, progress
+
+COLUMNS_OPTION = typer.Option(
+    None, "--columns", "-c",
+    help="Map canonical columns to your file's columns, e.g. "
+    "'review_id=Id,product_id=ProductId,text=Text,summary=Summary,rating=Score,timestamp=Time'. "
+    "Canonical names: review_id, product_id, text, summary, rating, timestamp, language, category. "
+    "Columns already named canonically need no mapping.")
+
+data_app = typer.Typer(help="Synthetic data: generate the embedded default data set and drifted batches.",
+                       no_args_is_help=True)
+
+
+@data_app.command("generate")
+def generate_cmd(
+    ctx: typer.Context,
+    out: Path = typer.Option(None, "--out", "-o", help="Output folder (default: paths.raw_dir)."),
+    rows: int = typer.Option(None, "--rows", "-n", help="Number of reviews (default: generate.rows)."),
+    seed: int = typer.Option(None, "--seed", help="Random seed; same seed => byte-identical file."),
+    scenario: str = typer.Option(None, "--scenario",
+                                 help="base | new_category | language_sentiment_shift (see --list)."),
+    list_scenarios: bool = typer.Option(False, "--list", help="List the scenarios and exit."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Write a seeded, deterministic CSV of realistic (and realistically messy) reviews.
+
+    English and Chinese reviews over several product categories, with HTML, PII,
+    duplicates, empty bodies and out-of-range ratings mixed in at small rates, so every
+    downstream stage has something to catch. Drifted scenarios simulate new batches.
+    """
+    from reviewops.data.generate import SCENARIOS, write_generated
+
+    if list_scenarios:
+        emit(dict(SCENARIOS), as_json, "scenarios")
+        return
+    cfg = get_settings(ctx).generate
+    out = out or get_settings(ctx).paths.raw_dir
+    with progress("generating reviews", enabled=not as_json):
+        path = write_generated(out, rows or cfg.rows, cfg.seed if seed is None else seed,
+                               scenario or cfg.scenario, cfg.zh_share)
+    emit({"path": str(path), "rows": rows or cfg.rows, "seed": cfg.seed if seed is None else seed,
+          "scenario": scenario or cfg.scenario}, as_json, "generated")
+
+
+def _columns(spec: str | None) -> dict[str, str] | None:
+    from reviewops.data.ingest import parse_column_map
+
+    return parse_column_map(spec) if spec else None
+
+
+def ingest_cmd(
+    ctx: typer.Context,
+    path: Path = typer.Argument(..., help="A CSV/TSV, JSONL or Parquet file, or a folder of them."),
+    columns: str = COLUMNS_OPTION,
+    out: Path = typer.Option(None, "--out", "-o", help="Write the canonical batch as Parquet here."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Read review files and map their columns onto the canonical schema.
+
+    Example (the real Amazon sample):
+
+      reviewops ingest ../shared/data/amazon_fine_food_1k.csv --columns
+      review_id=Id,product_id=ProductId,text=Text,summary=Summary,rating=Score,timestamp=Time
+    """
+    from reviewops.pipeline import stage_ingest
+
+    with progress("ingesting", enabled=not as_json):
+        info = stage_ingest(path, _columns(columns), out)
+    emit(info, as_json, "ingested")
+
+
+def validate_cmd(
+    ctx: typer.Context,
+    path: Path = typer.Argument(..., help="Raw batch: a file or a folder of CSV/JSONL/Parquet files."),
+    columns: str = COLUMNS_OPTION,
+    out: Path = typer.Option(None, "--out", "-o", help="Valid rows as Parquet (default: interim/valid.parquet)."),
+    batch: str = typer.Option(None, "--batch", help="Batch name for the quarantine file and report "
+                              "(default: the file or folder name)."),
+    no_docs: bool = typer.Option(False, "--no-docs", help="Skip building Data Docs (faster)."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Validate a batch with Great Expectations and quarantine the rows that fail.
+
+    Valid rows go on; failing rows go to data/quarantine/<batch>.parquet with the rules
+    they broke in `quarantine_reason`. valid + quarantined always equals the input rows.
+    Fails (exit 2) when the share of failing rows exceeds validation.max_failure_rate,
+    naming the top failing rules; the quarantine and report are written first.
+    """
+    from reviewops.pipeline import stage_validate
+
+    settings = get_settings(ctx)
+    with progress("validating", enabled=not as_json):
+        report = stage_validate(settings, path, _columns(columns or settings.ingest.columns), out, batch,
+                                build_docs=not no_docs)
+    emit(report, as_json, "validation")
+    if not as_json and report.get("data_docs"):
+        err_console.print(f"Data Docs: file://{Path(report['data_docs']).resolve()}")
+
+
+def preprocess_cmd(
+    ctx: typer.Context,
+    path: Path = typer.Argument(None, help="Valid rows (default: interim/valid.parquet)."),
+    out: Path = typer.Option(None, "--out", "-o", help="Clean rows (default: interim/clean.parquet)."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Strip HTML, normalize Unicode, mask PII, drop duplicates and map ratings to labels.
+
+    Duplicates are not lost: they are written to duplicates.parquet beside the output with
+    the id of the row they duplicate; rows left empty by cleaning go to quarantine.
+    """
+    from reviewops.pipeline import stage_preprocess
+
+    settings = get_settings(ctx)
+    with progress("preprocessing", enabled=not as_json):
+        report = stage_preprocess(settings, path or settings.paths.interim_dir / "valid.parquet", out)
+    emit(report, as_json, "preprocess")
+
+
+def split_cmd(
+    ctx: typer.Context,
+    path: Path = typer.Argument(None, help="Clean rows (default: interim/clean.parquet)."),
+    out_dir: Path = typer.Option(None, "--out-dir", "-o", help="Folder for train/val/test.parquet "
+                                 "(default: paths.processed_dir)."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Split into train/val/test, stratified by sentiment and grouped by product.
+
+    No product's reviews appear in two splits. Sizes come from split.val_size/test_size.
+    """
+    from reviewops.pipeline import stage_split
+
+    settings = get_settings(ctx)
+    with progress("splitting", enabled=not as_json):
+        report = stage_split(settings, path or settings.paths.interim_dir / "clean.parquet", out_dir)
+    emit(report, as_json, "split")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the data commands to the root app."""
+    app.add_typer(data_app, name="data")
+    app.command("ingest")(ingest_cmd)
+    app.command("validate")(validate_cmd)
+    app.command("preprocess")(preprocess_cmd)
+    app.command("split")(split_cmd)

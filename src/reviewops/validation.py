@@ -1,0 +1,463 @@
+"""Great Expectations validation of canonical batches: suite, checkpoint, quarantine of bad rows.
+
+The GX project is file-backed under ``paths.gx_dir`` (``great_expectations/gx/``); the
+suite JSON in ``gx/expectations/`` is committed, ``gx/uncommitted/`` (validation results,
+Data Docs) is git-ignored by the ``gx/.gitignore`` GX writes. Every GX object (datasource,
+asset, batch definition, suite, validation definition, checkpoints) is created or updated
+on use, so running twice is safe and a changed ``params.yaml`` updates the suite in place.
+
+Each expectation carries a stable rule name in ``meta["rule"]``; a quarantined row's
+``quarantine_reason`` is the sorted ``;``-joined set of rules it broke.
+
+GX is imported lazily (it takes seconds and prints progress bars); analytics are switched
+off through ``GX_ANALYTICS_ENABLED=false`` before the first import.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from reviewops import ReviewOpsError
+from reviewops.config import Settings, ValidationConfig
+from reviewops.schema import REQUIRED_COLUMNS
+
+if TYPE_CHECKING:
+    from great_expectations.data_context import AbstractDataContext
+
+log = logging.getLogger(__name__)
+
+SUITE_NAME = "reviews_canonical"
+DATASOURCE_NAME = "reviewops_pandas"
+ASSET_NAME = "canonical_batch"
+BATCH_DEFINITION_NAME = "whole_dataframe"
+VALIDATION_DEFINITION_NAME = "reviews_canonical"
+CHECKPOINT_NAME = "reviews_canonical"
+# Same validation without the Data Docs action (``build_docs=False``): a Checkpoint's actions
+# are part of its stored config, so toggling them per run would rewrite the JSON every time.
+CHECKPOINT_NO_DOCS_NAME = "reviews_canonical_no_docs"
+DOCS_SITE_NAME = "local_site"
+RULE_KEY = "rule"
+REASON_COLUMN = "quarantine_reason"
+TIMESTAMP_REGEX = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$"
+NOT_EMPTY_REGEX = r"\S"
+
+# COMPLETE gives ``unexpected_index_list`` (positions, after our reset_index) for every
+# column-map expectation. The unexpected *values* are left out: the split needs only the
+# indices, and dropping the values keeps the stored result JSON and the docs page small
+# on big batches. ``partial_unexpected_list`` (20 examples) still feeds the Data Docs.
+RESULT_FORMAT: dict[str, Any] = {
+    "result_format": "COMPLETE",
+    "partial_unexpected_count": 20,
+    "exclude_unexpected_values": True,
+    "return_unexpected_index_query": False,
+}
+
+
+class BatchFailedError(ReviewOpsError):
+    """Too many rows of a batch failed validation (more than ``max_failure_rate``)."""
+
+
+# --------------------------------------------------------------------------------------
+# Rules: one table drives both the GX suite and the pandas fallback masks.
+
+
+def _null_mask(col: pd.Series) -> pd.Series:
+    return col.isna()
+
+
+def _non_null_failing(col: pd.Series, ok: Callable[[pd.Series], pd.Series]) -> pd.Series:
+    """GX column-map semantics: nulls are skipped (never unexpected), ``ok`` runs on the rest."""
+    present = col.notna()
+    failing = pd.Series(False, index=col.index)
+    if present.any():
+        failing[present] = ~ok(col[present]).astype(bool)
+    return failing
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One expectation with its stable rule name and a pandas twin of its row condition.
+
+    ``failing`` returns a boolean Series (True = row breaks the rule) computed exactly as
+    GX's pandas engine does (same null filtering, ``astype(str)``, ``str.contains``,
+    ``duplicated(keep=False)``). It is the fallback when GX returns no
+    ``unexpected_index_list`` for an expectation, and the reference the GX counts are
+    checked against.
+    """
+
+    name: str
+    expectation: str
+    kwargs: dict[str, Any]
+    table_level: bool = False
+    failing: Callable[[pd.DataFrame], pd.Series] | None = None
+
+    @property
+    def column(self) -> str:
+        return self.kwargs["column"]
+
+
+def build_rules(cfg: ValidationConfig) -> list[Rule]:
+    """The ``reviews_canonical`` rules, parameterised by :class:`ValidationConfig`.
+
+    Column-map rules ignore nulls (GX semantics); each required column has its own
+    ``<column>_not_null`` rule so a missing value is reported once, under its own name.
+    """
+    rules: list[Rule] = [
+        Rule(f"column_exists:{c}", "ExpectColumnToExist", {"column": c}, table_level=True)
+        for c in REQUIRED_COLUMNS
+    ]
+    for c in REQUIRED_COLUMNS:
+        rules.append(Rule(f"{c}_not_null", "ExpectColumnValuesToNotBeNull", {"column": c},
+                          failing=lambda df, c=c: _null_mask(df[c])))
+    lo, hi = cfg.min_text_chars, cfg.max_text_chars
+    allowed = sorted(cfg.allowed_languages)
+    rules += [
+        Rule("review_id_unique", "ExpectColumnValuesToBeUnique", {"column": "review_id"},
+             failing=lambda df: _non_null_failing(df["review_id"],
+                                                  lambda s: ~s.duplicated(keep=False))),
+        Rule("rating_in_range", "ExpectColumnValuesToBeBetween",
+             {"column": "rating", "min_value": cfg.rating_min, "max_value": cfg.rating_max},
+             failing=lambda df: _non_null_failing(
+                 df["rating"], lambda s: (s >= cfg.rating_min) & (s <= cfg.rating_max))),
+        Rule("text_not_empty", "ExpectColumnValuesToMatchRegex",
+             {"column": "text", "regex": NOT_EMPTY_REGEX},
+             failing=lambda df: _non_null_failing(
+                 df["text"], lambda s: s.astype(str).str.contains(NOT_EMPTY_REGEX))),
+        # str.len() counts code points, so 20 Chinese characters are 20, not 60 bytes.
+        Rule("text_length", "ExpectColumnValueLengthsToBeBetween",
+             {"column": "text", "min_value": lo, "max_value": hi},
+             failing=lambda df: _non_null_failing(
+                 df["text"], lambda s: s.astype(str).str.len().between(lo, hi))),
+        Rule("timestamp_iso8601", "ExpectColumnValuesToMatchRegex",
+             {"column": "timestamp", "regex": TIMESTAMP_REGEX},
+             failing=lambda df: _non_null_failing(
+                 df["timestamp"], lambda s: s.astype(str).str.contains(TIMESTAMP_REGEX))),
+        Rule("language_allowed", "ExpectColumnValuesToBeInSet",
+             {"column": "language", "value_set": allowed},
+             failing=lambda df: _non_null_failing(df["language"], lambda s: s.isin(allowed))),
+        # summary is optional (None for inference-only batches); nulls are skipped.
+        Rule("summary_length", "ExpectColumnValueLengthsToBeBetween",
+             {"column": "summary", "max_value": cfg.max_summary_chars},
+             failing=lambda df: _non_null_failing(
+                 df["summary"], lambda s: s.astype(str).str.len() <= cfg.max_summary_chars)),
+    ]
+    return rules
+
+
+# --------------------------------------------------------------------------------------
+# GX project (created / updated on use)
+
+
+def _import_gx() -> Any:
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations as gx
+
+    # GX logs INFO chatter (and warnings about its own internals) on every run.
+    gx_logger = logging.getLogger("great_expectations")
+    if gx_logger.level == logging.NOTSET:
+        gx_logger.setLevel(logging.ERROR)
+    return gx
+
+
+@dataclass
+class GxProject:
+    """Handles on the GX objects ``validate_batch`` needs (from :func:`get_gx_project`)."""
+
+    context: AbstractDataContext
+    suite: Any
+    checkpoint: Any
+    checkpoint_no_docs: Any
+    rules: list[Rule]
+    docs_index: Path
+
+
+def get_gx_project(settings: Settings) -> GxProject:
+    """Open (or scaffold) the file-backed GX project and make sure every object exists.
+
+    Idempotent: objects are fetched when present and the suite/validation
+    definition/checkpoints are ``add_or_update``-d (GX keeps the ids of unchanged
+    expectations, so a second run leaves the committed suite JSON byte-identical).
+    """
+    gx = _import_gx()
+    import great_expectations.expectations as gxe
+    from great_expectations.checkpoint import UpdateDataDocsAction
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    root = Path(settings.paths.gx_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    context = gx.get_context(mode="file", project_root_dir=str(root))
+
+    variables = context.variables
+    bars = variables.progress_bars
+    bars_on = bars.get("globally", True) if isinstance(bars, dict) else getattr(bars, "globally", True)
+    if bars is None or bars_on:
+        variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+        variables.save()
+
+    try:
+        datasource = context.data_sources.get(DATASOURCE_NAME)
+    except (KeyError, ValueError, LookupError):
+        datasource = context.data_sources.add_pandas(DATASOURCE_NAME)
+    try:
+        asset = datasource.get_asset(ASSET_NAME)
+    except LookupError:
+        asset = datasource.add_dataframe_asset(ASSET_NAME)
+    try:
+        batch_definition = asset.get_batch_definition(BATCH_DEFINITION_NAME)
+    except (KeyError, LookupError):
+        batch_definition = asset.add_batch_definition_whole_dataframe(BATCH_DEFINITION_NAME)
+
+    rules = build_rules(settings.validation)
+    expectations = [
+        getattr(gxe, r.expectation)(**r.kwargs, meta={RULE_KEY: r.name}) for r in rules
+    ]
+    suite = context.suites.add_or_update(gx.ExpectationSuite(name=SUITE_NAME, expectations=expectations))
+    vdef = context.validation_definitions.add_or_update(
+        gx.ValidationDefinition(name=VALIDATION_DEFINITION_NAME, data=batch_definition, suite=suite)
+    )
+    checkpoint = context.checkpoints.add_or_update(gx.Checkpoint(
+        name=CHECKPOINT_NAME, validation_definitions=[vdef], result_format=RESULT_FORMAT,
+        actions=[UpdateDataDocsAction(name="update_data_docs", site_names=[DOCS_SITE_NAME])],
+    ))
+    checkpoint_no_docs = context.checkpoints.add_or_update(gx.Checkpoint(
+        name=CHECKPOINT_NO_DOCS_NAME, validation_definitions=[vdef], result_format=RESULT_FORMAT,
+    ))
+    docs_index = root / "gx" / "uncommitted" / "data_docs" / DOCS_SITE_NAME / "index.html"
+    return GxProject(context, suite, checkpoint, checkpoint_no_docs, rules, docs_index)
+
+
+# --------------------------------------------------------------------------------------
+# Validation
+
+
+@dataclass
+class ValidationResult:
+    """Outcome of :func:`validate_batch`: the split plus the numbers behind the verdict."""
+
+    batch_name: str
+    valid: pd.DataFrame
+    quarantined: pd.DataFrame
+    input_rows: int
+    valid_rows: int
+    quarantined_rows: int
+    failure_rate: float
+    failures: dict[str, int]
+    success: bool
+    gx_success: bool
+    docs_path: Path | None = None
+    table_failures: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        """Loggable numbers (no frames)."""
+        return {
+            "batch_name": self.batch_name, "input_rows": self.input_rows,
+            "valid_rows": self.valid_rows, "quarantined_rows": self.quarantined_rows,
+            "failure_rate": self.failure_rate, "failures": dict(self.failures),
+            "success": self.success, "gx_success": self.gx_success,
+            "docs_path": str(self.docs_path) if self.docs_path else None,
+        }
+
+
+def _expectation_results(checkpoint_result: Any) -> list[Any]:
+    out: list[Any] = []
+    for suite_result in checkpoint_result.run_results.values():
+        out.extend(suite_result.results)
+    return out
+
+
+def _rule_name(expectation_result: Any) -> str:
+    meta = expectation_result.expectation_config.meta or {}
+    return meta.get(RULE_KEY) or expectation_result.expectation_config.type
+
+
+def _failing_positions(er: Any, rule: Rule | None, frame: pd.DataFrame) -> tuple[Any, str]:
+    """Row positions that broke one expectation, and where they came from ("gx"/"pandas").
+
+    GX's ``unexpected_index_list`` is used when it is there and agrees with GX's own
+    ``unexpected_count``. Otherwise (an expectation type without index support, or
+    an index list GX truncated) the rule's pandas mask, written to GX's semantics,
+    decides; its count is checked against GX's so a semantic drift cannot pass silently.
+    """
+    result = er.result or {}
+    count = result.get("unexpected_count")
+    idx = result.get("unexpected_index_list")
+    if idx is not None and (count is None or len(idx) == count):
+        return idx, "gx"
+    if rule is None or rule.failing is None:
+        raise ReviewOpsError(
+            f"validation rule {_rule_name(er)!r} returned no row indices and has no pandas "
+            "mask; add one in reviewops.validation.build_rules"
+        )
+    mask = rule.failing(frame)
+    positions = mask.to_numpy().nonzero()[0]
+    if count is not None and len(positions) != count:
+        raise ReviewOpsError(
+            f"validation rule {rule.name!r}: GX counted {count} unexpected rows but the pandas "
+            f"mask found {len(positions)}; the two implementations disagree"
+        )
+    return positions, "pandas"
+
+
+def validate_batch(
+    df: pd.DataFrame, settings: Settings, batch_name: str, build_docs: bool = True
+) -> ValidationResult:
+    """Validate a canonical batch with the ``reviews_canonical`` checkpoint and split its rows.
+
+    GX validates every row (result format COMPLETE, so each column-map expectation
+    returns the positions of its unexpected rows); the positions are mapped back to rows
+    of ``df`` (the index is reset first, so any index works).
+
+    Args:
+        df: canonical batch (see docs/CONTRACTS.md). ``summary`` may be absent.
+        settings: suite parameters (``settings.validation``) and paths (``gx_dir``).
+        batch_name: names the GX run (``run_name``) and the quarantine file.
+        build_docs: run the checkpoint with the UpdateDataDocsAction (the default).
+
+    Returns:
+        A :class:`ValidationResult`; ``valid`` keeps the input columns, ``quarantined``
+        adds ``quarantine_reason``. ``success`` is ``failure_rate <= max_failure_rate``.
+
+    Raises:
+        ReviewOpsError: a required column is missing (a table-level failure: nothing is
+            quarantined), or an expectation errored inside GX. The run is still recorded
+            in the GX validation store and Data Docs first.
+    """
+    import time
+
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    t0 = time.perf_counter()
+    project = get_gx_project(settings)
+    t_setup = time.perf_counter()
+
+    frame = df.reset_index(drop=True)
+    gx_frame = frame
+    if "summary" not in gx_frame.columns:
+        # Optional column: validate as all-missing; the output frames stay untouched.
+        gx_frame = frame.assign(summary=pd.Series([None] * len(frame), dtype=object))
+
+    checkpoint = project.checkpoint if build_docs else project.checkpoint_no_docs
+    run_id = RunIdentifier(run_name=batch_name, run_time=dt.datetime.now(dt.timezone.utc))
+    cp_result = checkpoint.run(batch_parameters={"dataframe": gx_frame}, run_id=run_id)
+    t_run = time.perf_counter()
+
+    rules = {r.name: r for r in project.rules}
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    table_failures: list[str] = [f"column_exists:{c}" for c in missing]
+    errors: list[str] = []
+    n = len(frame)
+    row_rules: dict[str, Any] = {}  # rule -> positions (union over its expectations)
+    for er in _expectation_results(cp_result):
+        name = _rule_name(er)
+        rule = rules.get(name)
+        if rule is not None and rule.table_level:
+            if not er.success and name not in table_failures:
+                table_failures.append(name)
+            continue
+        if rule is not None and rule.column not in gx_frame.columns:
+            continue  # reported through column_exists
+        exc = er.exception_info or {}
+        if exc.get("raised_exception"):
+            errors.append(f"{name}: {exc.get('exception_message')}")
+            continue
+        if er.success and not (er.result or {}).get("unexpected_count"):
+            continue
+        positions, _source = _failing_positions(er, rule, gx_frame)
+        if len(positions):
+            row_rules[name] = positions
+
+    if table_failures:
+        raise ReviewOpsError(
+            f"batch {batch_name!r}: required column(s) missing: {', '.join(missing) or table_failures}"
+            f" (have: {', '.join(map(str, frame.columns))}); map them at ingest"
+        )
+    if errors:
+        raise ReviewOpsError(f"batch {batch_name!r}: validation errored: {'; '.join(errors)}")
+
+    # One boolean column per failing rule, then the reason string only for failing rows.
+    failures: dict[str, int] = {}
+    bad = pd.Series(False, index=frame.index)
+    masks: dict[str, pd.Series] = {}
+    for name in sorted(row_rules):
+        mask = pd.Series(False, index=frame.index)
+        mask.iloc[list(row_rules[name])] = True
+        masks[name] = mask
+        failures[name] = int(mask.sum())
+        bad |= mask
+    failures = dict(sorted(failures.items(), key=lambda kv: (-kv[1], kv[0])))
+
+    valid = frame.loc[~bad].reset_index(drop=True)
+    quarantined = frame.loc[bad].copy()
+    if len(quarantined):
+        reasons = pd.Series("", index=quarantined.index, dtype=object)
+        for name in sorted(masks):  # sorted order => sorted reasons
+            hit = masks[name][bad]
+            reasons[hit] = reasons[hit] + ";" + name
+        quarantined[REASON_COLUMN] = reasons.str.lstrip(";")
+    else:
+        quarantined[REASON_COLUMN] = pd.Series(dtype=object)
+    quarantined = quarantined.reset_index(drop=True)
+
+    valid_rows, quarantined_rows = len(valid), len(quarantined)
+    assert valid_rows + quarantined_rows == n, (valid_rows, quarantined_rows, n)
+    failure_rate = quarantined_rows / n if n else 0.0
+    docs = project.docs_index if build_docs and project.docs_index.exists() else None
+    t_end = time.perf_counter()
+    result = ValidationResult(
+        batch_name=batch_name, valid=valid, quarantined=quarantined, input_rows=n,
+        valid_rows=valid_rows, quarantined_rows=quarantined_rows, failure_rate=failure_rate,
+        failures=failures,
+        success=failure_rate <= settings.validation.max_failure_rate and not table_failures,
+        gx_success=bool(cp_result.success), docs_path=docs, table_failures=table_failures,
+        seconds={"setup": t_setup - t0, "checkpoint": t_run - t_setup, "split": t_end - t_run,
+                 "total": t_end - t0},
+    )
+    log.info("validated batch %r: %d rows, %d quarantined (%.1f%%), failures=%s",
+             batch_name, n, quarantined_rows, 100 * failure_rate, failures)
+    return result
+
+
+def check_failure_rate(result: ValidationResult, cfg: ValidationConfig) -> None:
+    """Raise :class:`BatchFailedError` when more than ``max_failure_rate`` of rows failed.
+
+    The message names the top 3 failing rules with their row counts.
+    """
+    if result.failure_rate <= cfg.max_failure_rate:
+        return
+    top = ", ".join(f"{rule}={count}" for rule, count in list(result.failures.items())[:3])
+    raise BatchFailedError(
+        f"batch {result.batch_name!r}: {100 * result.failure_rate:.1f}% of rows failed validation "
+        f"(limit {100 * cfg.max_failure_rate:.1f}%); top failures: {top}. "
+        "Inspect the quarantine file and Data Docs, fix the source or raise validation.max_failure_rate"
+    )
+
+
+def write_quarantine(result: ValidationResult, settings: Settings, batch_name: str) -> Path | None:
+    """Write quarantined rows to ``paths.quarantine_dir/<batch_name>.parquet``.
+
+    Overwrites that batch's previous file; writes nothing (and returns None) when no row
+    was quarantined.
+    """
+    if result.quarantined_rows == 0:
+        return None
+    out = Path(settings.paths.quarantine_dir) / f"{batch_name}.parquet"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    result.quarantined.to_parquet(out, index=False)
+    return out
+
+
+def write_valid(result: ValidationResult, out_path: Path | str) -> Path:
+    """Write the valid rows (canonical columns) to a Parquet file; returns its path."""
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    result.valid.to_parquet(out, index=False)
+    return out

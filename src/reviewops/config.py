@@ -77,19 +77,25 @@ class SplitConfig(_Strict):
 
 
 class ProfileConfig(_Strict):
-    """Size knobs for one training profile (quick / cpu / gpu)."""
+    """Size knobs for one training profile (quick / cpu / gpu).
 
-    max_train_samples: int | None = None
-    max_eval_samples: int | None = None
-    summarizer_max_steps: int = 50
-    sentiment_max_steps: int = 100
-    batch_size: int = 8
-    grad_accum: int = 1
-    eval_steps: int = 25
-    max_source_tokens: int = 128
-    max_target_tokens: int = 24
-    learning_rate_summarizer: float = 5e-5
-    learning_rate_sentiment: float = 5e-5
+    ``max_source_tokens`` caps the review inside the summarizer prompt during training; the
+    sentiment encoder truncates at ``sentiment.max_length``. ``sentiment_batch_size`` defaults
+    to ``batch_size``. ``warmup_ratio`` is the share of steps with a linear LR warm-up.
+    """
+
+    max_train_samples: int | None = Field(None, ge=1)
+    max_eval_samples: int | None = Field(None, ge=1)
+    summarizer_max_steps: int = Field(50, ge=1)
+    sentiment_max_steps: int = Field(100, ge=1)
+    batch_size: int = Field(8, ge=1)
+    sentiment_batch_size: int | None = Field(None, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    eval_steps: int = Field(25, ge=1)
+    max_source_tokens: int = Field(128, ge=8)
+    max_target_tokens: int = Field(24, ge=1)
+    learning_rate_summarizer: float = Field(5e-5, gt=0)
+    learning_rate_sentiment: float = Field(5e-5, gt=0)
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
 
 
@@ -120,12 +126,19 @@ class TrainConfig(_Strict):
 
     profile: Literal["quick", "cpu", "gpu"] = "cpu"
     profiles: dict[str, ProfileConfig] = {
+        # Tests: seconds on tiny models.
         "quick": ProfileConfig(
             max_train_samples=64, max_eval_samples=32, summarizer_max_steps=4,
             sentiment_max_steps=6, batch_size=8, eval_steps=2),
-        "cpu": ProfileConfig(),
-        "gpu": ProfileConfig(summarizer_max_steps=2000, sentiment_max_steps=2000, batch_size=32,
-                             eval_steps=200, max_source_tokens=256),
+        # Default `make run` on 2 CPU cores: both models plus evaluation in about 12 minutes.
+        "cpu": ProfileConfig(
+            max_eval_samples=24, summarizer_max_steps=30, sentiment_max_steps=90, batch_size=8,
+            sentiment_batch_size=16, eval_steps=10, max_source_tokens=96, max_target_tokens=16,
+            learning_rate_summarizer=1e-4, learning_rate_sentiment=8e-5),
+        "gpu": ProfileConfig(
+            max_eval_samples=512, summarizer_max_steps=2000, sentiment_max_steps=2000, batch_size=32,
+            eval_steps=200, max_source_tokens=256, max_target_tokens=32,
+            learning_rate_summarizer=5e-5, learning_rate_sentiment=5e-5),
     }
     seed: int = 42
     early_stopping_patience: int = 3
@@ -179,12 +192,22 @@ class ServeConfig(_Strict):
 class DriftConfig(_Strict):
     """Evidently drift check thresholds and sampling."""
 
-    sample_size: int = 2000
+    sample_size: int = Field(2000, ge=10)
     seed: int = 42
-    share_drifted_threshold: float = 0.3
+    share_drifted_threshold: float = Field(0.3, ge=0, le=1)
     embedding_threshold: float = 0.55
     cooldown_minutes: int = 60
     negative_share_jump: float = 0.15
+    # Column drift uses distances with fixed thresholds on every row (p-values flag anything at 1M rows).
+    num_method: str = "wasserstein"
+    cat_method: str = "jensenshannon"
+    column_threshold: float = Field(0.1, gt=0)
+    label_shift_threshold: float = Field(0.1, gt=0)
+    segment_shift_threshold: float = Field(0.1, gt=0)
+    min_period_count: int = Field(20, ge=1)
+    embedding_model: str | None = None
+    embedding_batch_size: int = Field(64, ge=1)
+    embedding_plot_rows: int = Field(200, ge=10)
     retune_profile: Literal["quick", "cpu", "gpu"] = "quick"
     replay_fraction: float = Field(0.5, ge=0, le=1)
 

@@ -8,13 +8,14 @@ runs at import time: stages call :func:`configure_mlflow` inside their functions
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from reviewops.config import Settings
 
 ENV_VAR = "MLFLOW_TRACKING_URI"
 DB_NAME = "mlflow.db"
-ARTIFACTS_DIR = "mlartifacts"
 
 
 def project_root() -> Path:
@@ -30,30 +31,42 @@ def tracking_uri(settings: Settings | None = None) -> str:
     return f"sqlite:///{project_root() / DB_NAME}"
 
 
-def artifact_location(experiment: str) -> str:
-    """Where a new experiment keeps artifacts when tracking to the local SQLite default."""
-    return (project_root() / ARTIFACTS_DIR / experiment).as_uri()
+def configure_mlflow(settings: Settings) -> str:
+    """Point MLflow tracking *and* registry at :func:`tracking_uri` and select the experiment.
 
-
-def configure_mlflow(settings: Settings | None = None, experiment: str | None = None) -> str:
-    """Point MLflow (tracking + registry) at :func:`tracking_uri` and select the experiment.
-
-    The experiment (``train.experiment`` unless given) is created when missing; with a local
-    ``sqlite:`` URI its artifacts go to ``<project>/mlartifacts/<experiment>`` instead of
-    MLflow's default ``./mlruns``.
+    Experiment creation (artifacts in ``mlartifacts/`` beside a local SQLite database) is
+    :func:`reviewops.train.setup_mlflow`'s, reused here so training, evaluation, the gate and
+    the registry always talk to the same store.
 
     Returns:
         The tracking URI in use.
     """
     import mlflow
 
-    uri = tracking_uri(settings)
-    mlflow.set_tracking_uri(uri)
+    from reviewops.train import setup_mlflow
+
+    uri = setup_mlflow(settings)
     mlflow.set_registry_uri(uri)
-    name = experiment or (settings.train.experiment if settings is not None else "reviewops")
-    client = mlflow.MlflowClient(uri, uri)
-    if client.get_experiment_by_name(name) is None:
-        location = artifact_location(name) if uri.startswith("sqlite:") else None
-        client.create_experiment(name, artifact_location=location)
-    mlflow.set_experiment(name)
     return uri
+
+
+@contextmanager
+def use_run(run_id: str | None = None, run_name: str = "run",
+            tags: dict[str, str] | None = None) -> Iterator[str]:
+    """Yield a run id to log to: ``run_id`` as given, else the active run, else a new run.
+
+    Callers log with explicit ``run_id=`` arguments, so an already finished run (e.g. the
+    training run named in ``reports/train.json``) can receive evaluation numbers without
+    being reopened. Only a run started here is ended here.
+    """
+    import mlflow
+
+    if run_id:
+        yield run_id
+        return
+    active = mlflow.active_run()
+    if active is not None:
+        yield active.info.run_id
+        return
+    with mlflow.start_run(run_name=run_name, tags=tags) as run:
+        yield run.info.run_id

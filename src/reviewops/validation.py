@@ -18,11 +18,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from reviewops import ReviewOpsError
@@ -75,11 +77,11 @@ def _null_mask(col: pd.Series) -> pd.Series:
 
 def _non_null_failing(col: pd.Series, ok: Callable[[pd.Series], pd.Series]) -> pd.Series:
     """GX column-map semantics: nulls are skipped (never unexpected), ``ok`` runs on the rest."""
-    present = col.notna()
-    failing = pd.Series(False, index=col.index)
+    present = col.notna().to_numpy()
+    failing = np.zeros(len(col), dtype=bool)
     if present.any():
-        failing[present] = ~ok(col[present]).astype(bool)
-    return failing
+        failing[present] = ~np.asarray(ok(col[present]), dtype=bool)
+    return pd.Series(failing, index=col.index)
 
 
 @dataclass(frozen=True)
@@ -157,7 +159,8 @@ def build_rules(cfg: ValidationConfig) -> list[Rule]:
 
 
 def _import_gx() -> Any:
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    # Before the first import: no usage statistics, no network.
+    os.environ["GX_ANALYTICS_ENABLED"] = "false"
     import great_expectations as gx
 
     # GX logs INFO chatter (and warnings about its own internals) on every run.
@@ -165,6 +168,35 @@ def _import_gx() -> Any:
     if gx_logger.level == logging.NOTSET:
         gx_logger.setLevel(logging.ERROR)
     return gx
+
+
+def _signature(expectation: Any) -> dict[str, Any]:
+    config = expectation.configuration.to_json_dict()
+    config.pop("id", None)
+    return config
+
+
+def _get_or_update_suite(context: AbstractDataContext, wanted: Any) -> Any:
+    """Return the stored suite when it already says what ``wanted`` says, else update it.
+
+    GX's own ``add_or_update`` hands every expectation a fresh id on each call (its
+    equality check never matches), which would churn the committed JSON; here the file
+    is only written when a rule changed, and a changed rule keeps its id (matched by
+    rule name) so the diff shows only the changed parameters.
+    """
+    from great_expectations.exceptions import DataContextError
+
+    try:
+        existing = context.suites.get(wanted.name)
+    except DataContextError:
+        return context.suites.add(wanted)
+    if [_signature(e) for e in existing.expectations] == [_signature(e) for e in wanted.expectations]:
+        return existing
+    ids = {e.meta.get(RULE_KEY): e.id for e in existing.expectations if e.meta}
+    for e in wanted.expectations:
+        e.id = ids.get(e.meta.get(RULE_KEY))
+    log.info("updating GX suite %r from params", wanted.name)
+    return context.suites.add_or_update(wanted)
 
 
 @dataclass
@@ -195,11 +227,14 @@ def get_gx_project(settings: Settings) -> GxProject:
     root.mkdir(parents=True, exist_ok=True)
     context = gx.get_context(mode="file", project_root_dir=str(root))
 
+    # Persist "no progress bars, no analytics" in great_expectations.yml (written once), so
+    # other tools opening this project stay quiet and offline too.
     variables = context.variables
     bars = variables.progress_bars
     bars_on = bars.get("globally", True) if isinstance(bars, dict) else getattr(bars, "globally", True)
-    if bars is None or bars_on:
+    if bars is None or bars_on or variables.analytics_enabled is not False:
         variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+        variables.analytics_enabled = False
         variables.save()
 
     try:
@@ -219,7 +254,7 @@ def get_gx_project(settings: Settings) -> GxProject:
     expectations = [
         getattr(gxe, r.expectation)(**r.kwargs, meta={RULE_KEY: r.name}) for r in rules
     ]
-    suite = context.suites.add_or_update(gx.ExpectationSuite(name=SUITE_NAME, expectations=expectations))
+    suite = _get_or_update_suite(context, gx.ExpectationSuite(name=SUITE_NAME, expectations=expectations))
     vdef = context.validation_definitions.add_or_update(
         gx.ValidationDefinition(name=VALIDATION_DEFINITION_NAME, data=batch_definition, suite=suite)
     )
@@ -254,6 +289,8 @@ class ValidationResult:
     gx_success: bool
     docs_path: Path | None = None
     table_failures: list[str] = field(default_factory=list)
+    # rule -> "gx" (GX's unexpected_index_list) or "pandas" (fallback mask), failing rules only
+    index_source: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
@@ -307,6 +344,40 @@ def _failing_positions(er: Any, rule: Rule | None, frame: pd.DataFrame) -> tuple
     return positions, "pandas"
 
 
+def _split(
+    frame: pd.DataFrame, row_rules: dict[str, list[np.ndarray]]
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
+    """Split rows into valid / quarantined and count rows per rule (most frequent first).
+
+    Each row's failed rules are packed into one integer (bit i = i-th rule in sorted
+    order), so building the reason strings costs one dict lookup per *distinct* failure
+    combination instead of string concatenation per row (1M bad rows: ~0.2 s, not ~2 s).
+    """
+    names = sorted(row_rules)
+    if len(names) > 62:
+        raise ReviewOpsError(f"too many validation rules to pack ({len(names)} > 62)")
+    n = len(frame)
+    codes = np.zeros(n, dtype=np.int64)
+    failures: dict[str, int] = {}
+    for bit, name in enumerate(names):
+        hit = np.zeros(n, dtype=bool)
+        hit[np.concatenate(row_rules[name])] = True  # union over the rule's expectations
+        failures[name] = int(hit.sum())
+        codes |= hit.astype(np.int64) << bit
+    failures = dict(sorted(failures.items(), key=lambda kv: (-kv[1], kv[0])))
+
+    bad = codes != 0
+    valid = frame.loc[~bad].reset_index(drop=True)
+    quarantined = frame.loc[bad].reset_index(drop=True)
+    bad_codes = codes[bad]
+    labels = {
+        int(code): ";".join(name for bit, name in enumerate(names) if code >> bit & 1)
+        for code in np.unique(bad_codes)
+    }
+    quarantined[REASON_COLUMN] = pd.Series(bad_codes, dtype=np.int64).map(labels).astype(object).to_numpy()
+    return valid, quarantined, failures
+
+
 def validate_batch(
     df: pd.DataFrame, settings: Settings, batch_name: str, build_docs: bool = True
 ) -> ValidationResult:
@@ -331,22 +402,22 @@ def validate_batch(
             quarantined), or an expectation errored inside GX. The run is still recorded
             in the GX validation store and Data Docs first.
     """
-    import time
-
     from great_expectations.core.run_identifier import RunIdentifier
 
     t0 = time.perf_counter()
     project = get_gx_project(settings)
     t_setup = time.perf_counter()
 
-    frame = df.reset_index(drop=True)
+    # Positions, not labels: GX reports the index of the frame it got. A stale reason
+    # column (re-validating a fixed quarantine file) is dropped, not carried over.
+    frame = df.reset_index(drop=True).drop(columns=[REASON_COLUMN], errors="ignore")
     gx_frame = frame
     if "summary" not in gx_frame.columns:
         # Optional column: validate as all-missing; the output frames stay untouched.
         gx_frame = frame.assign(summary=pd.Series([None] * len(frame), dtype=object))
 
     checkpoint = project.checkpoint if build_docs else project.checkpoint_no_docs
-    run_id = RunIdentifier(run_name=batch_name, run_time=dt.datetime.now(dt.timezone.utc))
+    run_id = RunIdentifier(run_name=batch_name, run_time=dt.datetime.now(dt.UTC))
     cp_result = checkpoint.run(batch_parameters={"dataframe": gx_frame}, run_id=run_id)
     t_run = time.perf_counter()
 
@@ -355,7 +426,8 @@ def validate_batch(
     table_failures: list[str] = [f"column_exists:{c}" for c in missing]
     errors: list[str] = []
     n = len(frame)
-    row_rules: dict[str, Any] = {}  # rule -> positions (union over its expectations)
+    row_rules: dict[str, list[np.ndarray]] = {}  # rule -> failing positions, per expectation
+    index_source: dict[str, str] = {}
     for er in _expectation_results(cp_result):
         name = _rule_name(er)
         rule = rules.get(name)
@@ -371,41 +443,22 @@ def validate_batch(
             continue
         if er.success and not (er.result or {}).get("unexpected_count"):
             continue
-        positions, _source = _failing_positions(er, rule, gx_frame)
+        positions, source = _failing_positions(er, rule, gx_frame)
         if len(positions):
-            row_rules[name] = positions
+            row_rules.setdefault(name, []).append(np.asarray(positions, dtype=np.int64))
+            index_source[name] = source
 
     if table_failures:
+        # Table-level: every row would fail, so quarantining them all would hide the cause.
         raise ReviewOpsError(
-            f"batch {batch_name!r}: required column(s) missing: {', '.join(missing) or table_failures}"
-            f" (have: {', '.join(map(str, frame.columns))}); map them at ingest"
+            f"batch {batch_name!r}: required column(s) missing: "
+            f"{', '.join(missing) or ', '.join(table_failures)} "
+            f"(have: {', '.join(map(str, frame.columns))}); map them in the ingest column mapping"
         )
     if errors:
         raise ReviewOpsError(f"batch {batch_name!r}: validation errored: {'; '.join(errors)}")
 
-    # One boolean column per failing rule, then the reason string only for failing rows.
-    failures: dict[str, int] = {}
-    bad = pd.Series(False, index=frame.index)
-    masks: dict[str, pd.Series] = {}
-    for name in sorted(row_rules):
-        mask = pd.Series(False, index=frame.index)
-        mask.iloc[list(row_rules[name])] = True
-        masks[name] = mask
-        failures[name] = int(mask.sum())
-        bad |= mask
-    failures = dict(sorted(failures.items(), key=lambda kv: (-kv[1], kv[0])))
-
-    valid = frame.loc[~bad].reset_index(drop=True)
-    quarantined = frame.loc[bad].copy()
-    if len(quarantined):
-        reasons = pd.Series("", index=quarantined.index, dtype=object)
-        for name in sorted(masks):  # sorted order => sorted reasons
-            hit = masks[name][bad]
-            reasons[hit] = reasons[hit] + ";" + name
-        quarantined[REASON_COLUMN] = reasons.str.lstrip(";")
-    else:
-        quarantined[REASON_COLUMN] = pd.Series(dtype=object)
-    quarantined = quarantined.reset_index(drop=True)
+    valid, quarantined, failures = _split(frame, row_rules)
 
     valid_rows, quarantined_rows = len(valid), len(quarantined)
     assert valid_rows + quarantined_rows == n, (valid_rows, quarantined_rows, n)
@@ -418,6 +471,7 @@ def validate_batch(
         failures=failures,
         success=failure_rate <= settings.validation.max_failure_rate and not table_failures,
         gx_success=bool(cp_result.success), docs_path=docs, table_failures=table_failures,
+        index_source=index_source,
         seconds={"setup": t_setup - t0, "checkpoint": t_run - t_setup, "split": t_end - t_run,
                  "total": t_end - t0},
     )
@@ -449,6 +503,8 @@ def write_quarantine(result: ValidationResult, settings: Settings, batch_name: s
     """
     if result.quarantined_rows == 0:
         return None
+    if not batch_name or Path(batch_name).name != batch_name:
+        raise ReviewOpsError(f"batch name {batch_name!r} must be a plain file name (no '/' or '..')")
     out = Path(settings.paths.quarantine_dir) / f"{batch_name}.parquet"
     out.parent.mkdir(parents=True, exist_ok=True)
     result.quarantined.to_parquet(out, index=False)

@@ -26,7 +26,9 @@ def _dvc_exe() -> list[str]:
 
 def run_dvc(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
     """Run one DVC command, returning its output; raise with DVC's own message on failure."""
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    # Stage commands call `reviewops`: make sure this interpreter's scripts are on PATH.
+    bindir = str(Path(sys.executable).parent)
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": bindir + os.pathsep + os.environ.get("PATH", "")}
     proc = subprocess.run([*_dvc_exe(), *args], cwd=cwd, env=env, capture_output=True, text=True)
     if check and proc.returncode != 0:
         detail = (proc.stderr or proc.stdout).strip().splitlines()

@@ -119,7 +119,9 @@ class Summarizer:
     def _generate_batch(self, sources: list[str], max_new_tokens: int) -> list[str]:
         import torch
 
-        enc = self.tokenizer(sources, return_tensors="pt", padding=True).to(self.model.device)
+        enc = self.tokenizer(sources, return_tensors="pt", padding=True)
+        # Only what every generator accepts (a BERT tokenizer also returns token_type_ids).
+        enc = {k: enc[k].to(self.model.device) for k in ("input_ids", "attention_mask") if k in enc}
         gen_kwargs: dict[str, Any] = {
             "max_new_tokens": max_new_tokens,
             "num_beams": self.cfg.num_beams,

@@ -120,3 +120,34 @@ def build_tiny_encoder(directory: Path | str, num_labels: int = 3, seed: int = 0
     model.save_pretrained(str(out))
     tokenizer.save_pretrained(str(out))
     return out
+
+
+def build_tiny_seq2seq(directory: Path | str, seed: int = 0) -> Path:
+    """Save a 1+1-layer BART (d_model 32) with the MiniLM tokenizer, to test the seq2seq path.
+
+    The tokenizer keeps its ``[CLS] ... [SEP]`` template, which plays BART's ``<s> ... </s>``;
+    ``[SEP]`` also starts decoding, as ``</s>`` does for BART.
+    """
+    import torch
+    from transformers import AutoModelForSeq2SeqLM, BartConfig
+
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = _minilm_tokenizer()
+    tokenizer.bos_token, tokenizer.eos_token = "[CLS]", "[SEP]"
+    config = BartConfig(
+        vocab_size=len(tokenizer), d_model=_HIDDEN, encoder_layers=1, decoder_layers=1,
+        encoder_attention_heads=_HEADS, decoder_attention_heads=_HEADS, encoder_ffn_dim=_INTERMEDIATE,
+        decoder_ffn_dim=_INTERMEDIATE, max_position_embeddings=512,
+        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id, decoder_start_token_id=tokenizer.eos_token_id,
+        forced_eos_token_id=None,
+    )
+    ctx = _seeded(seed)
+    try:
+        model = AutoModelForSeq2SeqLM.from_config(config, dtype=torch.float32)
+    finally:
+        ctx.__exit__(None, None, None)
+    model.save_pretrained(str(out))
+    tokenizer.save_pretrained(str(out))
+    return out

@@ -1,0 +1,590 @@
+"""Fine-tune the summarizer and the sentiment classifier with the transformers Trainer, tracked in MLflow.
+
+One code path for every profile (``train.profiles``: quick / cpu / gpu): the profile only
+changes sample counts, steps, batch sizes, token lengths and learning rates. On CUDA the same
+code turns on bf16, TF32, SDPA attention and length-grouped batches.
+
+MLflow layout of :func:`train_all`: one parent run ``train`` holding all params (flattened
+settings), data lineage, final metrics (``train/<model>_loss``, ``train/<model>_eval_loss``...)
+and both pyfunc models; one nested run per model with the per-step curves (``train/loss``,
+``train/learning_rate``, ``eval/loss``, ``eval/macro_f1``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from reviewops import ReviewOpsError
+from reviewops.config import ProfileConfig, Settings
+from reviewops.schema import LABEL2ID, LABELS
+
+SUMMARIZER_DIR = "summarizer"
+SENTIMENT_DIR = "sentiment"
+CHECKPOINTS_DIR = "checkpoints"
+
+
+@dataclass
+class TrainResult:
+    """What one fine-tuning produced (``model_dir`` loads with the ``reviewops.models`` classes)."""
+
+    name: str
+    model_dir: str
+    base_model: str
+    metrics: dict[str, float]
+    global_step: int
+    seconds: float
+    n_train: int
+    n_eval: int
+    resumed_from: str | None = None
+    log_history: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-friendly summary without the per-step history."""
+        out = asdict(self)
+        out.pop("log_history")
+        return out
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _limit(df: pd.DataFrame, n: int | None, seed: int) -> pd.DataFrame:
+    """A seeded random subset of at most ``n`` rows (all rows when ``n`` is None)."""
+    if n is not None and len(df) > n:
+        df = df.sample(n=n, random_state=seed)
+    return df.reset_index(drop=True)
+
+
+class _Rows:
+    """A list of feature dicts as a map-style dataset (no ``datasets`` dependency)."""
+
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return self.rows[i]
+
+
+def _latest_checkpoint(ckpt_dir: Path) -> Path | None:
+    found = [p for p in ckpt_dir.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
+    return max(found, key=lambda p: int(p.name.split("-")[-1])) if found else None
+
+
+def _step_logger():
+    """A Trainer callback that logs every Trainer log line into the *active* MLflow run.
+
+    Own callback instead of transformers' MLflowCallback: it never starts or ends runs, and it
+    namespaces metric names (``train/loss``, ``eval/loss``).
+    """
+    from transformers import TrainerCallback
+
+    class MlflowStepLogger(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
+            import mlflow
+
+            if not state.is_world_process_zero or mlflow.active_run() is None:
+                return
+            metrics: dict[str, float] = {}
+            for key, value in (logs or {}).items():
+                if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                    continue
+                if key.startswith("eval_"):
+                    name = f"eval/{key[5:]}"
+                elif key == "train_loss":  # the end-of-training average
+                    name = "train/avg_loss"
+                elif key.startswith("train_"):
+                    name = f"train/{key[6:]}"
+                else:
+                    name = f"train/{key}"
+                metrics[name] = float(value)
+            if metrics:
+                mlflow.log_metrics(metrics, step=int(state.global_step))
+
+    return MlflowStepLogger()
+
+
+def _training_args(out: Path, profile: ProfileConfig, settings: Settings, lr: float, max_steps: int,
+                   has_eval: bool, batch_size: int | None = None, **extra: Any):
+    from transformers import TrainingArguments
+
+    cuda = _cuda()
+    import torch
+
+    eval_steps = max(1, min(profile.eval_steps, max_steps))
+    kwargs: dict[str, Any] = dict(
+        output_dir=str(out),
+        max_steps=max_steps,
+        per_device_train_batch_size=batch_size or profile.batch_size,
+        per_device_eval_batch_size=batch_size or profile.batch_size,
+        gradient_accumulation_steps=profile.grad_accum,
+        learning_rate=lr,
+        warmup_steps=profile.warmup_ratio,
+        lr_scheduler_type="linear",
+        weight_decay=0.01,
+        logging_strategy="steps",
+        logging_steps=max(1, min(5, eval_steps)),
+        logging_first_step=True,
+        save_strategy="steps",
+        save_steps=eval_steps,
+        save_total_limit=2,
+        report_to="none",  # our own callback logs into our run; no other integration
+        seed=settings.train.seed,
+        data_seed=settings.train.seed,
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+        label_names=["labels"],
+        use_cpu=not cuda,
+        bf16=bool(cuda and torch.cuda.is_bf16_supported()),
+        tf32=True if cuda else None,
+        train_sampling_strategy="group_by_length" if cuda else "random",
+    )
+    if has_eval:
+        kwargs.update(eval_strategy="steps", eval_steps=eval_steps, load_best_model_at_end=True,
+                      metric_for_best_model="eval_loss", greater_is_better=False)
+    else:
+        kwargs.update(eval_strategy="no")
+    kwargs.update(extra)
+    return TrainingArguments(**kwargs)
+
+
+def _callbacks(settings: Settings, has_eval: bool) -> list[Any]:
+    from transformers import EarlyStoppingCallback
+
+    callbacks: list[Any] = [_step_logger()]
+    if has_eval:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=settings.train.early_stopping_patience))
+    return callbacks
+
+
+def _best_eval(log_history: list[dict[str, Any]]) -> dict[str, float]:
+    evals = [h for h in log_history if "eval_loss" in h]
+    if not evals:
+        return {}
+    best = min(evals, key=lambda h: h["eval_loss"])
+    noise = ("runtime", "per_second")
+    return {f"eval/{k[5:]}": float(v) for k, v in best.items()
+            if k.startswith("eval_") and isinstance(v, int | float) and not any(n in k for n in noise)}
+
+
+def _train_loop(trainer: Any, ckpt_dir: Path, resume: bool) -> tuple[Any, str | None]:
+    checkpoint = _latest_checkpoint(ckpt_dir) if resume else None
+    output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    return output, str(checkpoint) if checkpoint else None
+
+
+def _load_kwargs() -> dict[str, Any]:
+    import torch
+
+    kwargs: dict[str, Any] = {"dtype": torch.float32}  # fp32 master weights; bf16 via autocast on GPU
+    if _cuda():
+        kwargs["attn_implementation"] = "sdpa"
+    return kwargs
+
+
+# --------------------------------------------------------------------------- summarizer
+
+
+def _summarizer_rows(df: pd.DataFrame, tokenizer: Any, settings: Settings, kind: str) -> list[dict[str, Any]]:
+    from reviewops.models.summarizer import build_source
+
+    prof = settings.train.active
+    prompt = settings.summarizer.prompt
+    rows = []
+    for text, summary in zip(df["text"].astype(str), df["summary"].astype(str), strict=True):
+        source = build_source(prompt, text, tokenizer, prof.max_source_tokens)
+        if kind == "seq2seq":
+            enc = tokenizer(source, truncation=True, max_length=prof.max_source_tokens + 64)
+            labels = tokenizer(text_target=summary.strip(), truncation=True,
+                               max_length=prof.max_target_tokens)["input_ids"]
+            rows.append({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"],
+                         "labels": labels})
+            continue
+        # Causal LM: prompt + " summary" + EOS; the loss only sees the summary and EOS.
+        src = tokenizer(source)["input_ids"]
+        tgt = tokenizer(" " + summary.strip(), add_special_tokens=False)["input_ids"][: prof.max_target_tokens]
+        tgt = tgt + [tokenizer.eos_token_id]
+        ids = src + tgt
+        rows.append({"input_ids": ids, "attention_mask": [1] * len(ids),
+                     "labels": [-100] * len(src) + tgt})
+    return rows
+
+
+def train_summarizer(settings: Settings, train_df: pd.DataFrame, val_df: pd.DataFrame, out_dir: Path | str,
+                     resume: bool = True) -> TrainResult:
+    """Fine-tune ``settings.summarizer.model`` on (text, summary) pairs; save to ``out_dir/summarizer``.
+
+    Checkpoints go to ``out_dir/checkpoints/summarizer``; with ``resume`` a later call continues
+    from the newest one. Logs per-step metrics into the active MLflow run, if any.
+    """
+    import torch
+    from transformers import (
+        AutoModelForCausalLM,
+        AutoModelForSeq2SeqLM,
+        AutoTokenizer,
+        DataCollatorForSeq2Seq,
+        Trainer,
+        set_seed,
+    )
+
+    from reviewops.models.pretrained import resolve_model_path
+    from reviewops.models.summarizer import detect_kind
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    start = time.perf_counter()
+    cfg, prof = settings.summarizer, settings.train.active
+    set_seed(settings.train.seed)
+    base = resolve_model_path(cfg.model, settings)
+    kind = detect_kind(base, cfg.kind)
+    out_dir = Path(out_dir)
+    ckpt_dir = out_dir / CHECKPOINTS_DIR / SUMMARIZER_DIR
+
+    def usable(df: pd.DataFrame) -> pd.DataFrame:
+        ok = df["summary"].notna() & df["summary"].astype(str).str.strip().ne("") & df["text"].notna()
+        return df[ok]
+
+    train_df = _limit(usable(train_df), prof.max_train_samples, settings.train.seed)
+    val_df = _limit(usable(val_df), prof.max_eval_samples, settings.train.seed)
+    if train_df.empty:
+        raise ReviewOpsError("no training rows with a non-empty summary; check data/processed/train.parquet")
+
+    tokenizer = AutoTokenizer.from_pretrained(str(base))
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "right"  # training pads on the right; Summarizer pads left to generate
+    auto = AutoModelForSeq2SeqLM if kind == "seq2seq" else AutoModelForCausalLM
+    model = auto.from_pretrained(str(base), **_load_kwargs())
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    if cfg.lora:
+        from peft import LoraConfig, TaskType, get_peft_model
+
+        task = TaskType.SEQ_2_SEQ_LM if kind == "seq2seq" else TaskType.CAUSAL_LM
+        model = get_peft_model(model, LoraConfig(task_type=task, r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
+                                                 lora_dropout=0.05, target_modules="all-linear"))
+
+    train_rows = _summarizer_rows(train_df, tokenizer, settings, kind)
+    val_rows = _summarizer_rows(val_df, tokenizer, settings, kind)
+    collator = DataCollatorForSeq2Seq(tokenizer, model=model if kind == "seq2seq" else None,
+                                      label_pad_token_id=-100, padding=True,
+                                      pad_to_multiple_of=8 if _cuda() else None)
+    args = _training_args(ckpt_dir, prof, settings, prof.learning_rate_summarizer, prof.summarizer_max_steps,
+                          has_eval=bool(val_rows), prediction_loss_only=True)
+    trainer = Trainer(model=model, args=args, data_collator=collator, train_dataset=_Rows(train_rows),
+                      eval_dataset=_Rows(val_rows) if val_rows else None, processing_class=tokenizer,
+                      callbacks=_callbacks(settings, bool(val_rows)))
+    output, resumed = _train_loop(trainer, ckpt_dir, resume)
+
+    final = trainer.model
+    if cfg.lora:
+        final = final.merge_and_unload()  # serving loads a plain model, no peft needed
+    final_dir = out_dir / SUMMARIZER_DIR
+    final.config.pad_token_id = tokenizer.pad_token_id
+    if getattr(final, "generation_config", None) is not None:
+        final.generation_config.pad_token_id = tokenizer.pad_token_id
+    final = final.to(torch.float32)
+    final.save_pretrained(str(final_dir))
+    tokenizer.padding_side = "left" if kind == "causal" else "right"
+    tokenizer.save_pretrained(str(final_dir))
+
+    history = trainer.state.log_history
+    metrics = {"train/loss": float(output.training_loss), **_best_eval(history)}
+    return TrainResult(name=SUMMARIZER_DIR, model_dir=str(final_dir), base_model=str(base), metrics=metrics,
+                       global_step=int(trainer.state.global_step), seconds=round(time.perf_counter() - start, 1),
+                       n_train=len(train_rows), n_eval=len(val_rows), resumed_from=resumed,
+                       log_history=list(history))
+
+
+# --------------------------------------------------------------------------- sentiment
+
+
+def class_weights(label_ids: np.ndarray | list[int], num_labels: int = len(LABELS)) -> np.ndarray:
+    """Balanced weights ``n / (k * count_c)``, clipped to [0.1, 10]; 1.0 for absent classes."""
+    counts = np.bincount(np.asarray(label_ids, dtype=int), minlength=num_labels).astype(float)
+    total = counts.sum()
+    weights = np.where(counts > 0, total / (num_labels * np.maximum(counts, 1)), 1.0)
+    return np.clip(weights, 0.1, 10.0)
+
+
+def _weighted_trainer_cls():
+    import torch
+    from transformers import Trainer
+
+    class WeightedTrainer(Trainer):
+        """Cross-entropy with per-class weights, so rare neutral/negative reviews count."""
+
+        def __init__(self, *args: Any, class_weights: np.ndarray | None = None, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.class_weights = None if class_weights is None else torch.tensor(class_weights,
+                                                                                 dtype=torch.float32)
+            # compute_loss returns a per-batch mean: let the Trainer scale it for grad accumulation.
+            self.model_accepts_loss_kwargs = False
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001
+            labels = inputs.pop("labels")
+            outputs = model(**inputs)
+            logits = outputs.logits.float()
+            weight = None if self.class_weights is None else self.class_weights.to(logits.device)
+            loss = torch.nn.functional.cross_entropy(logits, labels, weight=weight)
+            return (loss, outputs) if return_outputs else loss
+
+    return WeightedTrainer
+
+
+def _sentiment_metrics(pred: Any) -> dict[str, float]:
+    from sklearn.metrics import f1_score
+
+    logits = pred.predictions[0] if isinstance(pred.predictions, tuple) else pred.predictions
+    y_pred = np.asarray(logits).argmax(axis=-1)
+    y_true = np.asarray(pred.label_ids)
+    return {"accuracy": float((y_pred == y_true).mean()),
+            "macro_f1": float(f1_score(y_true, y_pred, average="macro", labels=list(range(len(LABELS))),
+                                       zero_division=0))}
+
+
+def train_sentiment(settings: Settings, train_df: pd.DataFrame, val_df: pd.DataFrame, out_dir: Path | str,
+                    resume: bool = True) -> TrainResult:
+    """Fine-tune ``settings.sentiment.model`` as a 3-class classifier; save to ``out_dir/sentiment``.
+
+    Labels come from ``label_id`` (``schema.LABEL2ID``); with ``sentiment.class_weights`` the loss
+    is weighted by inverse label frequency of the training subset.
+    """
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, set_seed
+
+    from reviewops.models.pretrained import resolve_model_path
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    start = time.perf_counter()
+    cfg, prof = settings.sentiment, settings.train.active
+    set_seed(settings.train.seed)
+    base = resolve_model_path(cfg.model, settings)
+    out_dir = Path(out_dir)
+    ckpt_dir = out_dir / CHECKPOINTS_DIR / SENTIMENT_DIR
+
+    def usable(df: pd.DataFrame) -> pd.DataFrame:
+        if "label_id" not in df.columns:
+            df = df.assign(label_id=df["label"].map(LABEL2ID))
+        return df[df["text"].notna() & df["label_id"].notna()]
+
+    train_df = _limit(usable(train_df), prof.max_train_samples, settings.train.seed)
+    val_df = _limit(usable(val_df), prof.max_eval_samples, settings.train.seed)
+    if train_df.empty:
+        raise ReviewOpsError("no labelled training rows; check data/processed/train.parquet")
+
+    tokenizer = AutoTokenizer.from_pretrained(str(base))
+    model = AutoModelForSequenceClassification.from_pretrained(
+        str(base), num_labels=len(LABELS), id2label=dict(enumerate(LABELS)), label2id=dict(LABEL2ID),
+        **_load_kwargs())
+    max_len = cfg.max_length
+
+    def rows(df: pd.DataFrame) -> list[dict[str, Any]]:
+        enc = tokenizer(df["text"].astype(str).tolist(), truncation=True, max_length=max_len)
+        return [{"input_ids": ids, "attention_mask": mask, "labels": int(label)}
+                for ids, mask, label in zip(enc["input_ids"], enc["attention_mask"], df["label_id"], strict=True)]
+
+    train_rows, val_rows = rows(train_df), rows(val_df)
+    weights = class_weights(train_df["label_id"].astype(int).to_numpy()) if cfg.class_weights else None
+    args = _training_args(ckpt_dir, prof, settings, prof.learning_rate_sentiment, prof.sentiment_max_steps,
+                          has_eval=bool(val_rows), batch_size=prof.sentiment_batch_size)
+    trainer = _weighted_trainer_cls()(
+        model=model, args=args, data_collator=DataCollatorWithPadding(tokenizer),
+        train_dataset=_Rows(train_rows), eval_dataset=_Rows(val_rows) if val_rows else None,
+        processing_class=tokenizer, compute_metrics=_sentiment_metrics,
+        callbacks=_callbacks(settings, bool(val_rows)), class_weights=weights)
+    output, resumed = _train_loop(trainer, ckpt_dir, resume)
+
+    final_dir = out_dir / SENTIMENT_DIR
+    trainer.model.save_pretrained(str(final_dir))
+    tokenizer.save_pretrained(str(final_dir))
+    history = trainer.state.log_history
+    metrics = {"train/loss": float(output.training_loss), **_best_eval(history)}
+    if weights is not None:
+        metrics.update({f"train/class_weight_{label}": float(w) for label, w in zip(LABELS, weights, strict=True)})
+    return TrainResult(name=SENTIMENT_DIR, model_dir=str(final_dir), base_model=str(base), metrics=metrics,
+                       global_step=int(trainer.state.global_step), seconds=round(time.perf_counter() - start, 1),
+                       n_train=len(train_rows), n_eval=len(val_rows), resumed_from=resumed,
+                       log_history=list(history))
+
+
+# --------------------------------------------------------------------------- MLflow + orchestration
+
+
+def setup_mlflow(settings: Settings, root: Path | str | None = None) -> str:
+    """Point MLflow at ``$MLFLOW_TRACKING_URI`` or ``sqlite:///<root>/mlflow.db`` and select the experiment.
+
+    A new experiment on a sqlite store keeps its artifacts in ``mlartifacts/`` beside the
+    database (not in the current directory). Returns the tracking URI.
+    """
+    import mlflow
+
+    root = Path(root or Path.cwd()).resolve()
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{root / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    name = settings.train.experiment
+    if mlflow.get_experiment_by_name(name) is None:
+        artifact_location = None
+        if uri.startswith("sqlite:///"):
+            db = Path(uri[len("sqlite:///"):])
+            artifact_location = (db.parent / "mlartifacts").resolve().as_uri()
+        try:
+            mlflow.create_experiment(name, artifact_location=artifact_location)
+        except Exception:  # noqa: BLE001 - created concurrently by another process
+            if mlflow.get_experiment_by_name(name) is None:
+                raise
+    mlflow.set_experiment(name)
+    return uri
+
+
+def flatten(data: Any, prefix: str = "") -> dict[str, str]:
+    """Nested settings as MLflow params: ``{"train.profiles.cpu.batch_size": "8", ...}``."""
+    out: dict[str, str] = {}
+    if isinstance(data, dict):
+        for key, value in data.items():
+            out.update(flatten(value, f"{prefix}{key}."))
+    else:
+        out[prefix[:-1]] = str(data)[:6000]
+    return out
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def data_lineage(processed_dir: Path | str, root: Path | str | None = None) -> dict[str, str]:
+    """``data/dvc_md5`` (from ``data.dvc``), ``git_commit`` and sha256 of the processed splits."""
+    import yaml
+
+    root = Path(root or Path.cwd())
+    processed_dir = Path(processed_dir)
+    lineage: dict[str, str] = {}
+    dvc_file = root / "data.dvc"
+    if dvc_file.is_file():
+        try:
+            outs = (yaml.safe_load(dvc_file.read_text(encoding="utf-8")) or {}).get("outs") or []
+            if outs and outs[0].get("md5"):
+                lineage["data/dvc_md5"] = str(outs[0]["md5"])
+        except Exception:  # noqa: BLE001 - lineage is best effort, never blocks training
+            pass
+    try:
+        proc = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                              check=False, timeout=10)
+        if proc.returncode == 0 and proc.stdout.strip():
+            lineage["git_commit"] = proc.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    for split in ("train", "val", "test"):
+        path = processed_dir / f"{split}.parquet"
+        if path.is_file():
+            lineage[f"data/{split}_sha256"] = _sha256(path)
+    lineage["data/processed_dir"] = str(processed_dir)
+    return lineage
+
+
+def _read_split(processed_dir: Path, split: str) -> pd.DataFrame:
+    path = processed_dir / f"{split}.parquet"
+    if not path.is_file():
+        raise ReviewOpsError(f"{path} not found; run `reviewops preprocess` and `reviewops split` first")
+    return pd.read_parquet(path)
+
+
+def train_all(settings: Settings, processed_dir: Path | str | None = None, out_dir: Path | str | None = None,
+              only: str | None = None, resume: bool = True, log_models: bool = True) -> dict[str, Any]:
+    """Train both models (or ``only`` one) and track everything in one MLflow parent run.
+
+    Args:
+        settings: project settings; ``train.profile`` selects the size knobs.
+        processed_dir: folder with ``train.parquet`` / ``val.parquet`` (default ``paths.processed_dir``).
+        out_dir: where final models go (default ``<paths.models_dir>/trained``).
+        only: ``"summarizer"`` or ``"sentiment"`` to train just one.
+        resume: continue from checkpoints under ``out_dir/checkpoints`` when present.
+        log_models: log pyfunc models (set False for a quick dry run).
+
+    Returns:
+        ``run_id``, ``experiment_id``, ``tracking_uri``, ``model_uris`` ({name: models:/...}),
+        ``model_dirs``, ``metrics``, ``timings`` (seconds), ``child_run_ids``, ``profile``.
+    """
+    import mlflow
+
+    from reviewops.models.pyfunc import log_sentiment, log_summarizer
+
+    if only not in (None, SUMMARIZER_DIR, SENTIMENT_DIR):
+        raise ReviewOpsError(f"--only must be 'summarizer' or 'sentiment', not {only!r}")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    processed_dir = Path(processed_dir or settings.paths.processed_dir)
+    out_dir = Path(out_dir or Path(settings.paths.models_dir) / "trained")
+    train_df, val_df = _read_split(processed_dir, "train"), _read_split(processed_dir, "val")
+    tracking_uri = setup_mlflow(settings)
+    todo = [only] if only else [SUMMARIZER_DIR, SENTIMENT_DIR]
+    trainers = {SUMMARIZER_DIR: train_summarizer, SENTIMENT_DIR: train_sentiment}
+
+    result: dict[str, Any] = {"profile": settings.train.profile, "tracking_uri": tracking_uri,
+                              "model_uris": {}, "model_dirs": {}, "metrics": {}, "timings": {},
+                              "child_run_ids": {}}
+    start = time.perf_counter()
+    with mlflow.start_run(run_name="train") as parent:
+        result["run_id"] = parent.info.run_id
+        result["experiment_id"] = parent.info.experiment_id
+        params = flatten(settings.model_dump(mode="json"))
+        params.update(flatten(settings.train.active.model_dump(mode="json"), "train.active."))
+        lineage = data_lineage(processed_dir)
+        params.update(lineage)
+        params.update({"data/n_train_rows": str(len(train_df)), "data/n_val_rows": str(len(val_df)),
+                       "train/only": only or "all"})
+        items = list(params.items())
+        for i in range(0, len(items), 100):  # MLflow caps params per batch call
+            mlflow.log_params(dict(items[i:i + 100]))
+        if "git_commit" in lineage:
+            mlflow.set_tag("mlflow.source.git.commit", lineage["git_commit"])
+        mlflow.set_tag("reviewops.stage", "train")
+
+        for name in todo:
+            with mlflow.start_run(run_name=f"train-{name}", nested=True) as child:
+                result["child_run_ids"][name] = child.info.run_id
+                mlflow.log_params({"model": name, "profile": settings.train.profile})
+                res = trainers[name](settings, train_df, val_df, out_dir, resume=resume)
+                mlflow.log_params({"base_model": res.base_model, "n_train": res.n_train, "n_eval": res.n_eval,
+                                   "resumed_from": res.resumed_from or "none"})
+            parent_metrics = {f"train/{name}_{k.split('/', 1)[1]}" if k.startswith("train/")
+                              else f"train/{name}_{k.replace('/', '_')}": v for k, v in res.metrics.items()}
+            parent_metrics[f"train/{name}_seconds"] = res.seconds
+            parent_metrics[f"train/{name}_global_step"] = float(res.global_step)
+            mlflow.log_metrics(parent_metrics)
+            result["metrics"].update(parent_metrics)
+            result["model_dirs"][name] = res.model_dir
+            result["timings"][f"{name}_train_s"] = res.seconds
+            result[name] = res.summary()
+
+            if log_models:
+                t0 = time.perf_counter()
+                example = [str(t)[:500] for t in val_df["text"].head(2)] or None
+                if name == SUMMARIZER_DIR:
+                    info = log_summarizer(res.model_dir, settings.summarizer, example=example)
+                else:
+                    info = log_sentiment(res.model_dir, settings.sentiment, example=example)
+                result["model_uris"][name] = info.model_uri
+                result["timings"][f"{name}_log_model_s"] = round(time.perf_counter() - t0, 1)
+        result["timings"]["total_s"] = round(time.perf_counter() - start, 1)
+        mlflow.log_metric("train/total_seconds", result["timings"]["total_s"])
+    return result

@@ -1,0 +1,52 @@
+"""Shared fixtures: offline, telemetry-free, isolated state per test session."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_CSV = ROOT.parent / "shared" / "data" / "amazon_fine_food_1k.csv"
+AMAZON_COLUMNS = "review_id=Id,product_id=ProductId,text=Text,summary=Summary,rating=Score,timestamp=Time"
+
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+@pytest.fixture
+def shared_csv() -> Path:
+    """The real Amazon sample beside the project; skips when it is absent."""
+    if not SHARED_CSV.exists():
+        pytest.skip(f"{SHARED_CSV} not found (shared data lives beside the project, not in it)")
+    return SHARED_CSV
+
+
+def make_project(dest: Path, params_overrides: dict | None = None) -> Path:
+    """A throwaway ReviewOps project: git + DVC repo with dvc.yaml, params.yaml and src/."""
+    import yaml
+
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "dvc.yaml", dest / "dvc.yaml")
+    shutil.copytree(ROOT / "src", dest / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for dotted, value in (params_overrides or {}).items():
+        node = params
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
+    subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
+    subprocess.run(["git", "config", "user.email", "t@t"], cwd=dest, check=True)
+    subprocess.run(["git", "config", "user.name", "t"], cwd=dest, check=True)
+    return dest

@@ -214,10 +214,16 @@ def summarize_product_cmd(
             "cons": ", ".join(c["phrase"] for c in result["cons"])}, False, "product")
 
 
+def _help(fn) -> str:  # noqa: ANN001
+    """A docstring as help text: Rich keeps single newlines, so re-flow each paragraph."""
+    import inspect
+
+    paragraphs = inspect.cleandoc(fn.__doc__ or "").split("\n\n")
+    return "\n\n".join(" ".join(p.split()) for p in paragraphs)
+
+
 def register(app: typer.Typer) -> None:
     """Add the evaluation, gate, registry and product commands to the root app."""
-    app.command("evaluate")(evaluate_cmd)
-    app.command("gate")(gate_cmd)
-    app.command("promote")(promote_cmd)
-    app.command("rollback")(rollback_cmd)
-    app.command("summarize-product")(summarize_product_cmd)
+    for name, fn in (("evaluate", evaluate_cmd), ("gate", gate_cmd), ("promote", promote_cmd),
+                     ("rollback", rollback_cmd), ("summarize-product", summarize_product_cmd)):
+        app.command(name, help=_help(fn))(fn)

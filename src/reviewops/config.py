@@ -178,15 +178,29 @@ class EvaluateConfig(_Strict):
 
 
 class ServeConfig(_Strict):
-    """BentoML service limits and adaptive batching."""
+    """BentoML service limits and adaptive batching.
 
-    max_items: int = 64
-    max_text_chars: int = 5000
+    ``max_batch_size``/``max_latency_ms`` drive the sentiment batcher; generation is two orders
+    of magnitude slower on CPU, so the summarizer has its own, looser pair (a request whose
+    predicted wait exceeds the max latency is answered 503 by BentoML's dispatcher).
+    ``batching`` can be overridden per process with ``REVIEWOPS_BATCHING=0|1``.
+    """
+
+    max_items: int = Field(64, ge=1)
+    max_text_chars: int = Field(5000, ge=1)
     on_too_long: Literal["truncate", "reject"] = "truncate"
-    max_batch_size: int = 32
-    max_latency_ms: int = 500
-    port: int = 3000
+    max_body_bytes: int = Field(8_000_000, ge=1024)
+    batching: bool = True
+    max_batch_size: int = Field(32, ge=1)
+    max_latency_ms: int = Field(500, ge=1)
+    summarizer_max_batch_size: int = Field(8, ge=1)
+    summarizer_max_latency_ms: int = Field(60000, ge=1)
+    timeout_s: int = Field(180, ge=1)
+    host: str = "127.0.0.1"
+    port: int = Field(3000, ge=1, le=65535)
     auth_token_env: str = "REVIEWOPS_API_TOKEN"
+    summarizer_tag: str = "review-summarizer:latest"
+    sentiment_tag: str = "review-sentiment:latest"
 
 
 class DriftConfig(_Strict):
@@ -207,7 +221,7 @@ class DriftConfig(_Strict):
     min_period_count: int = Field(20, ge=1)
     embedding_model: str | None = None
     embedding_batch_size: int = Field(64, ge=1)
-    embedding_plot_rows: int = Field(200, ge=10)
+    embedding_plot_rows: int = Field(500, ge=10)
     retune_profile: Literal["quick", "cpu", "gpu"] = "quick"
     replay_fraction: float = Field(0.5, ge=0, le=1)
 

@@ -13,8 +13,10 @@ and both pyfunc models; one nested run per model with the per-step curves (``tra
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
+import shutil
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field
@@ -154,7 +156,7 @@ def _training_args(out: Path, profile: ProfileConfig, settings: Settings, lr: fl
         label_names=["labels"],
         use_cpu=not cuda,
         bf16=bool(cuda and torch.cuda.is_bf16_supported()),
-        tf32=True if cuda else None,
+        tf32=True if cuda and torch.cuda.get_device_capability()[0] >= 8 else None,  # Ampere+
         train_sampling_strategy="group_by_length" if cuda else "random",
     )
     if has_eval:
@@ -185,8 +187,37 @@ def _best_eval(log_history: list[dict[str, Any]]) -> dict[str, float]:
             if k.startswith("eval_") and isinstance(v, int | float) and not any(n in k for n in noise)}
 
 
-def _train_loop(trainer: Any, ckpt_dir: Path, resume: bool) -> tuple[Any, str | None]:
-    checkpoint = _latest_checkpoint(ckpt_dir) if resume else None
+def _fingerprint(base: Path | str, kind: str, prof: ProfileConfig, extra: dict[str, Any],
+                 rows: list[dict[str, Any]]) -> str:
+    """What a checkpoint must match to be resumed: base model, knobs that shape training, data.
+
+    Step counts and eval cadence are left out on purpose, so raising ``max_steps`` continues a
+    finished run instead of starting over.
+    """
+    digest = hashlib.sha256()
+    knobs = prof.model_dump(mode="json", exclude={"summarizer_max_steps", "sentiment_max_steps", "eval_steps",
+                                                   "max_eval_samples"})
+    digest.update(json.dumps({"base": str(base), "kind": kind, "profile": knobs, **extra},
+                             sort_keys=True, default=str).encode())
+    for row in rows:
+        digest.update(repr((row["input_ids"], row["labels"])).encode())
+    return digest.hexdigest()
+
+
+def _train_loop(trainer: Any, ckpt_dir: Path, resume: bool, fingerprint: str) -> tuple[Any, str | None]:
+    """Run ``trainer.train``, resuming from the newest checkpoint when it belongs to this same job.
+
+    Checkpoints of a different job (other base model, data or knobs) are deleted rather than
+    resumed: a retrain on new data must not silently continue the old run.
+    """
+    marker = ckpt_dir / "reviewops_fingerprint.txt"
+    checkpoint = _latest_checkpoint(ckpt_dir) if ckpt_dir.is_dir() else None
+    same_job = marker.is_file() and marker.read_text(encoding="utf-8").strip() == fingerprint
+    if checkpoint is not None and not (resume and same_job):
+        shutil.rmtree(ckpt_dir)
+        checkpoint = None
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    marker.write_text(fingerprint, encoding="utf-8")
     output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     return output, str(checkpoint) if checkpoint else None
 
@@ -291,7 +322,8 @@ def train_summarizer(settings: Settings, train_df: pd.DataFrame, val_df: pd.Data
     trainer = Trainer(model=model, args=args, data_collator=collator, train_dataset=_Rows(train_rows),
                       eval_dataset=_Rows(val_rows) if val_rows else None, processing_class=tokenizer,
                       callbacks=_callbacks(settings, bool(val_rows)))
-    output, resumed = _train_loop(trainer, ckpt_dir, resume)
+    fingerprint = _fingerprint(base, kind, prof, cfg.model_dump(mode="json"), train_rows)
+    output, resumed = _train_loop(trainer, ckpt_dir, resume, fingerprint)
 
     final = trainer.model
     if cfg.lora:
@@ -409,7 +441,8 @@ def train_sentiment(settings: Settings, train_df: pd.DataFrame, val_df: pd.DataF
         train_dataset=_Rows(train_rows), eval_dataset=_Rows(val_rows) if val_rows else None,
         processing_class=tokenizer, compute_metrics=_sentiment_metrics,
         callbacks=_callbacks(settings, bool(val_rows)), class_weights=weights)
-    output, resumed = _train_loop(trainer, ckpt_dir, resume)
+    fingerprint = _fingerprint(base, "sentiment", prof, cfg.model_dump(mode="json"), train_rows)
+    output, resumed = _train_loop(trainer, ckpt_dir, resume, fingerprint)
 
     final_dir = out_dir / SENTIMENT_DIR
     trainer.model.save_pretrained(str(final_dir))

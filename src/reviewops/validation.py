@@ -46,15 +46,20 @@ CHECKPOINT_NAME = "reviews_canonical"
 # are part of its stored config, so toggling them per run would rewrite the JSON every time.
 CHECKPOINT_NO_DOCS_NAME = "reviews_canonical_no_docs"
 DOCS_SITE_NAME = "local_site"
+# The Data Docs index page re-reads every stored validation result on each build, so its
+# cost grows with history (the result of a 1M-row batch whose rows all fail holds ~1M row
+# indices, ~20 MB of JSON); the index lists the latest runs only.
+DOCS_INDEX_LIMIT = 50
 RULE_KEY = "rule"
 REASON_COLUMN = "quarantine_reason"
 TIMESTAMP_REGEX = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$"
 NOT_EMPTY_REGEX = r"\S"
 
 # COMPLETE gives ``unexpected_index_list`` (positions, after our reset_index) for every
-# column-map expectation. The unexpected *values* are left out: the split needs only the
-# indices, and dropping the values keeps the stored result JSON and the docs page small
-# on big batches. ``partial_unexpected_list`` (20 examples) still feeds the Data Docs.
+# column-map expectation. The unexpected *values* are left out (GX then also drops the
+# 20-value ``partial_unexpected_list``; Data Docs show row indices instead): with COMPLETE,
+# values would copy every failing review text (up to max_text_chars each) into the stored
+# result JSON. The bad values are in the quarantine Parquet file instead.
 RESULT_FORMAT: dict[str, Any] = {
     "result_format": "COMPLETE",
     "partial_unexpected_count": 20,
@@ -214,9 +219,10 @@ class GxProject:
 def get_gx_project(settings: Settings) -> GxProject:
     """Open (or scaffold) the file-backed GX project and make sure every object exists.
 
-    Idempotent: objects are fetched when present and the suite/validation
-    definition/checkpoints are ``add_or_update``-d (GX keeps the ids of unchanged
-    expectations, so a second run leaves the committed suite JSON byte-identical).
+    Idempotent: the datasource, asset and batch definition are fetched when present;
+    the suite is written only when its rules changed (see :func:`_get_or_update_suite`),
+    the validation definition and checkpoints are ``add_or_update``-d (same content, same
+    ids). A second run leaves every committed file byte-identical.
     """
     gx = _import_gx()
     import great_expectations.expectations as gxe
@@ -232,9 +238,17 @@ def get_gx_project(settings: Settings) -> GxProject:
     variables = context.variables
     bars = variables.progress_bars
     bars_on = bars.get("globally", True) if isinstance(bars, dict) else getattr(bars, "globally", True)
-    if bars is None or bars_on or variables.analytics_enabled is not False:
+    sites = dict(variables.data_docs_sites or {})
+    site = dict(sites.get(DOCS_SITE_NAME) or {})
+    index_builder = dict(site.get("site_index_builder") or {"class_name": "DefaultSiteIndexBuilder"})
+    stale_docs = bool(site) and index_builder.get("validation_results_limit") != DOCS_INDEX_LIMIT
+    if bars is None or bars_on or variables.analytics_enabled is not False or stale_docs:
         variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
         variables.analytics_enabled = False
+        if stale_docs:
+            index_builder["validation_results_limit"] = DOCS_INDEX_LIMIT
+            sites[DOCS_SITE_NAME] = {**site, "site_index_builder": index_builder}
+            variables.data_docs_sites = sites
         variables.save()
 
     try:

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from rouge_score import rouge_scorer
 
+from reviewops import ReviewOpsError
 from reviewops.config import ProfileConfig, Settings, TrainConfig
 from reviewops.evaluate import (
     CJKRougeTokenizer,
@@ -15,6 +16,7 @@ from reviewops.evaluate import (
     check_invariance_pii_masks,
     check_invariance_product_names,
     check_summaries,
+    evaluate_models,
     evaluate_predictors,
     lead_n,
     metrics_of,
@@ -292,3 +294,54 @@ def test_read_train_report_accepts_nested_uris(tmp_path):
     assert (r["summarizer_uri"], r["sentiment_uri"], r["run_id"]) == ("models:/m-1", "models:/m-2", "abc")
     p.write_text(json.dumps({"summarizer_uri": "runs:/x/s", "sentiment_uri": "runs:/x/t", "run_id": "x"}))
     assert read_train_report(p)["sentiment_uri"] == "runs:/x/t"
+
+
+# --------------------------------------------------------------------------- real (tiny) models + CLI
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory):
+    from reviewops.models.tiny import build_tiny_causal_lm, build_tiny_encoder
+
+    root = tmp_path_factory.mktemp("tiny")
+    return build_tiny_causal_lm(root / "summarizer"), build_tiny_encoder(root / "sentiment")
+
+
+def test_evaluate_models_with_tiny_models(tiny_models):
+    summarizer, sentiment = tiny_models
+    result = evaluate_models(_settings(4), _test_df(8), summarizer, sentiment, base_summarizer_path=summarizer)
+    for key in ("eval/rougeL", "eval/sentiment_macro_f1", "baseline/lead8/rougeL", "baseline/untuned/rougeL",
+                "slice/language=zh/rougeL", "behaviour/invariance_product_name", "behaviour/summary_nonempty"):
+        assert 0.0 <= result[key] <= 1.0, key
+    # Greedy decoding: the "untuned" baseline with the same weights scores exactly the same.
+    assert result["baseline/untuned/rougeL"] == result["eval/rougeL"]
+    assert result["behaviour/summary_nonempty"] == 1.0  # the Summarizer never returns ""
+    assert result["meta"]["summarization_rows"] == 4
+    assert result["meta"]["models"]["untuned_summarizer"] == str(summarizer)
+
+
+def test_evaluate_models_names_the_missing_model(tmp_path):
+    with pytest.raises(ReviewOpsError, match="reviewops train"):
+        evaluate_models(_settings(4), _test_df(4), tmp_path / "nope", None)
+
+
+def test_cli_evaluate_writes_json(tiny_models, tmp_path):
+    from typer.testing import CliRunner
+
+    from reviewops.cli import app
+
+    summarizer, sentiment = tiny_models
+    processed = tmp_path / "processed"
+    processed.mkdir()
+    _test_df(6).to_parquet(processed / "test.parquet")
+    out = tmp_path / "eval.json"
+    res = CliRunner().invoke(app, [
+        "--set", "train.profile=quick", "--set", "evaluate.untuned_baseline=false",
+        "evaluate", "--processed-dir", str(processed), "--summarizer", str(summarizer),
+        "--sentiment", str(sentiment), "--out", str(out), "--no-log", "--no-compare-champion", "--json"])
+    assert res.exit_code == 0, res.output
+    printed = json.loads(res.stdout.strip().splitlines()[-1])
+    saved = json.loads(out.read_text(encoding="utf-8"))
+    assert printed["eval/rougeL"] == pytest.approx(saved["eval/rougeL"], abs=1e-4)
+    assert "baseline/untuned/rougeL" not in saved
+    assert len(saved["predictions"]) == 6

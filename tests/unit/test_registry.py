@@ -52,7 +52,8 @@ def _log_model(root: Path, marker: str, metrics: dict[str, float] | None = None)
     with mlflow.start_run(run_name=f"train-{marker}") as run:
         if metrics:
             mlflow.log_metrics(metrics)
-        info = mlflow.pyfunc.log_model(name="model", python_model=_Echo(), artifacts={"model_dir": str(hf)})
+        info = mlflow.pyfunc.log_model(name="model", python_model=_Echo(), artifacts={"model_dir": str(hf)},
+                                       pip_requirements=[])  # skip slow requirement inference
     return info.model_uri, run.info.run_id
 
 
@@ -149,7 +150,7 @@ def _uris(root: Path, tag: str) -> dict:
 
 
 def _versions(name: str) -> list[str]:
-    return sorted(mv.version for mv in mlflow.MlflowClient().search_model_versions(f"name='{name}'"))
+    return sorted(str(mv.version) for mv in mlflow.MlflowClient().search_model_versions(f"name='{name}'"))
 
 
 def test_gate_registers_promotes_and_a_failed_gate_leaves_registry_untouched(mlflow_env):
@@ -217,3 +218,30 @@ def test_log_to_mlflow_metrics_table_and_json(mlflow_env):
     # Logging again to the same (finished) run by id adds to it instead of opening a new one.
     assert log_to_mlflow({"eval/rouge1": 0.4}, run_id=run_id) == run_id
     assert mlflow.MlflowClient().get_run(run_id).data.metrics["eval/rouge1"] == 0.4
+
+
+def test_cli_gate_exit_code_and_promote_rollback(mlflow_env):
+    from typer.testing import CliRunner
+
+    from reviewops.cli import app
+
+    root, _ = mlflow_env
+    reports = root / "cli-reports"
+    reports.mkdir()
+    (reports / "eval.json").write_text(json.dumps(_eval_result(0.01, 0.8)))
+    (reports / "train.json").write_text(json.dumps(_uris(root, "cli")))
+    args = ["--set", "gate.summarizer_name=cli-sum", "--set", "gate.sentiment_name=cli-sent",
+            "gate", "--eval", str(reports / "eval.json"), "--train-report", str(reports / "train.json"),
+            "--out", str(reports / "gate.json")]
+    runner = CliRunner()
+    failed = runner.invoke(app, args)
+    assert failed.exit_code == 1
+    assert "floor/rougeL" in failed.output and "FAIL" in failed.output
+    assert _versions("cli-sum") == []
+
+    (reports / "eval.json").write_text(json.dumps(_eval_result(0.5, 0.8)))
+    passed = runner.invoke(app, [*args, "--json"])
+    assert passed.exit_code == 0, passed.output
+    assert json.loads(passed.stdout.strip().splitlines()[-1])["registered"]["summarizer"]["version"] == "1"
+    res = runner.invoke(app, ["rollback", "cli-sum"])
+    assert res.exit_code != 0  # nothing to roll back to: a one-line ReviewOpsError

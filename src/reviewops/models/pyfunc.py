@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,9 @@ def _log(name: str, python_model: Any, model_dir: str, cfg: BaseModel, example_i
 
     # The settings section travels as a JSON artifact, not ``model_config=``: MLflow would also
     # log that dict as run params, which clash between the two models logged in one run.
-    with tempfile.TemporaryDirectory(prefix="reviewops-pyfunc-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="reviewops-pyfunc-") as tmp, warnings.catch_warnings():
+        # predict() is untyped on purpose (the signature comes from the example); hush the nag.
+        warnings.filterwarnings("ignore", message=".*type hint.*", category=UserWarning)
         config_path = Path(tmp) / "reviewops_config.json"
         config_path.write_text(cfg.model_dump_json(indent=2), encoding="utf-8")
         return mlflow.pyfunc.log_model(

@@ -26,14 +26,13 @@ def _minilm_tokenizer():
     return AutoTokenizer.from_pretrained(str(minilm_source_dir()))
 
 
-def _seeded(seed: int):
+def _seeded_from_config(auto_cls, config, seed: int):  # noqa: ANN001
+    """``auto_cls.from_config`` under a forked, seeded RNG: identical weights, caller's RNG untouched."""
     import torch
 
-    # Build under a forked RNG so that a test fixture does not disturb the caller's seed.
-    ctx = torch.random.fork_rng(devices=[])
-    ctx.__enter__()
-    torch.manual_seed(seed)
-    return ctx
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return auto_cls.from_config(config, dtype=torch.float32)
 
 
 def build_tiny_causal_lm(directory: Path | str, seed: int = 0) -> Path:
@@ -46,7 +45,6 @@ def build_tiny_causal_lm(directory: Path | str, seed: int = 0) -> Path:
     Returns:
         The directory, loadable with ``AutoModelForCausalLM`` / :class:`Summarizer`.
     """
-    import torch
     from tokenizers import processors
     from transformers import AutoModelForCausalLM, LlamaConfig
 
@@ -63,11 +61,7 @@ def build_tiny_causal_lm(directory: Path | str, seed: int = 0) -> Path:
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
-    ctx = _seeded(seed)
-    try:
-        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    finally:
-        ctx.__exit__(None, None, None)
+    model = _seeded_from_config(AutoModelForCausalLM, config, seed)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.bos_token_id = tokenizer.bos_token_id
@@ -98,7 +92,6 @@ def build_tiny_encoder(directory: Path | str, num_labels: int = 3, seed: int = 0
         The directory, loadable with ``AutoModelForSequenceClassification`` /
         :class:`SentimentClassifier`, and as a base for ``train_sentiment``.
     """
-    import torch
     from transformers import AutoModelForSequenceClassification, BertConfig
 
     out = Path(directory)
@@ -112,11 +105,7 @@ def build_tiny_encoder(directory: Path | str, num_labels: int = 3, seed: int = 0
         id2label=dict(enumerate(labels)),
         label2id=LABEL2ID if labels is LABELS else {name: i for i, name in enumerate(labels)},
     )
-    ctx = _seeded(seed)
-    try:
-        model = AutoModelForSequenceClassification.from_config(config, dtype=torch.float32)
-    finally:
-        ctx.__exit__(None, None, None)
+    model = _seeded_from_config(AutoModelForSequenceClassification, config, seed)
     model.save_pretrained(str(out))
     tokenizer.save_pretrained(str(out))
     return out
@@ -128,7 +117,6 @@ def build_tiny_seq2seq(directory: Path | str, seed: int = 0) -> Path:
     The tokenizer keeps its ``[CLS] ... [SEP]`` template, which plays BART's ``<s> ... </s>``;
     ``[SEP]`` also starts decoding, as ``</s>`` does for BART.
     """
-    import torch
     from transformers import AutoModelForSeq2SeqLM, BartConfig
 
     out = Path(directory)
@@ -143,11 +131,7 @@ def build_tiny_seq2seq(directory: Path | str, seed: int = 0) -> Path:
         eos_token_id=tokenizer.eos_token_id, decoder_start_token_id=tokenizer.eos_token_id,
         forced_eos_token_id=None,
     )
-    ctx = _seeded(seed)
-    try:
-        model = AutoModelForSeq2SeqLM.from_config(config, dtype=torch.float32)
-    finally:
-        ctx.__exit__(None, None, None)
+    model = _seeded_from_config(AutoModelForSeq2SeqLM, config, seed)
     model.save_pretrained(str(out))
     tokenizer.save_pretrained(str(out))
     return out

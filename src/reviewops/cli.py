@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from reviewops import ReviewOpsError
 from reviewops.cli_common import State, err_console
@@ -65,7 +66,7 @@ def main() -> None:
     try:
         app()
     except (ReviewOpsError, ConfigError) as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
 
 

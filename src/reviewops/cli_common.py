@@ -86,7 +86,8 @@ def progress(description: str, total: int | None = None, enabled: bool = True):
     """A Rich progress bar on stderr; yields ``advance(n=1)``."""
     columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn()]
-    with Progress(*columns, console=err_console, transient=False, disable=not enabled) as prog:
+    # Spinners for open-ended work vanish when done; real bars stay as a record.
+    with Progress(*columns, console=err_console, transient=total is None, disable=not enabled) as prog:
         task = prog.add_task(description, total=total)
 
         def advance(n: int = 1) -> None:

@@ -309,25 +309,18 @@ class ReviewAnalyzer:
         self._info: dict[str, ModelInfo] | None = None
 
     async def __is_ready__(self) -> bool:
-        proxy = getattr(self.models, "to_async", None)
-        if proxy is None:  # in-process dependency: constructed means loaded
-            return bool(getattr(self.models, "ready", False))
-        try:
-            return bool(await proxy.is_ready(2))
+        models = self.models
+        if isinstance(models, ReviewModels):  # in-process dependency: constructed means loaded
+            return models.ready
+        try:  # BentoML's client to the models process: its /readyz (its own __is_ready__)
+            return bool(await models.to_async.is_ready(2))
         except Exception:
             return False
 
     async def _call(self, name: str, **kwargs: Any) -> Any:
-        """Call a ReviewModels endpoint: over BentoML's client when remote, in a thread when local."""
-        proxy = getattr(self.models, "to_async", None)
+        """Call a ReviewModels endpoint (BentoML's client when remote, a thread when in-process)."""
         try:
-            if proxy is not None:
-                return await getattr(proxy, name)(**kwargs)
-            import anyio
-
-            return await anyio.to_thread.run_sync(lambda: getattr(self.models, name)(**kwargs))
-        except RequestError:
-            raise
+            return await getattr(self.models.to_async, name)(**kwargs)
         except Exception as exc:
             code = getattr(getattr(exc, "error_code", None), "value", 500)
             logger.warning("models service call %s failed: %s", name, exc)

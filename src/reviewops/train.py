@@ -18,6 +18,7 @@ import math
 import os
 import shutil
 import subprocess
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -122,6 +123,31 @@ def _step_logger():
                 mlflow.log_metrics(metrics, step=int(state.global_step))
 
     return MlflowStepLogger()
+
+
+def _stderr_printer():
+    """Replaces the Trainer's stdout printer: ``--json`` keeps stdout for the one result object."""
+    from transformers import TrainerCallback
+
+    class StderrPrinter(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
+            if not state.is_world_process_zero or not logs:
+                return
+            shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in logs.items()
+                     if k in ("loss", "learning_rate", "eval_loss", "eval_macro_f1", "train_runtime")}
+            if shown:
+                print(f"[train] step {state.global_step}/{state.max_steps} {shown}", file=sys.stderr, flush=True)
+
+    return StderrPrinter()
+
+
+def _quiet_stdout(trainer: Any) -> Any:
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(_stderr_printer())
+    return trainer
 
 
 def _training_args(out: Path, profile: ProfileConfig, settings: Settings, lr: float, max_steps: int,
@@ -322,6 +348,7 @@ def train_summarizer(settings: Settings, train_df: pd.DataFrame, val_df: pd.Data
     trainer = Trainer(model=model, args=args, data_collator=collator, train_dataset=_Rows(train_rows),
                       eval_dataset=_Rows(val_rows) if val_rows else None, processing_class=tokenizer,
                       callbacks=_callbacks(settings, bool(val_rows)))
+    _quiet_stdout(trainer)
     fingerprint = _fingerprint(base, kind, prof, cfg.model_dump(mode="json"), train_rows)
     output, resumed = _train_loop(trainer, ckpt_dir, resume, fingerprint)
 
@@ -441,6 +468,7 @@ def train_sentiment(settings: Settings, train_df: pd.DataFrame, val_df: pd.DataF
         train_dataset=_Rows(train_rows), eval_dataset=_Rows(val_rows) if val_rows else None,
         processing_class=tokenizer, compute_metrics=_sentiment_metrics,
         callbacks=_callbacks(settings, bool(val_rows)), class_weights=weights)
+    _quiet_stdout(trainer)
     fingerprint = _fingerprint(base, "sentiment", prof, cfg.model_dump(mode="json"), train_rows)
     output, resumed = _train_loop(trainer, ckpt_dir, resume, fingerprint)
 

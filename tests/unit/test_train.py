@@ -227,7 +227,7 @@ def test_train_cli_quick_json(project: Path, tiny: dict[str, Path]) -> None:
             "--out", str(project / "out"), "--json"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    payload = json.loads(result.stdout.strip().splitlines()[-1])
+    payload = json.loads(result.stdout)  # stdout holds only the result; progress goes to stderr
     assert payload["profile"] == "quick" and set(payload["model_uris"]) == {"sentiment"}
     assert payload["model_uris"]["sentiment"].startswith("models:/")
     assert payload["timings"]["sentiment_train_s"] > 0 and len(payload["run_id"]) == 32

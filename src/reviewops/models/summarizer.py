@@ -128,6 +128,9 @@ class Summarizer:
             "do_sample": False,
             "pad_token_id": self.tokenizer.pad_token_id,
         }
+        if self.kind == "causal":
+            # Only the first line is kept: stop there instead of generating to max_new_tokens.
+            gen_kwargs.update(stop_strings=["\n"], tokenizer=self.tokenizer)
         with torch.no_grad():
             out = self.model.generate(**enc, **gen_kwargs)
         if self.kind == "causal":

@@ -72,6 +72,8 @@ def train_cmd(
     out: Path = typer.Option(
         None, "--out", help="Where the fine-tuned models go, as out/summarizer and out/sentiment "
                             "(default: <paths.models_dir>/trained)."),
+    report: Path = typer.Option(
+        None, "--report", help="Result JSON read by evaluate/gate (default: <paths.reports_dir>/train.json)."),
     no_resume: bool = typer.Option(
         False, "--no-resume", help="Ignore checkpoints under <out>/checkpoints and start over."),
     as_json: bool = JSON_OPTION,
@@ -81,7 +83,8 @@ def train_cmd(
     Reads data/processed/{train,val}.parquet, starts from the models in params.yaml
     (summarizer.model, sentiment.model; see `reviewops models pull`), and logs one MLflow run
     "train" (params, data lineage, losses, both models as pyfunc) to $MLFLOW_TRACKING_URI or
-    sqlite:///./mlflow.db. Prints the run id and model URIs for `reviewops evaluate` / registry.
+    sqlite:///./mlflow.db. Writes the run id, model URIs and model dirs to reports/train.json,
+    which `reviewops evaluate` and `reviewops gate` read.
 
     Examples:
 
@@ -100,9 +103,9 @@ def train_cmd(
             f"sentiment {prof.sentiment_max_steps} steps)", highlight=False)
     with progress("training", total=None, enabled=not as_json):
         result = train_all(settings, processed_dir=processed_dir, out_dir=out,
-                           only=only.value if only else None, resume=not no_resume)
+                           only=only.value if only else None, resume=not no_resume, report_path=report)
     summary = {k: result[k] for k in ("run_id", "experiment_id", "tracking_uri", "profile", "model_uris",
-                                      "model_dirs", "metrics", "timings", "child_run_ids")}
+                                      "model_dirs", "metrics", "timings", "child_run_ids", "report_path")}
     emit(summary, as_json, title="train")
 
 

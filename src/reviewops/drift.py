@@ -241,6 +241,33 @@ def embed(texts: Sequence[str], model_path: Path | str | None = None, batch_size
     return out
 
 
+def embed_cached(texts: Sequence[str], model_path: Path | str | None, batch_size: int,
+                 cache_dir: Path | None) -> np.ndarray:
+    """:func:`embed` with an on-disk cache keyed by the model path and the exact texts.
+
+    The reference sample (fixed seed, same training data) is identical on every monitoring run,
+    so its embeddings — half of the check's cost on CPU — are computed once.
+    """
+    if cache_dir is None:
+        return embed(texts, model_path, batch_size)
+    import hashlib
+
+    digest = hashlib.sha1(str(Path(model_path or default_embedding_model()).resolve()).encode())
+    for text in texts:
+        digest.update(b"\x00" + str(text).encode("utf-8", "surrogatepass"))
+    path = Path(cache_dir) / f"emb-{digest.hexdigest()[:20]}.npy"
+    if path.exists():
+        cached = np.load(path)
+        if cached.shape[0] == len(texts):
+            return cached
+    vecs = embed(texts, model_path, batch_size)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, vecs)
+    tmp.replace(path)
+    return vecs
+
+
 # --------------------------------------------------------------------------------------------
 # Sentiment trend
 # --------------------------------------------------------------------------------------------
@@ -694,7 +721,8 @@ def run_drift(reference_df: pd.DataFrame, current_df: pd.DataFrame, settings: Se
     cur_texts = _texts(cur_s["text"]).tolist()
     say(f"embedding {len(ref_texts)} + {len(cur_texts)} sampled texts")
     model_path = cfg.embedding_model or None
-    ref_emb = embed(ref_texts, model_path, cfg.embedding_batch_size)
+    out = Path(out_dir) if out_dir else Path(settings.paths.reports_dir) / "drift"
+    ref_emb = embed_cached(ref_texts, model_path, cfg.embedding_batch_size, out / ".embedding_cache")
     cur_emb = embed(cur_texts, model_path, cfg.embedding_batch_size)
     emb_cols = [f"emb_{i}" for i in range(ref_emb.shape[1])]
 
@@ -770,7 +798,6 @@ def run_drift(reference_df: pd.DataFrame, current_df: pd.DataFrame, settings: Se
     summary["decision"] = decision.to_dict()
 
     # 5. outputs: HTML + JSON, Evidently workspace, MLflow
-    out = Path(out_dir) if out_dir else Path(settings.paths.reports_dir) / "drift"
     out.mkdir(parents=True, exist_ok=True)
     html_path, json_path = out / f"{name}.html", out / f"{name}.json"
     summary["report_html"] = str(html_path)
@@ -933,7 +960,8 @@ def _render_html(summary: Mapping[str, Any], decision: DriftDecision, full, samp
     return f"""<!doctype html><html><head><meta charset="utf-8">
 <title>ReviewOps drift: {html.escape(summary['name'])}</title><style>{_CSS}</style></head><body>
 <h1>Drift check {html.escape(summary['name'])}</h1>
-<p>{summary['created_at']} — reference {summary['reference']['rows']} rows, current {summary['current']['rows']} rows.</p>
+<p>{summary['created_at']} — reference {summary['reference']['rows']} rows,
+current {summary['current']['rows']} rows.</p>
 <p class="banner {banner[0]}">{banner[1]}</p>
 <h2>Decision</h2>{signals}
 <p><b>{sampling}</b>.</p>
@@ -953,5 +981,5 @@ both weeks with at least {summary['trend']['min_count']} reviews.</p>
 
 
 __all__ = ["DriftDecision", "DriftResult", "Signal", "add_to_workspace", "build_vocab",
-           "auc_noise_floor", "compute_descriptors", "decide_drift", "embed", "load_batch",
+           "auc_noise_floor", "compute_descriptors", "decide_drift", "embed", "embed_cached", "load_batch",
            "log_to_mlflow", "run_drift", "sentiment_trend"]

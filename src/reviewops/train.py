@@ -571,7 +571,8 @@ def _read_split(processed_dir: Path, split: str) -> pd.DataFrame:
 
 
 def train_all(settings: Settings, processed_dir: Path | str | None = None, out_dir: Path | str | None = None,
-              only: str | None = None, resume: bool = True, log_models: bool = True) -> dict[str, Any]:
+              only: str | None = None, resume: bool = True, log_models: bool = True,
+              report_path: Path | str | None = None) -> dict[str, Any]:
     """Train both models (or ``only`` one) and track everything in one MLflow parent run.
 
     Args:
@@ -581,10 +582,13 @@ def train_all(settings: Settings, processed_dir: Path | str | None = None, out_d
         only: ``"summarizer"`` or ``"sentiment"`` to train just one.
         resume: continue from checkpoints under ``out_dir/checkpoints`` when present.
         log_models: log pyfunc models (set False for a quick dry run).
+        report_path: where the result is written as JSON for evaluate/gate/registry
+            (default ``<paths.reports_dir>/train.json``).
 
     Returns:
         ``run_id``, ``experiment_id``, ``tracking_uri``, ``model_uris`` ({name: models:/...}),
-        ``model_dirs``, ``metrics``, ``timings`` (seconds), ``child_run_ids``, ``profile``.
+        ``model_dirs``, ``metrics``, ``timings`` (seconds), ``child_run_ids``, ``profile``,
+        ``report_path``, and one summary per trained model.
     """
     import mlflow
 
@@ -648,4 +652,10 @@ def train_all(settings: Settings, processed_dir: Path | str | None = None, out_d
                 result["timings"][f"{name}_log_model_s"] = round(time.perf_counter() - t0, 1)
         result["timings"]["total_s"] = round(time.perf_counter() - start, 1)
         mlflow.log_metric("train/total_seconds", result["timings"]["total_s"])
+    report = Path(report_path or Path(settings.paths.reports_dir) / "train.json")
+    report.parent.mkdir(parents=True, exist_ok=True)
+    tmp = report.with_name(f".{report.name}.tmp")
+    tmp.write_text(json.dumps(result, indent=2, default=str, ensure_ascii=False), encoding="utf-8")
+    tmp.replace(report)
+    result["report_path"] = str(report)
     return result

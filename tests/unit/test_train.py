@@ -222,7 +222,7 @@ def test_train_cli_quick_json(project: Path, tiny: dict[str, Path]) -> None:
     from reviewops.cli import app
 
     args = ["--set", f"sentiment.model={tiny['encoder']}", "--set", f"summarizer.model={tiny['causal']}",
-            "--set", f"paths.models_dir={project / 'models'}",
+            "--set", f"paths.models_dir={project / 'models'}", "--set", f"paths.reports_dir={project / 'reports'}",
             "train", "--profile", "quick", "--only", "sentiment", "--processed-dir", str(project / "processed"),
             "--out", str(project / "out"), "--json"]
     result = CliRunner().invoke(app, args)
@@ -231,6 +231,10 @@ def test_train_cli_quick_json(project: Path, tiny: dict[str, Path]) -> None:
     assert payload["profile"] == "quick" and set(payload["model_uris"]) == {"sentiment"}
     assert payload["model_uris"]["sentiment"].startswith("models:/")
     assert payload["timings"]["sentiment_train_s"] > 0 and len(payload["run_id"]) == 32
+    # The report that evaluate/gate read by default.
+    report = json.loads((project / "reports" / "train.json").read_text())
+    assert report["run_id"] == payload["run_id"] and report["model_uris"] == payload["model_uris"]
+    assert Path(report["model_dirs"]["sentiment"]).is_dir()
 
 
 def test_train_cli_missing_data_is_one_line_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

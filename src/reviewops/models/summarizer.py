@@ -90,6 +90,7 @@ class Summarizer:
         self.tokenizer = tokenizer
         self.cfg = cfg
         self.kind = kind
+        self._stop_at_newline = True
 
     @classmethod
     def load(cls, path: Path | str, cfg: SummarizerConfig | None = None) -> Summarizer:
@@ -128,11 +129,17 @@ class Summarizer:
             "do_sample": False,
             "pad_token_id": self.tokenizer.pad_token_id,
         }
-        if self.kind == "causal":
+        out = None
+        if self.kind == "causal" and self._stop_at_newline:
             # Only the first line is kept: stop there instead of generating to max_new_tokens.
-            gen_kwargs.update(stop_strings=["\n"], tokenizer=self.tokenizer)
-        with torch.no_grad():
-            out = self.model.generate(**enc, **gen_kwargs)
+            try:
+                with torch.no_grad():
+                    out = self.model.generate(**enc, **gen_kwargs, stop_strings=["\n"], tokenizer=self.tokenizer)
+            except ValueError:  # the vocabulary cannot spell "\n" (e.g. WordPiece): plain generation
+                self._stop_at_newline = False
+        if out is None:
+            with torch.no_grad():
+                out = self.model.generate(**enc, **gen_kwargs)
         if self.kind == "causal":
             out = out[:, enc["input_ids"].shape[1]:]  # decode only the new tokens
         return self.tokenizer.batch_decode(out, skip_special_tokens=True)

@@ -12,10 +12,11 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from reviewops.data.generate import write_generated
 
-from reviewops import versioning
+from reviewops import evaluate, gate, train, versioning
 from reviewops.config import Settings, load_settings
+from reviewops.data.generate import write_generated
+from reviewops.models import pretrained
 
 
 @task(name="ensure-raw-data", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
@@ -83,15 +84,50 @@ def data_flow(settings: Settings | None = None) -> dict:
     return summary
 
 
+@task(name="models-pull", retries=2, retry_delay_seconds=10, cache_policy=NO_CACHE)
+def pull_models(settings: Settings) -> dict:
+    """Install/convert the default pretrained weights once (idempotent)."""
+    return pretrained.pull(settings)
+
+
+@task(name="train", cache_policy=NO_CACHE)
+def train_models(settings: Settings) -> dict:
+    """Fine-tune both models with the Trainer; tracked in MLflow (writes reports/train.json)."""
+    result = train.train_all(settings)
+    return {k: result[k] for k in ("run_id", "model_uris", "model_dirs", "metrics", "timings", "profile")}
+
+
+@task(name="evaluate", cache_policy=NO_CACHE)
+def evaluate_models(settings: Settings) -> dict:
+    """Test-split metrics, baselines (lead-8, untuned) and behaviour checks (reports/eval.json)."""
+    return evaluate.metrics_of(evaluate.run_evaluation(settings))
+
+
+@task(name="quality-gate", cache_policy=NO_CACHE)
+def quality_gate(settings: Settings) -> dict:
+    """Floors + no regression vs champion; registers and (if configured) promotes on pass."""
+    return gate.gate_stage(settings).to_dict()
+
+
 @flow(name="reviewops-retrain", log_prints=True)
 def retrain_flow(settings: Settings | None = None) -> dict:
-    """Retraining: data half (validate -> preprocess -> split); model stages follow."""
+    """Retraining, end to end.
+
+    Steps: data half (raw -> data.dvc -> dvc repro: validate, preprocess, split) ->
+    models pull -> train -> evaluate -> quality gate (register, alias, promote).
+    A failed gate fails the flow with the table of failed checks; the registry is untouched.
+    """
     settings = settings or load_settings()
-    return {"data": data_flow(settings)}
+    result = {"data": data_flow(settings)}
+    pull_models(settings)
+    result["train"] = train_models(settings)
+    result["eval"] = evaluate_models(settings)
+    result["gate"] = quality_gate(settings)
+    return result
 
 
 def _print_summary(result: dict) -> None:
-    from reviewops.cli_common import emit
+    from reviewops.cli_common import emit, out_console
 
     data = result["data"]
     emit({
@@ -101,6 +137,18 @@ def _print_summary(result: dict) -> None:
         "quarantine": data["quarantine_path"], "data_version (data.dvc md5)": data["data_version"],
         "data_docs": f"file://{Path(data['data_docs']).resolve()}" if data["data_docs"] else None,
     }, as_json=False, title="ReviewOps retraining: data")
+    if "eval" in result:
+        keys = [k for k in result["eval"] if k.startswith(("eval/", "baseline/"))]
+        emit({k: round(result["eval"][k], 4) for k in sorted(keys)}, as_json=False,
+             title="ReviewOps retraining: test-split metrics (fine-tuned vs baselines)")
+    if "gate" in result:
+        gate_result = result["gate"]
+        rows = {f"{c['name']} ({c.get('value')} vs {c.get('threshold')})": "pass" if c["passed"] else "FAIL"
+                for c in gate_result.get("checks", [])}
+        emit({"passed": gate_result.get("passed"), **rows, "registered": gate_result.get("registered")},
+             as_json=False, title="quality gate")
+        out_console.print("MLflow UI:  .venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db "
+                          "--host 127.0.0.1 --port 5000", highlight=False)
 
 
 if __name__ == "__main__":

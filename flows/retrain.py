@@ -110,15 +110,17 @@ def quality_gate(settings: Settings) -> dict:
 
 
 @flow(name="reviewops-retrain", log_prints=True)
-def retrain_flow(settings: Settings | None = None) -> dict:
+def retrain_flow(settings: Settings | None = None, refresh_data: bool = True) -> dict:
     """Retraining, end to end.
 
     Steps: data half (raw -> data.dvc -> dvc repro: validate, preprocess, split) ->
     models pull -> train -> evaluate -> quality gate (register, alias, promote).
     A failed gate fails the flow with the table of failed checks; the registry is untouched.
+    ``refresh_data=False`` skips the data half for a caller that already ran it (the monitor's
+    drift-triggered re-tune, which points ``paths.processed_dir`` at its own split).
     """
     settings = settings or load_settings()
-    result = {"data": data_flow(settings)}
+    result = {"data": data_flow(settings) if refresh_data else collect_data_reports(settings)}
     pull_models(settings)
     result["train"] = train_models(settings)
     result["eval"] = evaluate_models(settings)

@@ -192,7 +192,7 @@ class ServeConfig(_Strict):
     max_body_bytes: int = Field(8_000_000, ge=1024)
     batching: bool = True
     max_batch_size: int = Field(32, ge=1)
-    max_latency_ms: int = Field(500, ge=1)
+    max_latency_ms: int = Field(2000, ge=1)
     summarizer_max_batch_size: int = Field(8, ge=1)
     summarizer_max_latency_ms: int = Field(60000, ge=1)
     timeout_s: int = Field(180, ge=1)
@@ -223,7 +223,15 @@ class DriftConfig(_Strict):
     embedding_batch_size: int = Field(64, ge=1)
     embedding_plot_rows: int = Field(500, ge=10)
     retune_profile: Literal["quick", "cpu", "gpu"] = "quick"
+    # Share of *older* rows in the re-tuning train/val sets: replayed = new x f / (1 - f),
+    # capped at what exists (0 = new rows only, 0.5 = as many old rows as new, 1 = all old rows).
     replay_fraction: float = Field(0.5, ge=0, le=1)
+    # Champion predictions in the drift check: "sentiment" (cheap), "all" (+ summary lengths:
+    # one generation per sampled row, slow on CPU) or "none".
+    champion_predictions: Literal["none", "sentiment", "all"] = "sentiment"
+    inbox_dir: Path = Path("data/inbox")
+    inbox_interval_minutes: int = Field(10, ge=1)
+    retrain_cron: str = "0 3 * * *"
 
 
 class Settings(_Strict):

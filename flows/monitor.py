@@ -1,0 +1,239 @@
+"""Monitoring flow: a new batch -> validate -> drift check -> (drifted, no cooldown) re-tune via retraining.
+
+Run ``python flows/monitor.py --demo`` (what ``make run`` does after retraining): it drops a
+drifted synthetic batch into the inbox and processes it. ``python flows/monitor.py BATCH`` checks
+one file; ``python flows/deployments.py`` serves the inbox poller on a schedule.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from reviewops import retune
+from reviewops.config import Settings, load_settings
+from reviewops.gate import GateFailedError
+
+try:  # imported as part of the repository (tests, `python -m flows.monitor`)
+    from flows import retrain
+except ImportError:  # run as a script: `python flows/monitor.py` puts flows/ first on sys.path
+    import retrain
+
+
+@task(name="validate-preprocess-batch", cache_policy=NO_CACHE)
+def prepare_batch(settings: Settings, batch: str, name: str) -> dict:
+    """GX validation + quarantine, then cleaning; a batch over the failure threshold fails here."""
+    return retune.prepare_batch(settings, Path(batch), name)
+
+
+@task(name="drift-check", cache_policy=NO_CACHE)
+def check_drift(settings: Settings, clean_path: str, name: str, reference: str | None) -> dict:
+    """Evidently report vs the champion's training data (reports/drift/<name>.html|.json, MLflow run)."""
+    return retune.check_batch_drift(settings, clean_path, name, reference, log=get_run_logger().info)
+
+
+@task(name="cooldown", cache_policy=NO_CACHE)
+def cooldown(settings: Settings) -> dict:
+    """Whether a drift-triggered retrain ran less than drift.cooldown_minutes ago."""
+    return retune.cooldown_status(settings)
+
+
+@task(name="append-batch-to-raw", cache_policy=NO_CACHE)
+def append_to_raw(settings: Settings, batch: str) -> dict:
+    """Copy the batch into data/raw (append-only) and record the new data.dvc version."""
+    return retune.append_batch_to_raw(settings, Path(batch))
+
+
+@task(name="retune-split", cache_policy=NO_CACHE)
+def retune_split(settings: Settings, new_files: list[str], name: str) -> dict:
+    """New rows + a fixed-seed replay of older rows (drift.replay_fraction); whole test split."""
+    return retune.build_retune_split(settings, new_files, retune.retune_dir(settings, name))
+
+
+@task(name="retune-starting-point", cache_policy=NO_CACHE)
+def starting_point(settings: Settings, processed_dir: str) -> tuple[Settings, dict]:
+    """Champion (registry) as the starting model, train.profile = drift.retune_profile."""
+    return retune.retune_settings(settings, processed_dir, log=get_run_logger().info)
+
+
+@task(name="old-vs-new-test", cache_policy=NO_CACHE)
+def old_vs_new(settings: Settings, new_files: list[str]) -> dict:
+    """Metrics on the old test rows next to the whole test split (eval_old/... in MLflow)."""
+    return retune.forgetting_report(settings, new_files)
+
+
+@task(name="retrain-outcome", cache_policy=NO_CACHE)
+def retrain_outcome(settings: Settings) -> dict:
+    """Run id, test metrics and the gate decision of the re-tune (from reports/*.json)."""
+    return retune.retrain_outcome(settings)
+
+
+@task(name="record-retrain", cache_policy=NO_CACHE)
+def record_retrain(settings: Settings, info: dict) -> str:
+    """Start the cooldown (reports/monitor/state.json)."""
+    return str(retune.record_retrain(settings, info))
+
+
+@task(name="write-monitor-summary", cache_policy=NO_CACHE)
+def write_summary(settings: Settings, summary: dict) -> dict:
+    """reports/monitor/<name>.json: the flow's result, readable without Prefect."""
+    summary["summary_path"] = str(retune.write_monitor_summary(settings, summary))
+    return summary
+
+
+def _retune(settings: Settings) -> str:
+    """The retraining flow as a subflow; a failed gate is an outcome here, anything else fails."""
+    state = retrain.retrain_flow(settings, refresh_data=False, return_state=True)
+    if state.is_failed():
+        error = state.result(raise_on_failure=False)
+        if not isinstance(error, GateFailedError):
+            raise error if isinstance(error, BaseException) else RuntimeError(state.message)
+        get_run_logger().warning("re-tuned models rejected by the quality gate; the champion stays")
+    return state.type.value
+
+
+@flow(name="reviewops-monitor", log_prints=True)
+def monitor_flow(batch: str, settings: Settings | None = None, reference: str | None = None) -> dict:
+    """Check one new batch for drift and re-tune when it drifted.
+
+    Steps: validate + preprocess the batch (a batch failing validation fails the flow: no
+    retrain) -> drift check vs the champion's training data (HTML/JSON report, Evidently
+    workspace, MLflow run) -> stop unless drifted and out of cooldown -> append the batch to
+    data/raw (new data.dvc version) -> dvc repro -> re-tune split (new rows + replay) ->
+    starting point (champion, drift.retune_profile) -> retraining subflow (train, evaluate,
+    gate) -> old-vs-new test metrics -> record the retrain (cooldown) -> summary.
+    """
+    settings = settings or load_settings()
+    name = retune.batch_name(batch)
+    prepared = prepare_batch(settings, batch, name)
+    drift = check_drift(settings, prepared["clean_path"], name, reference)
+    summary = {"name": name, "batch": batch, "validation": prepared, "drift": drift,
+               "report": drift["html"], "retune_profile": settings.drift.retune_profile}
+    if not drift["drifted"]:
+        return write_summary(settings, {**summary, "action": "none: no drift"})
+    summary["cooldown"] = cooldown(settings)
+    if summary["cooldown"]["active"]:
+        return write_summary(settings, {**summary, "action": f"none: cooldown until {summary['cooldown']['until']}"})
+
+    summary["data"] = append_to_raw(settings, batch)
+    retrain.reproduce_data_stages()
+    new_files = [summary["data"]["raw_file"]]
+    summary["retune_split"] = retune_split(settings, new_files, name)
+    tuned_settings, summary["starting_point"] = starting_point(settings, summary["retune_split"]["out_dir"])
+    summary["retrain_state"] = _retune(tuned_settings)
+    summary["retrain"] = retrain_outcome(tuned_settings)
+    summary["old_vs_new"] = old_vs_new(tuned_settings, new_files)
+    record_retrain(settings, {"batch": name, "run_id": summary["retrain"]["run_id"],
+                              "gate_passed": summary["retrain"]["gate"]["passed"]})
+    return write_summary(settings, {**summary, "action": "retrained"})
+
+
+@task(name="pending-inbox-files", cache_policy=NO_CACHE)
+def pending_files(settings: Settings, inbox_dir: str | None) -> list[str]:
+    """Files in the inbox not processed before (ledger: reports/monitor/inbox_ledger.json)."""
+    return [str(p) for p in retune.pending_inbox_files(settings, inbox_dir)]
+
+
+@task(name="record-inbox-file", cache_policy=NO_CACHE)
+def record_file(settings: Settings, path: str, status: str, detail: dict) -> None:
+    """Mark one inbox file as processed, whatever the outcome (it is not picked up again)."""
+    retune.record_inbox(settings, path, status, detail)
+
+
+@flow(name="reviewops-monitor-inbox", log_prints=True)
+def monitor_inbox_flow(inbox_dir: str | None = None, settings: Settings | None = None) -> dict:
+    """Run the monitor on every new file in the inbox, once each (the deployment polls this).
+
+    Steps: list files not yet in the ledger -> for each: monitor subflow -> ledger entry with
+    its outcome (a failed batch is recorded as failed and not retried; fix it and drop it again
+    under a new name).
+    """
+    settings = settings or load_settings()
+    results = {}
+    for path in pending_files(settings, inbox_dir):
+        state = monitor_flow(path, settings, return_state=True)
+        result = state.result(raise_on_failure=False)
+        ok = state.is_completed()
+        detail = {"action": result.get("action"), "summary": result.get("summary_path")} if ok else \
+            {"error": str(result)}
+        record_file(settings, path, "completed" if ok else "failed", detail)
+        results[Path(path).name] = result if ok else {"failed": str(result)}
+    return {"inbox": str(inbox_dir or settings.drift.inbox_dir), "processed": results}
+
+
+def _print_summary(summary: dict) -> None:
+    from reviewops.cli_common import emit, out_console
+
+    drift = summary["drift"]
+    emit({s["name"]: f"{'FIRED' if s['fired'] else 'ok'} "
+                     f"({'n/a' if s['score'] is None else round(s['score'], 3)} vs {round(s['threshold'], 3)})"
+          for s in drift["signals"]}, as_json=False,
+         title=f"drift check {summary['name']}: {'DRIFTED' if drift['drifted'] else 'no drift'}")
+    rows = {"batch": summary["batch"], "valid rows": summary["validation"]["validation"]["valid"],
+            "quarantined": summary["validation"]["validation"]["quarantined"],
+            "report": summary["report"], "drift MLflow run": drift.get("mlflow_run_id"),
+            "action": summary["action"]}
+    if "retrain" in summary:
+        outcome, split = summary["retrain"], summary["retune_split"]
+        rows.update({
+            "data version (data.dvc md5)": f"{summary['data']['old_version']} -> {summary['data']['new_version']}",
+            "re-tune rows (train)": f"{split['train']['new']} new + {split['train']['replay']} replayed "
+                                    f"(drift.replay_fraction={split['replay_fraction']})",
+            "starting point": ", ".join(f"{k}: {v['start']}" for k, v in summary["starting_point"].items()
+                                        if isinstance(v, dict)),
+            "re-tune profile": f"{summary['retune_profile']} (drift.retune_profile; quick = a few steps, "
+                               "set cpu or gpu for a real re-tune)",
+            "retrain MLflow run": outcome["run_id"],
+            "gate": "passed" if outcome["gate"]["passed"] else "FAILED (champion kept)",
+            "gate decision": outcome["gate"]["path"],
+        })
+        old = summary["old_vs_new"]
+        for key in ("rougeL", "sentiment_macro_f1"):
+            rows[f"{key}: all / old test rows"] = (f"{old.get(f'eval_all/{key}', float('nan')):.3f} / "
+                                                   f"{old.get(f'eval_old/{key}', float('nan')):.3f}")
+    emit(rows, as_json=False, title="ReviewOps monitor")
+    out_console.print(f"report: file://{Path(summary['report']).resolve()}\n"
+                      "history: evidently ui --workspace reports/evidently_workspace", highlight=False)
+
+
+def _demo(settings: Settings) -> dict:
+    """Drop a drifted synthetic batch into the inbox and process the inbox."""
+    raw = Path(settings.paths.raw_dir)
+    seed = settings.drift.seed + 1 + (len(list(raw.glob("batch-*"))) if raw.is_dir() else 0)
+    path = retune.generate_batch(settings.drift.inbox_dir, rows=600, seed=seed)
+    print(f"demo batch: {path} (600 rows, scenario language_sentiment_shift, seed {seed})")
+    result = monitor_inbox_flow(str(settings.drift.inbox_dir), settings)
+    return result["processed"][path.name]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("batch", nargs="?", help="a new batch file (CSV/JSONL/Parquet)")
+    parser.add_argument("--demo", action="store_true", help="generate a drifted batch and process it")
+    parser.add_argument("--inbox", action="store_true", help="process new files in drift.inbox_dir once")
+    parser.add_argument("--reference", help="reference batch (default: <processed_dir>/train.parquet)")
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    if args.demo:
+        summary = _demo(settings)
+    elif args.inbox:
+        print(json.dumps(monitor_inbox_flow(None, settings), indent=2, default=str))
+        return 0
+    elif args.batch:
+        summary = monitor_flow(args.batch, settings, args.reference)
+    else:
+        parser.error("pass a batch file, --inbox or --demo")
+    if "failed" in summary:
+        print(f"monitor failed: {summary['failed']}", file=sys.stderr)
+        return 1
+    _print_summary(summary)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

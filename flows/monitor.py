@@ -173,7 +173,7 @@ def _print_summary(summary: dict) -> None:
     emit({s["name"]: f"{'FIRED' if s['fired'] else 'ok'} "
                      f"({'n/a' if s['score'] is None else round(s['score'], 3)} vs {round(s['threshold'], 3)})"
           for s in drift["signals"]}, as_json=False,
-         title=f"drift check {summary['name']}: {'DRIFTED' if drift['drifted'] else 'no drift'}")
+         title=f"drift check: {'DRIFTED' if drift['drifted'] else 'no drift'}")
     rows = {"batch": summary["batch"], "valid rows": summary["validation"]["validation"]["valid"],
             "quarantined": summary["validation"]["validation"]["quarantined"],
             "report": summary["report"], "drift MLflow run": drift.get("mlflow_run_id"),

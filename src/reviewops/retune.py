@@ -160,7 +160,7 @@ def batch_dir(settings: Settings, name: str) -> Path:
 
 
 def prepare_batch(settings: Settings, batch_path: Path | str, name: str | None = None,
-                  build_docs: bool = False) -> dict[str, Any]:
+                  build_docs: bool = True) -> dict[str, Any]:
     """Validate and preprocess a new batch into batch-specific files.
 
     Validation is :func:`reviewops.pipeline.stage_validate` (batch ``batch-<name>``: report

@@ -133,7 +133,7 @@ def _stderr_printer():
         def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
             if not state.is_world_process_zero or not logs:
                 return
-            shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in logs.items()
+            shown = {k: (float(f"{v:.4g}") if isinstance(v, float) else v) for k, v in logs.items()
                      if k in ("loss", "learning_rate", "eval_loss", "eval_macro_f1", "train_runtime")}
             if shown:
                 print(f"[train] step {state.global_step}/{state.max_steps} {shown}", file=sys.stderr, flush=True)

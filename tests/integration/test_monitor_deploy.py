@@ -136,7 +136,6 @@ def _wait_deployments(names: list[str], timeout: float, log: Path) -> None:
 def test_deployments_retrain_then_drifted_inbox_batch_retunes(served, monkeypatch):
     import mlflow
     from flows.deployments import INBOX_DEPLOYMENT, RETRAIN_DEPLOYMENT
-    from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -156,9 +155,8 @@ def test_deployments_retrain_then_drifted_inbox_batch_retunes(served, monkeypatc
         run = run_deployment(INBOX_DEPLOYMENT, timeout=300, poll_interval=2)
         assert run.state.is_completed(), f"{run.state}\n{serve_log.read_text()[-4000:]}"
 
-        with get_client(sync_client=True) as client:
-            flows = {f.id: f.name for f in client.read_flows()}
-            runs = [(flows[r.flow_id], r.state.type.value) for r in client.read_flow_runs()]
+    flows = {f["id"]: f["name"] for f in _post(f"{api}/flows/filter", {"limit": 200})}
+    runs = [(flows[r["flow_id"]], r["state_type"]) for r in _post(f"{api}/flow_runs/filter", {"limit": 200})]
     assert ("reviewops-monitor", "COMPLETED") in runs
     # one retraining from the nightly deployment, one re-tune as the monitor's subflow
     assert sum(1 for name, state in runs if name == "reviewops-retrain" and state == "COMPLETED") >= 2, runs
@@ -196,8 +194,30 @@ def test_deployments_retrain_then_drifted_inbox_batch_retunes(served, monkeypatc
     drift_run = client.get_run(summary["drift"]["mlflow_run_id"])
     assert drift_run.data.tags["drift.drifted"] == "true"
 
-    # within the cooldown a second drifted batch is reported, not retrained
+    # the re-tune started the cooldown
     assert retune.cooldown_active(_settings())
+
+    # a batch that fails validation: the monitor run fails with the message, nothing is appended
+    raw_before = sorted(p.name for p in (project / "data" / "raw").iterdir())
+    bad = project / "data" / "inbox" / "bad.csv"
+    bad.write_text("review_id,product_id,text,summary,rating,timestamp,language\n" + "".join(
+        f"X-{i},P-1,{'fine product' if i % 2 else ''},ok,{9 if i % 3 else 5},2024-01-01T00:00:00Z,en\n"
+        for i in range(30)))
+    with temporary_settings({PREFECT_API_URL: api}):
+        run = run_deployment(INBOX_DEPLOYMENT, timeout=120, poll_interval=2)
+    assert run.state.is_completed()  # the poller itself goes on
+    entry = json.loads(retune.ledger_path(_settings()).read_text())["bad.csv"]
+    assert entry["status"] == "failed" and "failed validation" in entry["error"]
+    assert sorted(p.name for p in (project / "data" / "raw").iterdir()) == raw_before
+    monitor_runs = [r["state_type"] for r in _post(f"{api}/flow_runs/filter", {"limit": 200})
+                    if flows.get(r["flow_id"]) == "reviewops-monitor"]
+    assert sorted(monitor_runs) == ["COMPLETED", "FAILED"]
+
+
+def _post(url: str, body: dict) -> list[dict]:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - loopback only
+        return json.loads(resp.read())
 
 
 def _settings():

@@ -39,6 +39,7 @@ install: $(STAMP)  ## Create .venv and install ReviewOps with its pinned stack
 
 run: install  ## Run the main job end to end on the embedded default data
 	$(PY) flows/retrain.py
+	$(PY) flows/monitor.py --demo
 
 test: install  ## Run the test suite
 	$(PY) -m pytest -q

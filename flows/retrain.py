@@ -13,7 +13,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from reviewops import evaluate, gate, train, versioning
+from reviewops import evaluate, gate, packaging, train, versioning
 from reviewops.config import Settings, load_settings
 from reviewops.data.generate import write_generated
 from reviewops.models import pretrained
@@ -109,12 +109,20 @@ def quality_gate(settings: Settings) -> dict:
     return gate.gate_stage(settings).to_dict()
 
 
+@task(name="package-bento", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
+def package_champion(settings: Settings) -> dict:
+    """Import the champions into the BentoML store and build the Bento (`reviewops package`)."""
+    imported = packaging.import_champions(settings)
+    return {"imported": imported, "bento": packaging.build_bento(settings)}
+
+
 @flow(name="reviewops-retrain", log_prints=True)
 def retrain_flow(settings: Settings | None = None, refresh_data: bool = True) -> dict:
     """Retraining, end to end.
 
     Steps: data half (raw -> data.dvc -> dvc repro: validate, preprocess, split) ->
-    models pull -> train -> evaluate -> quality gate (register, alias, promote).
+    models pull -> train -> evaluate -> quality gate (register, alias, promote) ->
+    package the champion as a Bento (only when this run promoted a new champion).
     A failed gate fails the flow with the table of failed checks; the registry is untouched.
     ``refresh_data=False`` skips the data half for a caller that already ran it (the monitor's
     drift-triggered re-tune, which points ``paths.processed_dir`` at its own split).
@@ -125,6 +133,8 @@ def retrain_flow(settings: Settings | None = None, refresh_data: bool = True) ->
     result["train"] = train_models(settings)
     result["eval"] = evaluate_models(settings)
     result["gate"] = quality_gate(settings)
+    if any(entry.get("promoted") for entry in result["gate"].get("registered", {}).values()):
+        result["package"] = package_champion(settings)
     return result
 
 
@@ -149,6 +159,10 @@ def _print_summary(result: dict) -> None:
                 for c in gate_result.get("checks", [])}
         emit({"passed": gate_result.get("passed"), **rows, "registered": gate_result.get("registered")},
              as_json=False, title="quality gate")
+        if "package" in result:
+            out_console.print(f"Bento: {result['package']['bento']}   serve it: "
+                              f"BENTOML_HOME=bentoml_home .venv/bin/bentoml serve {result['package']['bento']} "
+                              "--host 127.0.0.1 --port 3000", highlight=False)
         out_console.print("MLflow UI:  .venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db "
                           "--host 127.0.0.1 --port 5000", highlight=False)
 

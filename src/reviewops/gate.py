@@ -279,10 +279,12 @@ def _register_candidates(decision: GateDecision, candidate: dict[str, Any], mode
                                  ("sentiment", "sentiment_uri", cfg.sentiment_name)):
         version = registry.register(str(model_uris[uri_key]), name, version_tags)
         registry.set_alias(name, registry.CHALLENGER, version)
-        entry: dict[str, Any] = {"name": name, "version": version, "aliases": [registry.CHALLENGER]}
+        entry: dict[str, Any] = {"name": name, "version": version, "aliases": [registry.CHALLENGER],
+                                 "promoted": False}
         if cfg.auto_promote:
             promoted = registry.promote(name, version)
             entry["aliases"] = [registry.CHAMPION]
+            entry["promoted"] = True
             entry["previous_champion"] = promoted["previous_champion"]
         decision.registered[model] = entry
 

@@ -132,7 +132,7 @@ class TrainConfig(_Strict):
             sentiment_max_steps=6, batch_size=8, eval_steps=2),
         # Default `make run` on 2 CPU cores: both models plus evaluation in about 12 minutes.
         "cpu": ProfileConfig(
-            max_eval_samples=24, summarizer_max_steps=30, sentiment_max_steps=100, batch_size=8,
+            max_eval_samples=24, summarizer_max_steps=60, sentiment_max_steps=100, batch_size=8,
             sentiment_batch_size=16, eval_steps=10, max_source_tokens=96, max_target_tokens=16,
             learning_rate_summarizer=1e-4, learning_rate_sentiment=1e-4),
         "gpu": ProfileConfig(

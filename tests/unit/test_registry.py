@@ -161,7 +161,7 @@ def test_gate_registers_promotes_and_a_failed_gate_leaves_registry_untouched(mlf
     decision = run_gate(_gate_settings(root, True), _eval_result(0.30, 0.80), _uris(root, "c1"))
     assert decision.passed
     assert decision.registered["summarizer"] == {"name": "g-sum", "version": "1", "aliases": ["champion"],
-                                                 "previous_champion": None}
+                                                 "promoted": True, "previous_champion": None}
     assert _alias("g-sent", "champion") == "1"
     assert registry.champion_metrics("g-sum")["eval/rougeL"] == pytest.approx(0.30)
     gate_run = client.get_run(client.get_model_version("g-sum", "1").tags["gate_run_id"])

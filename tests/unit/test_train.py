@@ -83,7 +83,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-@pytest.mark.slow  # ~20 s idle, ~50 s on a shared 2-core box (two pyfunc logs + loads)
+# ~8 s on an idle 2-core box (up to ~50 s when the box is shared): the end-to-end contract.
 def test_train_all_tracks_params_lineage_losses_and_loadable_models(
         project: Path, tiny: dict[str, Path]) -> None:
     import mlflow

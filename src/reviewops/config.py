@@ -175,6 +175,10 @@ class EvaluateConfig(_Strict):
     behaviour_checks: bool = True
     compare_champion: bool = True
     batch_size: int = Field(8, ge=1)
+    # Test rows summarized per model (a fixed-seed sample of rows with a reference). Decoupled from
+    # train.active.max_eval_samples, the validation rows for eval loss (24 on cpu: too few for a
+    # stable ROUGE); None keeps the old coupling, so settings built in code behave as before.
+    max_generate_samples: int | None = Field(None, ge=1)
 
 
 class ServeConfig(_Strict):

@@ -44,6 +44,12 @@ def reproduce_data_stages() -> str:
     return versioning.repro(targets=("split",))
 
 
+@task(name="dvc-push", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
+def push_data() -> str:
+    """Push raw data and stage outputs to the default DVC remote (repo-local `.dvc_storage/`)."""
+    return versioning.push()
+
+
 @task(name="collect-data-reports", cache_policy=NO_CACHE)
 def collect_data_reports(settings: Settings) -> dict:
     """Counts from the stage reports: ingested, valid, quarantined, deduplicated, per split."""
@@ -71,12 +77,14 @@ def data_flow(settings: Settings | None = None) -> dict:
     """Data half of retraining.
 
     Steps: ensure raw data (generate the default) -> track it in data.dvc -> dvc repro
-    (validate with Great Expectations + quarantine, preprocess, split) -> collect counts.
+    (validate with Great Expectations + quarantine, preprocess, split) -> dvc push to the
+    default remote -> collect counts.
     """
     settings = settings or load_settings()
     raw = ensure_raw_data(settings)
     tracked = track_raw(settings)
     reproduce_data_stages()
+    push_data()
     summary = collect_data_reports(settings)
     summary["raw"] = raw
     summary["data_dvc"] = tracked

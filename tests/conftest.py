@@ -37,6 +37,7 @@ def make_project(dest: Path, params_overrides: dict | None = None) -> Path:
 
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copy(ROOT / "dvc.yaml", dest / "dvc.yaml")
+    shutil.copy(ROOT / "bentofile.yaml", dest / "bentofile.yaml")
     shutil.copytree(ROOT / "src", dest / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     for dotted, value in (params_overrides or {}).items():

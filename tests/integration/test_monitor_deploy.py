@@ -102,6 +102,7 @@ def served(tmp_path: Path):
     port = _free_port()
     api = f"http://127.0.0.1:{port}/api"
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect_home"), "PREFECT_API_URL": api,
+           "BENTOML_HOME": str(tmp_path / "bentoml_home"),
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_ENABLED": "false", "DO_NOT_TRACK": "1",
            "MLFLOW_TRACKING_URI": f"sqlite:///{project}/mlflow.db", "PREFECT_LOGGING_LEVEL": "INFO"}
     procs: list[subprocess.Popen] = []
@@ -150,6 +151,10 @@ def test_deployments_retrain_then_drifted_inbox_batch_retunes(served, monkeypatc
         assert first.state.is_completed(), f"{first.state}\n{serve_log.read_text()[-4000:]}"
         first_gate = json.loads(Path("reports/gate.json").read_text())
         assert first_gate["passed"] and first_gate["registered"]["sentiment"]["aliases"] == ["champion"]
+        # The promotion was packaged: champion models in the BentoML store and a built Bento.
+        bentoml_home = project.parent / "bentoml_home"
+        assert (bentoml_home / "models" / "review-sentiment").is_dir()
+        assert any((bentoml_home / "bentos" / "reviewops").iterdir())
 
         batch = retune.generate_batch(project / "data" / "inbox", rows=600, seed=43, tag="T1")
         run = run_deployment(INBOX_DEPLOYMENT, timeout=300, poll_interval=2)

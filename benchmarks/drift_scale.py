@@ -4,8 +4,8 @@ Each size runs in its own subprocess so that peak RSS (``ru_maxrss``) is that si
 Descriptors and categorical drift run on all rows; embeddings and the text domain classifier on
 ``drift.sample_size`` rows per side, so their cost should stay flat while the rest grows ~linearly.
 
-    python benchmarks/drift_scale.py                       # 10k and 100k
-    python benchmarks/drift_scale.py --sizes 10000 100000 1000000
+    python benchmarks/drift_scale.py                       # 10k, 100k and 1M
+    python benchmarks/drift_scale.py --sizes 10000 100000
     python benchmarks/drift_scale.py --tiny-encoder        # random 2-layer encoder instead of MiniLM
 
 Data: ``reviewops.data.generate.generate_reviews`` (reference seed 1 ``base``; current seed 2,
@@ -82,7 +82,7 @@ def worker(rows: int, sample_size: int, tiny: bool) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--sample-size", type=int, default=2000)
     parser.add_argument("--tiny-encoder", action="store_true", help="random tiny encoder (no MiniLM cost)")
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)

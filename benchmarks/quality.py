@@ -89,6 +89,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     settings = _settings(args.params, workdir, args.profile, args.set)
     prof = settings.train.active
     t_start = time.perf_counter()
+    load_start = os.getloadavg()
 
     # ---- data: the project's stage functions, outputs in the work dir
     _log(f"validating {args.data}")
@@ -197,6 +198,9 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 for name, prefix in (("fine_tuned", "summarizing"), ("untuned", "untuned baseline"))},
             "total": round(time.perf_counter() - t_start, 1),
         },
+        # Timings on a shared machine: the 1/5/15-minute load averages say how busy it was.
+        "load_avg": {"start": [round(x, 2) for x in load_start], "end": [round(x, 2) for x in os.getloadavg()],
+                     "cpus": os.cpu_count()},
         "eval_meta": {k: v for k, v in result["meta"].items() if k != "models"},
         "metrics": m,
         "predictions": result["predictions"],
@@ -273,6 +277,8 @@ def render(r: dict[str, Any]) -> str:
         f"| total | {t['total']} |",
         "",
         f"eval phases: {phases}",
+        f"load average (1/5/15 min) at start {r['load_avg']['start']}, at end {r['load_avg']['end']} "
+        f"on {r['load_avg']['cpus']} CPUs",
         f"generation: fine-tuned {t['generate_s_per_row']['fine_tuned']} s/row, untuned "
         f"{t['generate_s_per_row']['untuned']} s/row (batch {r['eval_batch_size']})",
         "",

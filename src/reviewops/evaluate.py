@@ -442,8 +442,9 @@ def evaluate_predictors(
     """Compute every metric from prediction callables (the model-free core of evaluation).
 
     Sentiment is scored on every test row; summarization (model, untuned base, champion,
-    lead-N) on the same fixed-seed sample of ``train.active.max_eval_samples`` rows
-    (seed = ``settings.seed``), recorded under ``meta``.
+    lead-N) on the same fixed-seed sample (seed = ``settings.seed``) of at most
+    ``evaluate.max_generate_samples`` rows that have a reference summary (when that is None,
+    ``train.active.max_eval_samples``), recorded under ``meta``.
 
     Args:
         settings: for ``evaluate.*``, ``train.active.max_eval_samples`` and the seed.
@@ -475,8 +476,11 @@ def evaluate_predictors(
         df[col] = pd.Series([None] * len(df), dtype=object)
     df["rougeL"] = np.nan
     max_eval = settings.train.active.max_eval_samples
-    gen_df = sample_for_generation(df, max_eval, settings.seed)
+    max_gen = cfg.max_generate_samples if cfg.max_generate_samples is not None else max_eval
     has_refs = "summary" in df.columns and df["summary"].notna().any()
+    # Sample among rows that can be scored, so the sample size is the number of ROUGE pairs.
+    pool = df[df["summary"].notna() & df["summary"].astype(str).str.strip().ne("")] if has_refs else df
+    gen_df = sample_for_generation(pool, max_gen, settings.seed)
     has_labels = "label" in df.columns and df["label"].notna().any()
     result: dict[str, Any] = {}
     notes = list(notes or [])
@@ -540,7 +544,8 @@ def evaluate_predictors(
     result["meta"] = {
         "test_rows": int(len(df)),
         "summarization_rows": int(len(gen_df)),
-        "summarization_sampled": bool(len(gen_df) < len(df)),
+        "summarization_sampled": bool(len(gen_df) < len(pool)),
+        "max_generate_samples": max_gen,
         "max_eval_samples": max_eval,
         "sample_seed": settings.seed,
         "profile": settings.train.profile,

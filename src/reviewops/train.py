@@ -419,6 +419,9 @@ def _sentiment_metrics(pred: Any) -> dict[str, float]:
                                        zero_division=0))}
 
 
+SENTIMENT_MIN_EVAL = 500
+
+
 def train_sentiment(settings: Settings, train_df: pd.DataFrame, val_df: pd.DataFrame, out_dir: Path | str,
                     resume: bool = True) -> TrainResult:
     """Fine-tune ``settings.sentiment.model`` as a 3-class classifier; save to ``out_dir/sentiment``.
@@ -444,7 +447,10 @@ def train_sentiment(settings: Settings, train_df: pd.DataFrame, val_df: pd.DataF
         return df[df["text"].notna() & df["label_id"].notna()]
 
     train_df = _limit(usable(train_df), prof.max_train_samples, settings.train.seed)
-    val_df = _limit(usable(val_df), prof.max_eval_samples, settings.train.seed)
+    # Scoring the encoder on validation is cheap, and early stopping on a couple of dozen rows
+    # stopped training long before it converged: keep at least SENTIMENT_MIN_EVAL rows.
+    n_eval = None if prof.max_eval_samples is None else max(prof.max_eval_samples, SENTIMENT_MIN_EVAL)
+    val_df = _limit(usable(val_df), n_eval, settings.train.seed)
     if train_df.empty:
         raise ReviewOpsError("no labelled training rows; check data/processed/train.parquet")
 
@@ -461,8 +467,11 @@ def train_sentiment(settings: Settings, train_df: pd.DataFrame, val_df: pd.DataF
 
     train_rows, val_rows = rows(train_df), rows(val_df)
     weights = class_weights(train_df["label_id"].astype(int).to_numpy()) if cfg.class_weights else None
+    # Keep the checkpoint with the best validation macro-F1 (what the gate judges), not the lowest
+    # loss: with class weights the two disagree, and the loss favours the majority class.
+    best = {"metric_for_best_model": "eval_macro_f1", "greater_is_better": True} if val_rows else {}
     args = _training_args(ckpt_dir, prof, settings, prof.learning_rate_sentiment, prof.sentiment_max_steps,
-                          has_eval=bool(val_rows), batch_size=prof.sentiment_batch_size)
+                          has_eval=bool(val_rows), batch_size=prof.sentiment_batch_size, **best)
     trainer = _weighted_trainer_cls()(
         model=model, args=args, data_collator=DataCollatorWithPadding(tokenizer),
         train_dataset=_Rows(train_rows), eval_dataset=_Rows(val_rows) if val_rows else None,

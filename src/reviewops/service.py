@@ -27,6 +27,7 @@ every path except ``/healthz``, ``/livez`` and ``/readyz`` needs ``Authorization
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -323,6 +324,13 @@ class ReviewAnalyzer:
                 # idempotent, so retry on a fresh connection.
                 if "disconnected" in str(exc).lower() and attempt < 2:
                     logger.info("models service call %s: %s; retrying", name, exc)
+                    continue
+                # The adaptive batcher sheds a call (503) when its queue cannot meet
+                # max_latency_ms, typically in the first instant of a burst; the batch in flight
+                # drains within tens of ms, so one or two short back-offs absorb it.
+                if getattr(getattr(exc, "error_code", None), "value", None) == 503 and attempt < 2:
+                    logger.info("models service shed %s; retrying after a back-off", name)
+                    await asyncio.sleep(0.05 * 2 ** attempt)
                     continue
                 self._raise_for(name, exc)
         raise AssertionError("unreachable")

@@ -18,8 +18,9 @@ def drift_cmd(
                                  help="New batch: processed .parquet, or raw CSV/JSONL (or a folder) that "
                                  "is ingested, validated and preprocessed first."),
     reference: Path = typer.Option(None, "--reference", "-r",
-                                   help="Reference batch (default: <processed_dir>/train.parquet, the "
-                                   "champion's training data)."),
+                                   help="Reference batch (default: the champion's training split, found through "
+                                   "its MLflow run's lineage and checked by sha256; else "
+                                   "<processed_dir>/train.parquet)."),
     name: str = typer.Option(None, "--name", "-n",
                              help="Report name: reports/drift/<name>.html|.json (default: drift-<UTC time>)."),
     fail_on_drift: bool = typer.Option(False, "--fail-on-drift",
@@ -36,10 +37,12 @@ def drift_cmd(
     (`evidently ui --workspace reports/evidently_workspace`) and prints the decision.
     Exits 0 whether or not drift was found, unless --fail-on-drift.
     """
-    from reviewops.drift import load_batch, run_drift
+    from reviewops.drift import champion_reference, load_batch, run_drift
 
     settings = get_settings(ctx)
-    reference = reference or Path(settings.paths.processed_dir) / "train.parquet"
+    lineage: dict = {"source": "--reference", "path": str(reference)}
+    if reference is None:
+        reference, lineage = champion_reference(settings)
     if not reference.exists():
         from reviewops import ReviewOpsError
 
@@ -55,7 +58,7 @@ def drift_cmd(
             err_console.print(f"[dim]-[/] {message}", highlight=False)
 
     result = run_drift(ref_df, cur_df, settings, name=name, track=track, log=log)
-    out = {**result.to_dict(), "reference": ref_info, "current": cur_info,
+    out = {**result.to_dict(), "reference": {**ref_info, "lineage": lineage}, "current": cur_info,
            "signals": result.summary["decision"]["signals"]}
     if as_json:
         emit(out, True)

@@ -983,3 +983,47 @@ both weeks with at least {summary['trend']['min_count']} reviews.</p>
 __all__ = ["DriftDecision", "DriftResult", "Signal", "add_to_workspace", "build_vocab",
            "auc_noise_floor", "compute_descriptors", "decide_drift", "embed", "embed_cached", "load_batch",
            "log_to_mlflow", "run_drift", "sentiment_trend"]
+
+
+def champion_reference(settings: Settings) -> tuple[Path, dict[str, Any]]:
+    """The training data of the current champion, found through its MLflow run's lineage.
+
+    The training run logs ``data/processed_dir``, ``data/train_sha256`` and the DVC md5 of the
+    raw data (``data/dvc_md5``). The reference is that run's ``train.parquet`` when the file on
+    disk still has the logged sha256; otherwise (no champion yet, or the split was rebuilt since)
+    the current ``<processed_dir>/train.parquet``, and the returned info says why, naming the
+    DVC md5 and git commit to check out (``git checkout <commit> && dvc checkout``) for the
+    exact data.
+    """
+    import hashlib
+
+    default = Path(settings.paths.processed_dir) / "train.parquet"
+    info: dict[str, Any] = {"source": "processed_dir", "path": str(default)}
+    try:
+        import mlflow
+
+        from reviewops import registry
+        from reviewops.tracking import configure_mlflow
+
+        configure_mlflow(settings)
+        version = registry.get_alias_version(settings.gate.sentiment_name, registry.CHAMPION)
+        if version is None or not version.run_id:
+            info["note"] = "no champion in the registry yet: using the current training split"
+            return default, info
+        params = mlflow.MlflowClient().get_run(version.run_id).data.params
+    except Exception as exc:  # noqa: BLE001 - no tracking server must not block a drift check
+        info["note"] = f"champion lookup failed ({type(exc).__name__}): using the current training split"
+        return default, info
+    info.update({"champion_version": str(version.version), "champion_run_id": version.run_id,
+                 "data_dvc_md5": params.get("data/dvc_md5"), "git_commit": params.get("git_commit")})
+    logged_dir, logged_sha = params.get("data/processed_dir"), params.get("data/train_sha256")
+    candidate = Path(logged_dir) / "train.parquet" if logged_dir else default
+    if candidate.is_file() and logged_sha:
+        digest = hashlib.sha256(candidate.read_bytes()).hexdigest()
+        if digest == logged_sha:
+            info.update(source="champion run", path=str(candidate), sha256=digest)
+            return candidate, info
+    info["note"] = (f"the champion's training split ({candidate}, sha256 {str(logged_sha)[:12]}…) is no "
+                    "longer on disk as logged; using the current training split. For the exact data: "
+                    f"git checkout {info.get('git_commit')} && dvc checkout")
+    return default, info

@@ -250,15 +250,20 @@ def champion_predictors(settings: Settings, log: Log = _noop) -> tuple[Callable 
 
 def check_batch_drift(settings: Settings, current: Path | str, name: str, reference: Path | str | None = None,
                       log: Log = _noop) -> dict[str, Any]:
-    """Drift of a prepared batch vs the reference (default ``<processed_dir>/train.parquet``).
+    """Drift of a prepared batch vs the reference (default: the champion's training split, see
+    :func:`reviewops.drift.champion_reference`).
 
     Writes ``<reports_dir>/drift/<name>.html|.json``, adds the run to the Evidently workspace
     and logs a ``drift <name>`` MLflow run. Returns :meth:`DriftResult.to_dict` plus the
     signals, the reference/current info and which champion models predicted.
     """
-    from reviewops.drift import load_batch, run_drift
+    from reviewops.drift import champion_reference, load_batch, run_drift
 
-    reference = Path(reference or Path(settings.paths.processed_dir) / "train.parquet")
+    lineage: dict[str, Any] = {"source": "argument", "path": str(reference)}
+    if reference is None:
+        reference, lineage = champion_reference(settings)
+        log(f"reference: {lineage['path']} ({lineage['source']}{'; ' + lineage['note'] if 'note' in lineage else ''})")
+    reference = Path(reference)
     if not reference.exists():
         raise ReviewOpsError(f"reference {reference} not found; run the retraining flow first "
                              "(`python flows/retrain.py`) or pass a reference batch")
@@ -268,7 +273,8 @@ def check_batch_drift(settings: Settings, current: Path | str, name: str, refere
     result = run_drift(ref_df, cur_df, settings, predict_fn=predict_fn, summarize_len_fn=summarize_len_fn,
                        name=name, track=True, log=log)
     return {**result.to_dict(), "signals": result.summary["decision"]["signals"],
-            "reference": {**ref_info, "path": str(reference)}, "current": cur_info, "champion": champion}
+            "reference": {**ref_info, "path": str(reference), "lineage": lineage}, "current": cur_info,
+            "champion": champion}
 
 
 # --------------------------------------------------------------------------- cooldown

@@ -245,3 +245,41 @@ def test_cli_gate_exit_code_and_promote_rollback(mlflow_env):
     assert json.loads(passed.stdout.strip().splitlines()[-1])["registered"]["summarizer"]["version"] == "1"
     res = runner.invoke(app, ["rollback", "cli-sum"])
     assert res.exit_code != 0  # nothing to roll back to: a one-line ReviewOpsError
+
+
+def test_drift_reference_is_the_champions_training_split(mlflow_env):
+    """drift.champion_reference follows the champion's MLflow lineage and checks the sha256."""
+    import hashlib
+
+    import pandas as pd
+
+    from reviewops.config import GateConfig
+    from reviewops.drift import champion_reference
+
+    root, _ = mlflow_env
+    settings = Settings(paths=PathsConfig(reports_dir=root / "reports", models_dir=root / "models",
+                                          processed_dir=root / "current"),
+                        gate=GateConfig(sentiment_name="ref-sent"))
+    path, info = champion_reference(settings)
+    assert path == root / "current" / "train.parquet" and "no champion" in info["note"]
+
+    lineage_dir = root / "retune-x"
+    lineage_dir.mkdir()
+    pd.DataFrame({"text": ["a", "b"], "label": ["positive", "negative"]}).to_parquet(lineage_dir / "train.parquet")
+    digest = hashlib.sha256((lineage_dir / "train.parquet").read_bytes()).hexdigest()
+    uri, run_id = _log_model(root, "refsent")
+    with mlflow.start_run(run_id=run_id):
+        mlflow.log_params({"data/processed_dir": str(lineage_dir), "data/train_sha256": digest,
+                           "data/dvc_md5": "abc.dir", "git_commit": "deadbeef"})
+    registry.set_alias("ref-sent", registry.CHAMPION, registry.register(uri, "ref-sent"))
+
+    path, info = champion_reference(settings)
+    assert path == lineage_dir / "train.parquet"
+    assert info["source"] == "champion run" and info["champion_run_id"] == run_id
+    assert info["data_dvc_md5"] == "abc.dir"
+
+    # The split was rebuilt since: fall back to the current split and say how to get the exact data.
+    pd.DataFrame({"text": ["changed"], "label": ["neutral"]}).to_parquet(lineage_dir / "train.parquet")
+    path, info = champion_reference(settings)
+    assert path == root / "current" / "train.parquet"
+    assert "git checkout deadbeef && dvc checkout" in info["note"]

@@ -170,30 +170,27 @@ def _summaries(df: pd.DataFrame, summarizer: Any) -> tuple[list[str], str]:
     return lead_n(df["text"].astype(str).tolist()), "lead"
 
 
+_TEMPLATES = {
+    # head, pros, cons, quotes label, quote wrapper, list separator, quote separator, sentence joiner
+    "zh": ("共{n}条评价，好评{positive}%，中评{neutral}%，差评{negative}%", "（平均评分{avg:.1f}）", "。",
+           "优点：", "缺点：", "代表评价：", "「{}」", "、", "；", ""),
+    "en": ("{n} reviews: {positive}% positive, {neutral}% neutral, {negative}% negative",
+           " (average rating {avg:.1f})", ".", "Pros: ", "Cons: ", "Typical: ", '"{}"', ", ", "; ", " "),
+}
+
+
 def _condensed(lang: str, n: int, shares: dict[str, float], avg: float | None,
                pros: list[dict[str, Any]], cons: list[dict[str, Any]], reps: dict[str, list[str]]) -> str:
+    head, avg_t, end, pros_t, cons_t, quotes_t, quote, sep, qsep, join = _TEMPLATES["zh" if lang == "zh" else "en"]
     pct = {k: round(100 * v) for k, v in shares.items()}
-    if lang == "zh":
-        parts = [f"共{n}条评价，好评{pct['positive']}%，中评{pct['neutral']}%，差评{pct['negative']}%"
-                 + (f"（平均评分{avg:.1f}）" if avg is not None else "") + "。"]
-        if pros:
-            parts.append("优点：" + "、".join(p["phrase"] for p in pros) + "。")
-        if cons:
-            parts.append("缺点：" + "、".join(c["phrase"] for c in cons) + "。")
-        quotes = reps.get("positive", [])[:1] + reps.get("negative", [])[:1]
-        if quotes:
-            parts.append("代表评价：" + "；".join(f"「{q}」" for q in quotes) + "。")
-        return "".join(parts)
-    parts = [f"{n} reviews: {pct['positive']}% positive, {pct['neutral']}% neutral, {pct['negative']}% negative"
-             + (f" (average rating {avg:.1f})" if avg is not None else "") + "."]
-    if pros:
-        parts.append("Pros: " + ", ".join(p["phrase"] for p in pros) + ".")
-    if cons:
-        parts.append("Cons: " + ", ".join(c["phrase"] for c in cons) + ".")
+    parts = [head.format(n=n, **pct) + (avg_t.format(avg=avg) if avg is not None else "") + end]
+    for label, items in ((pros_t, pros), (cons_t, cons)):
+        if items:
+            parts.append(label + sep.join(p["phrase"] for p in items) + end)
     quotes = reps.get("positive", [])[:1] + reps.get("negative", [])[:1]
     if quotes:
-        parts.append("Typical: " + "; ".join(f'"{q}"' for q in quotes) + ".")
-    return " ".join(parts)
+        parts.append(quotes_t + qsep.join(quote.format(q) for q in quotes) + end)
+    return join.join(parts)
 
 
 def summarize_product(df_for_product: pd.DataFrame, summarizer: Any = None, sentiment: Any = None,

@@ -17,7 +17,6 @@ import json
 import math
 import os
 import shutil
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -544,26 +543,21 @@ def _sha256(path: Path) -> str:
 
 def data_lineage(processed_dir: Path | str, root: Path | str | None = None) -> dict[str, str]:
     """``data/dvc_md5`` (from ``data.dvc``), ``git_commit`` and sha256 of the processed splits."""
-    import yaml
+
+    from reviewops import versioning
 
     root = Path(root or Path.cwd())
     processed_dir = Path(processed_dir)
     lineage: dict[str, str] = {}
-    dvc_file = root / "data.dvc"
-    if dvc_file.is_file():
-        try:
-            outs = (yaml.safe_load(dvc_file.read_text(encoding="utf-8")) or {}).get("outs") or []
-            if outs and outs[0].get("md5"):
-                lineage["data/dvc_md5"] = str(outs[0]["md5"])
-        except Exception:  # noqa: BLE001 - lineage is best effort, never blocks training
-            pass
     try:
-        proc = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                              check=False, timeout=10)
-        if proc.returncode == 0 and proc.stdout.strip():
-            lineage["git_commit"] = proc.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
+        md5 = versioning.data_version(root / "data.dvc")
+    except Exception:  # noqa: BLE001 - lineage is best effort, never blocks training
+        md5 = None
+    if md5:
+        lineage["data/dvc_md5"] = md5
+    commit = versioning.git_commit(root)
+    if commit:
+        lineage["git_commit"] = commit
     for split in ("train", "val", "test"):
         path = processed_dir / f"{split}.parquet"
         if path.is_file():

@@ -73,6 +73,9 @@ class SplitConfig(_Strict):
 
     val_size: float = Field(0.1, gt=0, lt=0.5)
     test_size: float = Field(0.15, gt=0, lt=0.5)
+    # No single product may make up more than this share of the validation or test split when
+    # a fold without one exists: a held-out split that is one big product measures that product.
+    max_product_share: float = Field(0.25, gt=0, le=1)
     seed: int = 42
 
 
@@ -119,6 +122,9 @@ class SentimentConfig(_Strict):
     model: str = "all-minilm-l6-v2"
     class_weights: bool = True
     max_length: int = 128
+    # Also train on each review's title (summary) with the review's label: titles are short,
+    # strongly worded sentiment ("Just OK", "Not as advertised"), and free extra examples.
+    augment_with_summaries: bool = False
 
 
 class TrainConfig(_Strict):

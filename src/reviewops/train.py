@@ -73,6 +73,15 @@ def _limit(df: pd.DataFrame, n: int | None, seed: int) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
+def _with_summary_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` plus one row per non-empty summary: the summary as text, with the review's label."""
+    if "summary" not in df.columns:
+        return df
+    summary = df["summary"].astype("string").str.strip()
+    extra = df.loc[summary.notna() & summary.ne(""), ["label_id"]].assign(text=summary)
+    return pd.concat([df, extra], ignore_index=True)
+
+
 class _Rows:
     """A list of feature dicts as a map-style dataset (no ``datasets`` dependency)."""
 
@@ -446,6 +455,8 @@ def train_sentiment(settings: Settings, train_df: pd.DataFrame, val_df: pd.DataF
         return df[df["text"].notna() & df["label_id"].notna()]
 
     train_df = _limit(usable(train_df), prof.max_train_samples, settings.train.seed)
+    if cfg.augment_with_summaries:
+        train_df = _with_summary_rows(train_df)
     # Scoring the encoder on validation is cheap, and early stopping on a couple of dozen rows
     # stopped training long before it converged: keep at least SENTIMENT_MIN_EVAL rows.
     n_eval = None if prof.max_eval_samples is None else max(prof.max_eval_samples, SENTIMENT_MIN_EVAL)

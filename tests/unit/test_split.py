@@ -56,3 +56,25 @@ def test_too_few_products_is_a_clear_error():
     df = _clean(n=10, products=1)
     with pytest.raises(ReviewOpsError, match="product"):
         split(df, SplitConfig())
+
+
+def test_one_big_product_does_not_become_the_test_split():
+    # A product with a fifth of all reviews (as in the Amazon sample) must not be the whole test set.
+    df = _clean(n=800, products=150, seed=4)
+    big = _clean(n=220, products=1, seed=5).assign(review_id=lambda d: "b" + d["review_id"], product_id="BIG")
+    df = pd.concat([df, big], ignore_index=True)
+    for seed in range(6):
+        parts = split(df, SplitConfig(val_size=0.1, test_size=0.2, seed=seed, max_product_share=0.25))
+        for name in ("val", "test"):
+            top = parts[name]["product_id"].value_counts(normalize=True).iloc[0]
+            assert top <= 0.25, (seed, name, top)
+        assert "BIG" in set(parts["train"]["product_id"])
+        assert sum(len(p) for p in parts.values()) == len(df)
+
+
+def test_product_share_cap_gives_way_when_no_fold_meets_it():
+    # Three products only: every fold is one product, so the cap can't hold; the split still works.
+    df = _clean(n=90, products=3, seed=7)
+    parts = split(df, SplitConfig(max_product_share=0.1))
+    assert sum(len(p) for p in parts.values()) == len(df)
+    assert all(len(p) for p in parts.values())

@@ -85,6 +85,7 @@ class ProfileConfig(_Strict):
     ``max_source_tokens`` caps the review inside the summarizer prompt during training; the
     sentiment encoder truncates at ``sentiment.max_length``. ``sentiment_batch_size`` defaults
     to ``batch_size``. ``warmup_ratio`` is the share of steps with a linear LR warm-up.
+    The sentiment batches are grouped by length (reviews and their short titles mix).
     """
 
     max_train_samples: int | None = Field(None, ge=1)
@@ -100,6 +101,9 @@ class ProfileConfig(_Strict):
     learning_rate_summarizer: float = Field(5e-5, gt=0)
     learning_rate_sentiment: float = Field(5e-5, gt=0)
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    # Evaluations without improvement before the sentiment run stops (None = train.early_stopping_patience).
+    # Its validation macro-F1 on a few dozen rows is noisy: a short patience stops it too early.
+    sentiment_patience: int | None = Field(None, ge=1)
 
 
 class SummarizerConfig(_Strict):
@@ -124,7 +128,11 @@ class SentimentConfig(_Strict):
     max_length: int = 128
     # Also train on each review's title (summary) with the review's label: titles are short,
     # strongly worded sentiment ("Just OK", "Not as advertised"), and free extra examples.
-    augment_with_summaries: bool = False
+    augment_with_summaries: bool = True
+    # How the classifier head reads the encoder: "mean" of the token states (what sentence-
+    # transformer checkpoints were trained for), "cls" (the architecture's own [CLS] pooler), or
+    # "auto" = mean where the architecture has a pooler module (BERT family), else cls.
+    pooling: Literal["auto", "cls", "mean"] = "auto"
 
 
 class TrainConfig(_Strict):
@@ -138,8 +146,8 @@ class TrainConfig(_Strict):
             sentiment_max_steps=6, batch_size=8, eval_steps=2),
         # Default `make run` on 2 CPU cores: both models plus evaluation in about 12 minutes.
         "cpu": ProfileConfig(
-            max_eval_samples=24, summarizer_max_steps=60, sentiment_max_steps=100, batch_size=8,
-            sentiment_batch_size=16, eval_steps=10, max_source_tokens=96, max_target_tokens=16,
+            max_eval_samples=24, summarizer_max_steps=60, sentiment_max_steps=300, sentiment_patience=10,
+            batch_size=8, sentiment_batch_size=16, eval_steps=10, max_source_tokens=96, max_target_tokens=16,
             learning_rate_summarizer=1e-4, learning_rate_sentiment=1e-4),
         "gpu": ProfileConfig(
             max_eval_samples=512, summarizer_max_steps=2000, sentiment_max_steps=2000, batch_size=32,

@@ -202,20 +202,23 @@ def _training_args(out: Path, profile: ProfileConfig, settings: Settings, lr: fl
     return TrainingArguments(**kwargs)
 
 
-def _callbacks(settings: Settings, has_eval: bool) -> list[Any]:
+def _callbacks(settings: Settings, has_eval: bool, patience: int | None = None) -> list[Any]:
     from transformers import EarlyStoppingCallback
 
     callbacks: list[Any] = [_step_logger()]
     if has_eval:
-        callbacks.append(EarlyStoppingCallback(early_stopping_patience=settings.train.early_stopping_patience))
+        callbacks.append(EarlyStoppingCallback(
+            early_stopping_patience=patience or settings.train.early_stopping_patience))
     return callbacks
 
 
-def _best_eval(log_history: list[dict[str, Any]]) -> dict[str, float]:
-    evals = [h for h in log_history if "eval_loss" in h]
+def _best_eval(log_history: list[dict[str, Any]], metric: str = "eval_loss",
+               greater_is_better: bool = False) -> dict[str, float]:
+    """The eval metrics of the evaluation that model selection kept (best ``metric``)."""
+    evals = [h for h in log_history if metric in h]
     if not evals:
         return {}
-    best = min(evals, key=lambda h: h["eval_loss"])
+    best = (max if greater_is_better else min)(evals, key=lambda h: h[metric])
     noise = ("runtime", "per_second")
     return {f"eval/{k[5:]}": float(v) for k, v in best.items()
             if k.startswith("eval_") and isinstance(v, int | float) and not any(n in k for n in noise)}
@@ -437,7 +440,13 @@ def train_sentiment(settings: Settings, train_df: pd.DataFrame, val_df: pd.DataF
     Labels come from ``label_id`` (``schema.LABEL2ID``); with ``sentiment.class_weights`` the loss
     is weighted by inverse label frequency of the training subset.
     """
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, set_seed
+    from transformers import (
+        AutoConfig,
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        set_seed,
+    )
 
     from reviewops.models.pretrained import resolve_model_path
 
@@ -455,6 +464,7 @@ def train_sentiment(settings: Settings, train_df: pd.DataFrame, val_df: pd.DataF
         return df[df["text"].notna() & df["label_id"].notna()]
 
     train_df = _limit(usable(train_df), prof.max_train_samples, settings.train.seed)
+    n_reviews = len(train_df)
     if cfg.augment_with_summaries:
         train_df = _with_summary_rows(train_df)
     # Scoring the encoder on validation is cheap, and early stopping on a couple of dozen rows
@@ -464,10 +474,17 @@ def train_sentiment(settings: Settings, train_df: pd.DataFrame, val_df: pd.DataF
     if train_df.empty:
         raise ReviewOpsError("no labelled training rows; check data/processed/train.parquet")
 
+    from reviewops.models.sentiment import apply_pooling, pooling_for_base
+
     tokenizer = AutoTokenizer.from_pretrained(str(base))
+    pooling = pooling_for_base(AutoConfig.from_pretrained(str(base)), cfg.pooling)
     model = AutoModelForSequenceClassification.from_pretrained(
         str(base), num_labels=len(LABELS), id2label=dict(enumerate(LABELS)), label2id=dict(LABEL2ID),
         **_load_kwargs())
+    try:
+        apply_pooling(model, pooling)
+    except ValueError as exc:
+        raise ReviewOpsError(str(exc)) from exc
     max_len = cfg.max_length
 
     def rows(df: pd.DataFrame) -> list[dict[str, Any]]:
@@ -481,12 +498,13 @@ def train_sentiment(settings: Settings, train_df: pd.DataFrame, val_df: pd.DataF
     # loss: with class weights the two disagree, and the loss favours the majority class.
     best = {"metric_for_best_model": "eval_macro_f1", "greater_is_better": True} if val_rows else {}
     args = _training_args(ckpt_dir, prof, settings, prof.learning_rate_sentiment, prof.sentiment_max_steps,
-                          has_eval=bool(val_rows), batch_size=prof.sentiment_batch_size, **best)
+                          has_eval=bool(val_rows), batch_size=prof.sentiment_batch_size,
+                          train_sampling_strategy="group_by_length", **best)
     trainer = _weighted_trainer_cls()(
         model=model, args=args, data_collator=DataCollatorWithPadding(tokenizer),
         train_dataset=_Rows(train_rows), eval_dataset=_Rows(val_rows) if val_rows else None,
         processing_class=tokenizer, compute_metrics=_sentiment_metrics,
-        callbacks=_callbacks(settings, bool(val_rows)), class_weights=weights)
+        callbacks=_callbacks(settings, bool(val_rows), prof.sentiment_patience), class_weights=weights)
     _quiet_stdout(trainer)
     fingerprint = _fingerprint(base, "sentiment", prof, cfg.model_dump(mode="json"), train_rows)
     output, resumed = _train_loop(trainer, ckpt_dir, resume, fingerprint)
@@ -495,7 +513,8 @@ def train_sentiment(settings: Settings, train_df: pd.DataFrame, val_df: pd.DataF
     trainer.model.save_pretrained(str(final_dir))
     tokenizer.save_pretrained(str(final_dir))
     history = trainer.state.log_history
-    metrics = {"train/loss": float(output.training_loss), **_best_eval(history)}
+    metrics = {"train/loss": float(output.training_loss), **_best_eval(history, "eval_macro_f1", True),
+               "train/summary_rows_added": float(len(train_rows) - n_reviews)}
     if weights is not None:
         metrics.update({f"train/class_weight_{label}": float(w) for label, w in zip(LABELS, weights, strict=True)})
     return TrainResult(name=SENTIMENT_DIR, model_dir=str(final_dir), base_model=str(base), metrics=metrics,

@@ -23,6 +23,7 @@ def prefect_server():
 
 def test_data_flow_counts_and_dvc_lineage(tmp_path, monkeypatch, prefect_server):
     from flows.retrain import data_flow
+
     from reviewops import versioning
     from reviewops.config import load_settings
 

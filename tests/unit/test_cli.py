@@ -9,8 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import AMAZON_COLUMNS
 
 EXE = shutil.which("reviewops") or str(Path(sys.executable).with_name("reviewops"))

@@ -202,3 +202,60 @@ def test_models_cli_help_teaches() -> None:
     assert trained.exit_code == 0
     for option in ("--profile", "--only", "--processed-dir", "--out", "--json"):
         assert option in trained.output
+
+
+def test_mean_pooling_reads_masked_token_average_and_survives_save_load(tmp_path: Path, encoder_dir: Path) -> None:
+    import torch
+    from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+
+    from reviewops.models.sentiment import POOLING_ATTR, apply_pooling
+
+    model = AutoModelForSequenceClassification.from_pretrained(str(encoder_dir)).eval()
+    keys = set(model.state_dict())
+    assert apply_pooling(model, "auto") == "mean"  # BERT family: auto means mean
+    assert set(model.state_dict()) == keys  # same weight names: checkpoints stay compatible
+    tokenizer = AutoTokenizer.from_pretrained(str(encoder_dir))
+    enc = tokenizer(["short", "a much longer review with many more words in it"], padding=True, return_tensors="pt")
+    seen = {}
+    model.classifier.register_forward_hook(lambda _m, args, _out: seen.update(x=args[0]))
+    with torch.no_grad():
+        logits = model(**enc).logits
+        states = AutoModel.from_pretrained(str(encoder_dir)).eval()(**enc).last_hidden_state
+    mask = enc["attention_mask"].unsqueeze(-1).float()
+    torch.testing.assert_close(seen["x"], (states * mask).sum(1) / mask.sum(1))  # padding excluded
+
+    model.save_pretrained(str(tmp_path / "m"))
+    tokenizer.save_pretrained(str(tmp_path / "m"))
+    loaded = SentimentClassifier.load(tmp_path / "m", SentimentConfig(max_length=32))
+    assert getattr(loaded.model.config, POOLING_ATTR) == "mean"
+    expected = torch.softmax(logits, -1).numpy()
+    np.testing.assert_allclose(loaded.predict_proba(["short", "a much longer review with many more words in it"]),
+                               expected, atol=1e-5)
+
+
+def test_cls_pooling_is_kept_and_mean_needs_a_pooler(tmp_path: Path, encoder_dir: Path) -> None:
+    from transformers import AutoModelForSequenceClassification, DistilBertConfig
+
+    from reviewops.models.sentiment import apply_pooling
+
+    model = AutoModelForSequenceClassification.from_pretrained(str(encoder_dir))
+    pooler = model.base_model.pooler
+    assert apply_pooling(model, "cls") == "cls" and model.base_model.pooler is pooler
+    distil = AutoModelForSequenceClassification.from_config(
+        DistilBertConfig(vocab_size=100, dim=32, hidden_dim=64, n_layers=1, n_heads=2, num_labels=3))
+    assert apply_pooling(distil, "auto") == "cls"
+    with pytest.raises(ValueError, match="sentiment.pooling=cls"):
+        apply_pooling(distil, "mean")
+
+
+def test_a_retune_keeps_the_pooling_its_checkpoint_was_trained_with(encoder_dir: Path) -> None:
+    from transformers import AutoConfig, BertConfig
+
+    from reviewops.models.sentiment import POOLING_ATTR, pooling_for_base
+
+    legacy = AutoConfig.from_pretrained(str(encoder_dir))  # our labels, nothing recorded: read [CLS]
+    assert pooling_for_base(legacy, "auto") == "cls"
+    assert pooling_for_base(legacy, "mean") == "mean"  # an explicit choice wins
+    setattr(legacy, POOLING_ATTR, "mean")
+    assert pooling_for_base(legacy, "auto") == "auto"  # apply_pooling then reads the recorded "mean"
+    assert pooling_for_base(BertConfig(), "auto") == "auto"  # a base encoder: by architecture

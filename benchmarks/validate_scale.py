@@ -83,7 +83,8 @@ def main() -> None:
                 sys.exit(f"size {rows} failed:\n{proc.stderr[-3000:]}")
             results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
             r = results[-1]
-            print(f"{rows:>9,} rows: gx setup {r['gx_setup_s']:.1f}s  ingest {r['ingest_s']:.1f}s  validate {r['validate_s']:.1f}s  "
+            print(f"{rows:>9,} rows: gx setup {r['gx_setup_s']:.1f}s  ingest {r['ingest_s']:.1f}s  "
+                  f"validate {r['validate_s']:.1f}s  "
                   f"preprocess {r['preprocess_s']:.1f}s  peak {r['peak_rss_mb']:.0f} MB", flush=True)
 
     print("\n| rows | ingest s | validate s | preprocess s | validate+preprocess s | µs/row | "

@@ -1,0 +1,187 @@
+"""Sentiment recipes side by side on development splits of the real Amazon sample.
+
+`benchmarks/quality.py` scores the whole pipeline once on the benchmark split (seed 42). This
+script is for choosing the sentiment recipe WITHOUT looking at that split's test rows: it drops
+them (the benchmark's test fold, computed the same way), splits what is left again, grouped by
+product (default seeds 7 and 11: dev test ≈ 20 %, val ≈ 10 %), trains only the sentiment model
+and prints dev-test macro-F1 per recipe and split, all in one run on the same machine.
+(Different split seeds alone are not independent: StratifiedGroupKFold's shuffle only breaks
+ties, so the seed-7 and seed-42 test folds of the full file share 124 of 197 rows.)
+
+Recipes (each is a list of ``--set`` overrides on params.yaml, cpu profile):
+
+- ``current``: params.yaml as it is (mean pooling, titles as extra rows, ≤ 300 steps, patience 10);
+- ``previous``: the recipe before (``[CLS]`` pooling, no titles, 100 steps, patience 3;
+  length-grouped batches stay on: they are not a setting);
+- ``cls`` and ``no-titles``: ``current`` with only the pooling, or only the title rows, taken back.
+
+    python benchmarks/sentiment_recipes.py                       # both recipes, seeds 7 and 11
+    python benchmarks/sentiment_recipes.py --recipes current --split-seeds 7 11 19 --json /tmp/s.json
+
+Without the shared file the script says so and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "amazon_fine_food_1k.csv"
+COLUMNS = "review_id=Id,product_id=ProductId,text=Text,summary=Summary,rating=Score,timestamp=Time"
+RECIPES: dict[str, list[str]] = {
+    "current": [],
+    "previous": ["sentiment.pooling=cls", "sentiment.augment_with_summaries=false",
+                 "train.profiles.cpu.sentiment_max_steps=100", "train.profiles.cpu.sentiment_patience=3"],
+    # ablations: ``current`` with one change taken back
+    "cls": ["sentiment.pooling=cls"],
+    "no-titles": ["sentiment.augment_with_summaries=false"],
+}
+
+
+def _log(msg: str) -> None:
+    print(f"[sentiment {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def clean_rows(data: Path, workdir: Path):
+    """The shared file through the project's ingest → validate → preprocess."""
+    from reviewops.config import load_settings
+    from reviewops.data.clean import preprocess
+    from reviewops.data.ingest import ingest, parse_column_map
+    from reviewops.validation import validate_batch
+
+    settings = load_settings(ROOT / "params.yaml", [f"paths.gx_dir={workdir / 'gx'}",
+                                                    f"paths.quarantine_dir={workdir / 'quarantine'}"])
+    raw = ingest(data, parse_column_map(COLUMNS)).df
+    valid = validate_batch(raw, settings, "sentiment_recipes", build_docs=False).valid
+    return preprocess(valid, settings.preprocess).clean
+
+
+def benchmark_test_ids(clean, seed: int) -> set[str]:
+    """Review ids of the test split that benchmarks/quality.py scores (80/20, ``seed``)."""
+    from reviewops.config import SplitConfig, load_settings
+    from reviewops.data.split import split
+
+    cap = load_settings(ROOT / "params.yaml").split.max_product_share
+    return set(split(clean, SplitConfig(test_size=0.2, val_size=0.1, seed=seed, max_product_share=cap))["test"]
+               ["review_id"])
+
+
+def seed_parts(clean, split_seed: int) -> dict:
+    """train/val/test of ``clean`` as the pipeline splits it, with another seed."""
+    from reviewops.config import SplitConfig, load_settings
+    from reviewops.data.split import split
+
+    cap = load_settings(ROOT / "params.yaml").split.max_product_share
+    return split(clean, SplitConfig(test_size=0.2, val_size=0.1, seed=split_seed, max_product_share=cap))
+
+
+def fold_parts(clean, n_folds: int, seed: int = 0) -> list[dict]:
+    """Grouped, stratified K-fold: every row is a dev-test row exactly once.
+
+    Validation (≈ 1/8 of the rest) is carved from each fold's training part the way the pipeline
+    carves it, so early stopping never sees the fold's test rows.
+    """
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    from reviewops.data.split import _carve
+
+    df = clean.sort_values("review_id", kind="stable").reset_index(drop=True)
+    folds = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    out = []
+    for rest_idx, test_idx in folds.split(df, df["label_id"], groups=df["product_id"]):
+        train, val = _carve(df.iloc[rest_idx].reset_index(drop=True), 0.125, seed + 1)
+        out.append({"train": train, "val": val, "test": df.iloc[test_idx]})
+    return out
+
+
+def run_one(parts: dict, recipe: list[str], split_name: str, workdir: Path) -> dict:
+    from reviewops.config import load_settings
+    from reviewops.evaluate import sentiment_metrics
+    from reviewops.models.sentiment import SentimentClassifier
+    from reviewops.train import train_sentiment
+
+    settings = load_settings(ROOT / "params.yaml", ["train.profile=cpu", *recipe])
+    t0 = time.perf_counter()
+    result = train_sentiment(settings, parts["train"], parts["val"], workdir, resume=False)
+    seconds = time.perf_counter() - t0
+    clf = SentimentClassifier.load(result.model_dir, settings.sentiment)
+    preds = clf.predict(parts["test"]["text"].tolist())
+    test = sentiment_metrics(parts["test"]["label"].tolist(), preds)
+    return {"split": split_name, "labels": parts["test"]["label"].tolist(), "predictions": list(preds),
+            "steps": result.global_step, "train_s": round(seconds, 1),
+            "n_train": result.n_train, "val_macro_f1": result.metrics.get("eval/macro_f1"),
+            "test_rows": len(parts["test"]), "test_neutral": int((parts["test"]["label"] == "neutral").sum()),
+            "test": test}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="The labelled review file.")
+    parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
+    parser.add_argument("--split-seeds", nargs="+", type=int, default=[7, 11],
+                        help="Development split seeds (default 7 11; the quality benchmark uses 42).")
+    parser.add_argument("--folds", type=int, default=0,
+                        help="Instead of split seeds: K-fold cross-validation grouped by product, every "
+                             "development row scored once; the summary pools the K folds' predictions.")
+    parser.add_argument("--holdout-seed", type=int, default=42,
+                        help="Split seed of the benchmark whose test rows are left out (default 42, "
+                             "params.yaml's split.seed, which quality.py uses).")
+    parser.add_argument("--json", type=Path, default=None, help="Also write the results here.")
+    args = parser.parse_args(argv)
+    if not args.data.is_file():
+        print(f"skipped: {args.data} not found (the shared Amazon sample lives in ../shared/data/)")
+        return 0
+
+    with tempfile.TemporaryDirectory(prefix="reviewops-sentiment-") as tmp:
+        work = Path(tmp)
+        clean = clean_rows(args.data, work)
+        held_out = benchmark_test_ids(clean, args.holdout_seed)
+        clean = clean[~clean["review_id"].isin(held_out)].reset_index(drop=True)
+        _log(f"{len(held_out)} rows of the benchmark's test split (seed {args.holdout_seed}) left out; "
+             f"{len(clean)} rows for development splits")
+        if args.folds:
+            splits = {f"fold{i}": parts for i, parts in enumerate(fold_parts(clean, args.folds))}
+        else:
+            splits = {f"seed{seed}": seed_parts(clean, seed) for seed in args.split_seeds}
+        results = []
+        for name in args.recipes:
+            for split_name, parts in splits.items():
+                _log(f"recipe {name}, split {split_name}")
+                row = run_one(parts, RECIPES[name], split_name, work / f"{name}-{split_name}")
+                results.append({"recipe": name, "overrides": RECIPES[name], **row})
+                t = row["test"]
+                _log(f"  macro-F1 {t['macro_f1']:.3f} ({row['steps']} steps, {row['train_s']} s)")
+
+    from reviewops.evaluate import sentiment_metrics
+
+    print(f"{'recipe':<9} {'split':>6} {'steps':>5} {'train s':>7} {'val F1':>6} {'dev F1':>7} "
+          f"{'F1 neg':>6} {'F1 neu':>6} {'F1 pos':>6}  test rows (neutral)")
+    for r in results:
+        t = r["test"]
+        val = f"{r['val_macro_f1']:.3f}" if r["val_macro_f1"] is not None else "-"
+        print(f"{r['recipe']:<9} {r['split']:>6} {r['steps']:>5} {r['train_s']:>7} {val:>6} "
+              f"{t['macro_f1']:>7.3f} {t['f1_negative']:>6.3f} {t['f1_neutral']:>6.3f} {t['f1_positive']:>6.3f}"
+              f"  {r['test_rows']} ({r['test_neutral']})")
+    for name in args.recipes:
+        rows = [r for r in results if r["recipe"] == name]
+        scores = [r["test"]["macro_f1"] for r in rows]
+        line = f"{name}: mean dev-test macro-F1 {sum(scores) / len(scores):.3f} over {len(scores)} split(s)"
+        if args.folds:
+            pooled = sentiment_metrics([y for r in rows for y in r["labels"]],
+                                       [p for r in rows for p in r["predictions"]])
+            line += (f"; pooled over all {sum(r['test_rows'] for r in rows)} rows: macro-F1 "
+                     f"{pooled['macro_f1']:.3f} (neg {pooled['f1_negative']:.3f}, neu {pooled['f1_neutral']:.3f}, "
+                     f"pos {pooled['f1_positive']:.3f}), accuracy {pooled['accuracy']:.3f}")
+        print(line)
+    if args.json:
+        args.json.write_text(json.dumps({"command": "python " + " ".join(sys.argv), "results": results}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -3,10 +3,13 @@
 `benchmarks/quality.py` scores the whole pipeline once on the benchmark split (seed 42). This
 script is for choosing the sentiment recipe WITHOUT looking at that split's test rows: it drops
 them (the benchmark's test fold, computed the same way), splits what is left again, grouped by
-product (default seeds 7 and 11: dev test ≈ 20 %, val ≈ 10 %), trains only the sentiment model
-and prints dev-test macro-F1 per recipe and split, all in one run on the same machine.
-(Different split seeds alone are not independent: StratifiedGroupKFold's shuffle only breaks
-ties, so the seed-7 and seed-42 test folds of the full file share 124 of 197 rows.)
+product, trains only the sentiment model and prints dev-test macro-F1 per recipe and split, all
+in one run on the same machine. ``--folds K`` (recommended) runs a grouped, stratified K-fold
+cross-validation, so every development row is scored exactly once and the summary pools them;
+without it, the pipeline's split with other seeds (default 7 and 11: dev test ≈ 20 %, val ≈ 10 %).
+(Split seeds of the full file alone would not be independent of the benchmark:
+StratifiedGroupKFold's shuffle only breaks ties, so the seed-7 and seed-42 test folds of the full
+file share 124 of 197 rows; that is why the benchmark's test rows are dropped first.)
 
 Recipes (each is a list of ``--set`` overrides on params.yaml, cpu profile):
 

@@ -78,3 +78,48 @@ def test_product_share_cap_gives_way_when_no_fold_meets_it():
     parts = split(df, SplitConfig(max_product_share=0.1))
     assert sum(len(p) for p in parts.values()) == len(df)
     assert all(len(p) for p in parts.values())
+
+
+def test_recipe_benchmark_folds_score_every_row_once_without_product_leaks():
+    """benchmarks/sentiment_recipes.py --folds: each row is a dev-test row exactly once, and no
+    product of a fold's test rows is in its train or validation part (the recipe choice rests
+    on this)."""
+    module = _recipes_module()
+    df = _clean(n=800, products=90, seed=5)
+    folds = module.fold_parts(df, 5)
+    assert len(folds) == 5
+    tested = [rid for f in folds for rid in f["test"]["review_id"]]
+    assert sorted(tested) == sorted(df["review_id"]) and len(set(tested)) == len(df)
+    for f in folds:
+        test_products = set(f["test"]["product_id"])
+        assert not test_products & set(f["train"]["product_id"])
+        assert not test_products & set(f["val"]["product_id"])
+        assert not set(f["train"]["product_id"]) & set(f["val"]["product_id"])
+        assert len(f["train"]) + len(f["val"]) + len(f["test"]) == len(df)
+        assert 0.05 <= len(f["val"]) / (len(f["train"]) + len(f["val"])) <= 0.25
+
+
+def _recipes_module():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "sentiment_recipes.py"
+    spec = importlib.util.spec_from_file_location("sentiment_recipes", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_recipe_benchmark_overrides_are_valid_settings():
+    from pathlib import Path
+
+    from reviewops.config import load_settings
+
+    params = Path(__file__).resolve().parents[2] / "params.yaml"
+    recipes = _recipes_module().RECIPES
+    got = {name: load_settings(params, ["train.profile=cpu", *over]) for name, over in recipes.items()}
+    assert got["current"].sentiment.augment_with_summaries is False
+    assert got["titles"].sentiment.augment_with_summaries is True
+    assert got["cls-titles"].sentiment.pooling == "cls"
+    assert got["previous"].train.active.sentiment_max_steps == 100
+    assert got["previous"].train.active.sentiment_patience == 3

@@ -50,44 +50,44 @@ def _log(msg: str) -> None:
     print(f"[sentiment {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
+def _quality():
+    """benchmarks/quality.py, whose settings (paths in the work dir, its 80/20 split) this reuses."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import quality
+
+    return quality
+
+
+def recipe_settings(workdir: Path, recipe: list[str]):
+    """params.yaml as quality.py loads it (outputs in ``workdir``, 80/20 split), cpu profile, ``recipe``."""
+    return _quality()._settings(ROOT / "params.yaml", workdir, "cpu", recipe)
+
+
 def clean_rows(data: Path, workdir: Path):
     """The shared file through the project's ingest → validate → preprocess."""
-    from reviewops.config import load_settings
     from reviewops.data.clean import preprocess
     from reviewops.data.ingest import ingest, parse_column_map
     from reviewops.validation import validate_batch
 
-    settings = load_settings(ROOT / "params.yaml", [f"paths.gx_dir={workdir / 'gx'}",
-                                                    f"paths.quarantine_dir={workdir / 'quarantine'}"])
+    settings = recipe_settings(workdir, [])
     raw = ingest(data, parse_column_map(COLUMNS)).df
     valid = validate_batch(raw, settings, "sentiment_recipes", build_docs=False).valid
     return preprocess(valid, settings.preprocess).clean
 
 
-def benchmark_test_ids(clean, seed: int) -> set[str]:
-    """Review ids of the test split that benchmarks/quality.py scores (80/20, ``seed``)."""
-    from reviewops.config import SplitConfig, load_settings
+def seed_parts(clean, cfg, split_seed: int) -> dict:
+    """train/val/test of ``clean`` as the split config ``cfg`` (quality.py's) makes them, with seed ``split_seed``."""
     from reviewops.data.split import split
 
-    cap = load_settings(ROOT / "params.yaml").split.max_product_share
-    return set(split(clean, SplitConfig(test_size=0.2, val_size=0.1, seed=seed, max_product_share=cap))["test"]
-               ["review_id"])
+    return split(clean, cfg.model_copy(update={"seed": split_seed}))
 
 
-def seed_parts(clean, split_seed: int) -> dict:
-    """train/val/test of ``clean`` as the pipeline splits it, with another seed."""
-    from reviewops.config import SplitConfig, load_settings
-    from reviewops.data.split import split
-
-    cap = load_settings(ROOT / "params.yaml").split.max_product_share
-    return split(clean, SplitConfig(test_size=0.2, val_size=0.1, seed=split_seed, max_product_share=cap))
-
-
-def fold_parts(clean, n_folds: int, seed: int = 0) -> list[dict]:
+def fold_parts(clean, n_folds: int, cfg, seed: int = 0) -> list[dict]:
     """Grouped, stratified K-fold: every row is a dev-test row exactly once.
 
-    Validation (≈ 1/8 of the rest) is carved from each fold's training part the way the pipeline
-    carves it, so early stopping never sees the fold's test rows.
+    Validation is carved from each fold's training part the way the pipeline carves it (its share
+    of the rest: ``cfg.val_size / (1 − cfg.test_size)``, 1/8 for quality.py's split), without the
+    product-share cap, so early stopping never sees the fold's test rows.
     """
     from sklearn.model_selection import StratifiedGroupKFold
 
@@ -97,18 +97,17 @@ def fold_parts(clean, n_folds: int, seed: int = 0) -> list[dict]:
     folds = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     out = []
     for rest_idx, test_idx in folds.split(df, df["label_id"], groups=df["product_id"]):
-        train, val = _carve(df.iloc[rest_idx].reset_index(drop=True), 0.125, seed + 1)
+        train, val = _carve(df.iloc[rest_idx].reset_index(drop=True), cfg.val_size / (1 - cfg.test_size), seed + 1)
         out.append({"train": train, "val": val, "test": df.iloc[test_idx]})
     return out
 
 
 def run_one(parts: dict, recipe: list[str], split_name: str, workdir: Path) -> dict:
-    from reviewops.config import load_settings
     from reviewops.evaluate import sentiment_metrics
     from reviewops.models.sentiment import SentimentClassifier
     from reviewops.train import train_sentiment
 
-    settings = load_settings(ROOT / "params.yaml", ["train.profile=cpu", *recipe])
+    settings = recipe_settings(workdir, recipe)
     t0 = time.perf_counter()
     result = train_sentiment(settings, parts["train"], parts["val"], workdir, resume=False)
     seconds = time.perf_counter() - t0
@@ -132,9 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--folds", type=int, default=0,
                         help="Instead of split seeds: K-fold cross-validation grouped by product, every "
                              "development row scored once; the summary pools the K folds' predictions.")
-    parser.add_argument("--holdout-seed", type=int, default=42,
-                        help="Split seed of the benchmark whose test rows are left out (default 42, "
-                             "params.yaml's split.seed, which quality.py uses).")
+    parser.add_argument("--holdout-seed", type=int, default=None,
+                        help="Split seed of the benchmark whose test rows are left out (default: "
+                             "params.yaml's split.seed, 42, which quality.py uses).")
     parser.add_argument("--json", type=Path, default=None, help="Also write the results here.")
     args = parser.parse_args(argv)
     if not args.data.is_file():
@@ -144,14 +143,16 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="reviewops-sentiment-") as tmp:
         work = Path(tmp)
         clean = clean_rows(args.data, work)
-        held_out = benchmark_test_ids(clean, args.holdout_seed)
+        cfg = recipe_settings(work, []).split
+        holdout_seed = cfg.seed if args.holdout_seed is None else args.holdout_seed
+        held_out = set(seed_parts(clean, cfg, holdout_seed)["test"]["review_id"])
         clean = clean[~clean["review_id"].isin(held_out)].reset_index(drop=True)
-        _log(f"{len(held_out)} rows of the benchmark's test split (seed {args.holdout_seed}) left out; "
+        _log(f"{len(held_out)} rows of the benchmark's test split (seed {holdout_seed}) left out; "
              f"{len(clean)} rows for development splits")
         if args.folds:
-            splits = {f"fold{i}": parts for i, parts in enumerate(fold_parts(clean, args.folds))}
+            splits = {f"fold{i}": parts for i, parts in enumerate(fold_parts(clean, args.folds, cfg))}
         else:
-            splits = {f"seed{seed}": seed_parts(clean, seed) for seed in args.split_seeds}
+            splits = {f"seed{seed}": seed_parts(clean, cfg, seed) for seed in args.split_seeds}
         results = []
         for name in args.recipes:
             for split_name, parts in splits.items():

@@ -86,7 +86,7 @@ def test_recipe_benchmark_folds_score_every_row_once_without_product_leaks():
     on this)."""
     module = _recipes_module()
     df = _clean(n=800, products=90, seed=5)
-    folds = module.fold_parts(df, 5)
+    folds = module.fold_parts(df, 5, SplitConfig(test_size=0.2, val_size=0.1))
     assert len(folds) == 5
     tested = [rid for f in folds for rid in f["test"]["review_id"]]
     assert sorted(tested) == sorted(df["review_id"]) and len(set(tested)) == len(df)
@@ -110,14 +110,10 @@ def _recipes_module():
     return module
 
 
-def test_recipe_benchmark_overrides_are_valid_settings():
-    from pathlib import Path
-
-    from reviewops.config import load_settings
-
-    params = Path(__file__).resolve().parents[2] / "params.yaml"
-    recipes = _recipes_module().RECIPES
-    got = {name: load_settings(params, ["train.profile=cpu", *over]) for name, over in recipes.items()}
+def test_recipe_benchmark_overrides_are_valid_settings(tmp_path):
+    module = _recipes_module()
+    got = {name: module.recipe_settings(tmp_path, over) for name, over in module.RECIPES.items()}
+    assert got["current"].split.test_size == 0.2 and got["current"].train.profile == "cpu"
     assert got["current"].sentiment.augment_with_summaries is False
     assert got["titles"].sentiment.augment_with_summaries is True
     assert got["cls-titles"].sentiment.pooling == "cls"

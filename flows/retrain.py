@@ -61,6 +61,7 @@ def collect_data_reports(settings: Settings) -> dict:
         "ingested": validation["ingested"],
         "valid": validation["valid"],
         "quarantined": validation["quarantined"],
+        "repeated": validation.get("repeated", 0),
         "quarantine_path": validation["quarantine_path"],
         "top_failures": dict(sorted(validation["failures"].items(), key=lambda kv: -kv[1])[:5]),
         "deduplicated": pre["duplicates"],

@@ -15,6 +15,12 @@ COLUMNS_OPTION = typer.Option(
     "Canonical names: review_id, product_id, text, summary, rating, timestamp, language, category. "
     "Columns already named canonically need no mapping.")
 
+ENCODING_OPTION = typer.Option(
+    None, "--encoding", "-e",
+    help="Text encoding of CSV/TSV/JSONL files (default: ingest.encoding = auto: a byte-order mark, "
+    "else UTF-8, UTF-16 or GB18030/GBK, each checked over the whole file). Any Python codec name, "
+    "e.g. gb18030, utf-16, latin-1, cp1252.")
+
 data_app = typer.Typer(help="Synthetic data: generate the embedded default data set and drifted batches.",
                        no_args_is_help=True)
 
@@ -61,9 +67,13 @@ def ingest_cmd(
     path: Path = typer.Argument(..., help="A CSV/TSV, JSONL or Parquet file, or a folder of them."),
     columns: str = COLUMNS_OPTION,
     out: Path = typer.Option(None, "--out", "-o", help="Write the canonical batch as Parquet here."),
+    encoding: str = ENCODING_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Read review files and map their columns onto the canonical schema.
+
+    Emails, phone numbers and URLs are masked on the way in (preprocess.mask_pii). The result
+    says which encoding each file was read with and how many records did not fit the header.
 
     Example (the real Amazon sample):
 
@@ -72,8 +82,10 @@ def ingest_cmd(
     """
     from reviewops.pipeline import stage_ingest
 
+    settings = get_settings(ctx)
     with progress("ingesting", enabled=not as_json):
-        info = stage_ingest(path, _columns(columns), out)
+        info = stage_ingest(path, _columns(columns or settings.ingest.columns), out,
+                            encoding=encoding or settings.ingest.encoding, mask_pii=settings.preprocess.mask_pii)
     emit(info, as_json, "ingested")
 
 
@@ -81,25 +93,42 @@ def validate_cmd(
     ctx: typer.Context,
     path: Path = typer.Argument(..., help="Raw batch: a file or a folder of CSV/JSONL/Parquet files."),
     columns: str = COLUMNS_OPTION,
-    out: Path = typer.Option(None, "--out", "-o", help="Valid rows as Parquet (default: interim/valid.parquet)."),
-    batch: str = typer.Option(None, "--batch", help="Batch name for the quarantine file and report "
+    out: Path = typer.Option(None, "--out", "-o", help="Valid rows as Parquet (default: the batch folder's "
+                             "valid.parquet; with --stage, interim/valid.parquet)."),
+    batch: str = typer.Option(None, "--batch", help="Batch name: letters, digits, '.', '_', '-' "
                               "(default: the file or folder name)."),
+    encoding: str = ENCODING_OPTION,
+    stage: bool = typer.Option(False, "--stage", help="Write the DVC validate stage's outputs "
+                               "(interim/valid.parquet, quarantine/<batch>.parquet, reports/validation/"
+                               "<batch>.json). Only dvc.yaml's stage command uses it."),
     no_docs: bool = typer.Option(False, "--no-docs", help="Skip building Data Docs (faster)."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Validate a batch with Great Expectations and quarantine the rows that fail.
 
-    Valid rows go on; failing rows go to data/quarantine/<batch>.parquet with the rules
-    they broke in `quarantine_reason`. valid + quarantined always equals the input rows.
-    Fails (exit 2) when the share of failing rows exceeds validation.max_failure_rate,
-    naming the top failing rules; the quarantine and report are written first.
+    Every input row ends up valid, quarantined (with the rules it broke in
+    `quarantine_reason`; rows whose field count differs from the header too) or repeated
+    (the exporter repeated it: same id, same content): valid + quarantined + repeated =
+    ingested. PII is masked before anything is written.
+
+    Files go to the batch's own folder, data/interim/batches/<batch>/ (valid.parquet,
+    quarantine.parquet, repeats.parquet, report.json), so a try-out never touches the
+    pipeline's DVC outputs. Fails (exit 2) when the share of failing rows exceeds
+    validation.max_failure_rate, naming the top failing rules; the quarantine and report are
+    written first and --json still prints the report, with the error in it.
     """
     from reviewops.pipeline import stage_validate
+    from reviewops.validation import BatchFailedError
 
     settings = get_settings(ctx)
-    with progress("validating", enabled=not as_json):
-        report = stage_validate(settings, path, _columns(columns or settings.ingest.columns), out, batch,
-                                build_docs=not no_docs)
+    try:
+        with progress("validating", enabled=not as_json):
+            report = stage_validate(settings, path, _columns(columns or settings.ingest.columns), out, batch,
+                                    build_docs=not no_docs, encoding=encoding, stage=stage)
+    except BatchFailedError as exc:
+        if exc.report is not None:
+            emit(exc.report, as_json, "validation (rejected)")
+        raise
     emit(report, as_json, "validation")
     if not as_json and report.get("data_docs"):
         err_console.print(f"Data Docs: file://{Path(report['data_docs']).resolve()}")

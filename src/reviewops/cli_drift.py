@@ -81,6 +81,8 @@ def _print_decision(result) -> None:
     verdict = "[bold red]DRIFTED[/]" if decision.drifted else "[bold green]no drift[/]"
     out_console.print(f"{verdict}: {decision.reason}", highlight=False)
     out_console.print(result.summary["sampling"]["note"], highlight=False)
+    if result.summary["trend"].get("note"):
+        out_console.print(f"sentiment trend: {result.summary['trend']['note']}", highlight=False)
     if decision.alerts:
         out_console.print(f"{len(decision.alerts)} sentiment-trend alert(s): "
                           + ", ".join(f"{a['product_id']} {a['period']} (+{a['change']:.2f})"

@@ -46,6 +46,8 @@ class IngestConfig(_Strict):
     """How raw files map onto the canonical schema (used by the DVC validate stage)."""
 
     columns: str = Field("", description="canonical=source pairs, e.g. 'text=Text,rating=Score'")
+    # "auto": BOM, then UTF-8, UTF-16, GB18030 (strict, whole file); or a Python codec name.
+    encoding: str = "auto"
 
 
 class ValidationConfig(_Strict):

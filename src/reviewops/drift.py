@@ -282,6 +282,26 @@ def _labels_of(df: pd.DataFrame) -> pd.Series | None:
     return None
 
 
+def trend_coverage(df: pd.DataFrame) -> dict[str, Any]:
+    """How many rows can enter the time trend, and a sentence when some (or all) cannot.
+
+    Timestamps are optional (many exports have none): rows without one are left out of the
+    trend, and the report says so instead of showing an empty trend as "no change".
+    """
+    n = len(df)
+    if "timestamp" in df.columns:
+        ts = pd.to_datetime(df["timestamp"], utc=True, errors="coerce", format="ISO8601")
+        timed = int(ts.notna().sum())
+    else:
+        timed = 0
+    info: dict[str, Any] = {"rows_with_timestamp": timed, "rows_without_timestamp": n - timed, "note": None}
+    if n and timed == 0:
+        info["note"] = "no row of this batch has a timestamp: the sentiment trend and its alerts are off"
+    elif timed < n:
+        info["note"] = f"{n - timed} of {n} rows have no timestamp and are left out of the sentiment trend"
+    return info
+
+
 def sentiment_trend(df: pd.DataFrame, freq: str = "W", threshold: float = 0.15,
                     min_count: int = 20) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     """Negative-review share per product per period, and alerts on sudden jumps.
@@ -790,6 +810,7 @@ def run_drift(reference_df: pd.DataFrame, current_df: pd.DataFrame, settings: Se
         "new_categories": (sorted(set(cur_tab["category"]) - set(ref_tab["category"]))
                            if "category" in cat_cols else []),
         "trend": {"freq": "W", "threshold": cfg.negative_share_jump, "min_count": cfg.min_period_count,
+                  **trend_coverage(current_df),
                   "rows_total": len(trend), "rows": trend_rows.to_dict(orient="records"),
                   "rows_note": f"'{TREND_ALL}' plus the products with alerts", "alerts": alerts},
     }
@@ -841,11 +862,13 @@ def load_batch(path: Path | str, settings: Settings) -> tuple[pd.DataFrame, dict
     from reviewops.data.ingest import ingest
     from reviewops.validation import validate_batch
 
-    raw = ingest(path).df
-    checked = validate_batch(raw, settings, batch_name=f"drift-{path.stem}", build_docs=False)
+    ingested = ingest(path, encoding=settings.ingest.encoding, mask_pii=settings.preprocess.mask_pii)
+    checked = validate_batch(ingested.df, settings, batch_name=f"drift-{path.stem}", build_docs=False,
+                             malformed=ingested.malformed)
     clean = preprocess(checked.valid, settings.preprocess)
-    info = {"path": str(path), "kind": "raw", "ingested_rows": len(raw),
-            "quarantined_rows": checked.quarantined_rows, **{f"preprocess_{k}": v for k, v in
+    info = {"path": str(path), "kind": "raw", "ingested_rows": ingested.rows,
+            "quarantined_rows": checked.quarantined_rows, "repeated_rows": checked.repeated_rows,
+            **{f"preprocess_{k}": v for k, v in
                                                             clean.report.items() if isinstance(v, int)},
             "rows": len(clean.clean)}
     _require_text(clean.clean, str(path))
@@ -975,6 +998,7 @@ current {summary['current']['rows']} rows.</p>
 <h2>Sentiment trend (negative share per product per week)</h2>
 <p>Alert when the negative share rises by more than {summary['trend']['threshold']} vs the previous week,
 both weeks with at least {summary['trend']['min_count']} reviews.</p>
+{f"<p><b>{html.escape(summary['trend']['note'])}</b></p>" if summary['trend'].get('note') else ''}
 <h3>Alerts</h3>{alert_table}
 <h3>All products</h3>{trend_table}
 </body></html>"""
@@ -982,7 +1006,7 @@ both weeks with at least {summary['trend']['min_count']} reviews.</p>
 
 __all__ = ["DriftDecision", "DriftResult", "Signal", "add_to_workspace", "build_vocab",
            "auc_noise_floor", "compute_descriptors", "decide_drift", "embed", "embed_cached", "load_batch",
-           "log_to_mlflow", "run_drift", "sentiment_trend"]
+           "log_to_mlflow", "run_drift", "sentiment_trend", "trend_coverage"]
 
 
 def champion_reference(settings: Settings) -> tuple[Path, dict[str, Any]]:

@@ -8,11 +8,18 @@ and paths, which the CLI prints and the flow passes on.
 from __future__ import annotations
 
 import json
+import os
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from reviewops import ReviewOpsError
 from reviewops.config import Settings
+
+# A batch name becomes a file or folder name: no separators, no "..", nothing a shell mangles.
+_BATCH_NAME = re.compile(r"^\w[\w.-]{0,127}$")
 
 
 def write_json(path: Path, data: dict) -> Path:
@@ -29,17 +36,77 @@ def _write_parquet(df: pd.DataFrame, path: Path) -> Path:
 
 
 def batch_name_for(path: Path) -> str:
-    """A batch name from an input path: ``data/raw`` -> ``raw``, ``x/new.csv`` -> ``new``."""
+    """A batch name from an input path: ``data/raw`` -> ``raw``, ``x/my file.csv`` -> ``my_file``."""
     path = Path(path)
-    return path.stem if path.is_file() else path.name
+    name = path.stem if path.is_file() else path.name
+    name = re.sub(r"[^\w.-]+", "_", name).strip("._-") or "batch"
+    return name[:128]
 
 
-def stage_ingest(path: Path, columns: dict[str, str] | None, out: Path | None = None) -> dict:
-    """Read user files into the canonical schema and (optionally) write them as Parquet."""
+def check_batch_name(name: str) -> str:
+    """Return ``name`` when it can name files, else raise a one-line error saying what is allowed."""
+    if not _BATCH_NAME.match(name) or ".." in name:
+        raise ReviewOpsError(f"batch name {name!r} must be a plain name of letters, digits, '.', '_' or '-' "
+                             f"(no '/', '\\' or '..'): it names the batch's files")
+    return name
+
+
+def _write_private_parquet(df: pd.DataFrame, path: Path) -> Path:
+    """Owner-only (0700 folder, 0600 file): quarantined rows are there to be fixed by their owner."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.close(fd)
+    df.to_parquet(tmp, index=False)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+    return path
+
+
+@dataclass(frozen=True)
+class ValidateOutputs:
+    """Where one validation run writes: valid rows, quarantine, repeats and the JSON report.
+
+    Only the DVC ``validate`` stage writes the stage's outputs (:meth:`for_stage`); any other
+    run writes under its own batch folder (:meth:`for_batch`), so an ad-hoc
+    ``reviewops validate FILE`` never changes what ``dvc status`` or the next training sees.
+    """
+
+    valid: Path
+    quarantine: Path
+    repeats: Path
+    report: Path
+
+    @classmethod
+    def for_stage(cls, settings: Settings, batch: str, valid: Path | None = None) -> ValidateOutputs:
+        """The DVC stage's files: ``interim/valid.parquet``, ``quarantine/<batch>.parquet``, ..."""
+        paths = settings.paths
+        return cls(valid=Path(valid or paths.interim_dir / "valid.parquet"),
+                   quarantine=paths.quarantine_dir / f"{batch}.parquet",
+                   repeats=paths.interim_dir / "repeats.parquet",
+                   report=paths.reports_dir / "validation" / f"{batch}.json")
+
+    @classmethod
+    def for_batch(cls, settings: Settings, batch: str, valid: Path | None = None) -> ValidateOutputs:
+        """An ad-hoc batch's folder, ``<interim_dir>/batches/<batch>/`` (quarantine owner-only inside)."""
+        folder = settings.paths.interim_dir / "batches" / batch
+        return cls(valid=Path(valid or folder / "valid.parquet"), quarantine=folder / "quarantine.parquet",
+                   repeats=folder / "repeats.parquet", report=folder / "report.json")
+
+
+def stage_ingest(path: Path, columns: dict[str, str] | None, out: Path | None = None,
+                 encoding: str | None = None, mask_pii: bool = True) -> dict:
+    """Read user files into the canonical schema (PII masked) and (optionally) write them as Parquet.
+
+    Records whose field count differs from the header are counted (``malformed``), not written:
+    ``reviewops validate`` quarantines them with their line numbers.
+    """
     from reviewops.data.ingest import ingest
 
-    result = ingest(Path(path), columns)
-    info = {"input": str(path), "files": result.files, "rows": result.rows, "per_file": result.per_file}
+    result = ingest(Path(path), columns, encoding=encoding, mask_pii=mask_pii)
+    info = {"input": str(path), "files": result.files, "encodings": result.encodings, "rows": result.rows,
+            "per_file": result.per_file, "malformed": len(result.malformed), "pii_masked": mask_pii}
     if out is not None:
         info["output"] = str(_write_parquet(result.df, Path(out)))
     return info
@@ -47,48 +114,62 @@ def stage_ingest(path: Path, columns: dict[str, str] | None, out: Path | None = 
 
 def stage_validate(settings: Settings, path: Path, columns: dict[str, str] | None = None,
                    out: Path | None = None, batch: str | None = None, build_docs: bool = True,
-                   enforce: bool = True) -> dict:
-    """Ingest + Great Expectations validation + quarantine of failing rows.
+                   enforce: bool = True, encoding: str | None = None, stage: bool = False) -> dict:
+    """Ingest (PII masked) + Great Expectations validation + quarantine of failing rows.
 
-    Writes the valid rows to ``out`` (default ``<interim_dir>/valid.parquet``), the
-    quarantined rows with their reasons to ``<quarantine_dir>/<batch>.parquet`` (an empty
-    file when none failed, so downstream tools always find it) and a JSON report to
-    ``<reports_dir>/validation/<batch>.json``.
+    Every input record ends up in exactly one of: the valid rows, the quarantine (with its
+    reasons; records whose field count differs from the header included) or the repeats
+    (rows the exporter repeated: same id, same content as a kept row). The report's counts
+    add up to the records read. Where the files go is :class:`ValidateOutputs`: the DVC
+    stage's outputs only with ``stage=True``, else the batch's own folder; ``out`` moves
+    the valid rows.
 
     Raises:
-        BatchFailedError: the failure rate is above ``validation.max_failure_rate`` (after
-            the quarantine and report are written, so operators can inspect them).
+        ReviewOpsError: a bad batch name, or an unreadable file (before anything is written).
+        BatchFailedError: the failure rate is above ``validation.max_failure_rate``; raised after
+            the quarantine and report are written, and carrying the report (``exc.report``).
     """
     from reviewops.data.ingest import ingest
-    from reviewops.validation import check_failure_rate, validate_batch
+    from reviewops.validation import BatchFailedError, check_failure_rate, validate_batch
 
     path = Path(path)
-    batch = batch or batch_name_for(path)
-    ingested = ingest(path, columns)
-    result = validate_batch(ingested.df, settings, batch, build_docs=build_docs)
-    out = Path(out or settings.paths.interim_dir / "valid.parquet")
-    quarantine_path = settings.paths.quarantine_dir / f"{batch}.parquet"
-    _write_parquet(result.quarantined, quarantine_path)
-    _write_parquet(result.valid, out)
+    batch = check_batch_name(batch) if batch else batch_name_for(path)
+    outputs = (ValidateOutputs.for_stage if stage else ValidateOutputs.for_batch)(settings, batch, out)
+    ingested = ingest(path, columns, encoding=encoding or settings.ingest.encoding,
+                      mask_pii=settings.preprocess.mask_pii)
+    result = validate_batch(ingested.df, settings, batch, build_docs=build_docs, malformed=ingested.malformed)
+    _write_private_parquet(result.quarantined, outputs.quarantine)
+    _write_parquet(result.valid, outputs.valid)
+    _write_parquet(result.repeats, outputs.repeats)
     report = {
         "batch": batch,
         "input": str(path),
         "files": ingested.files,
+        "encodings": ingested.encodings,
         "ingested": ingested.rows,
         "valid": result.valid_rows,
         "quarantined": result.quarantined_rows,
+        "repeated": result.repeated_rows,
         "failure_rate": round(result.failure_rate, 6),
         "failures": result.failures,
         "gx_success": result.gx_success,
-        "valid_path": str(out),
-        "quarantine_path": str(quarantine_path),
+        "pii_masked": settings.preprocess.mask_pii,
+        "valid_path": str(outputs.valid),
+        "quarantine_path": str(outputs.quarantine),
+        "repeats_path": str(outputs.repeats),
         "data_docs": str(result.docs_path) if result.docs_path else None,
     }
-    assert report["valid"] + report["quarantined"] == report["ingested"], report
-    report["report_path"] = str(write_json(settings.paths.reports_dir / "validation" / f"{batch}.json",
-                                           report))
-    if enforce:
-        check_failure_rate(result, settings.validation)
+    assert report["valid"] + report["quarantined"] + report["repeated"] == report["ingested"], report
+    report["report_path"] = str(outputs.report)
+    try:
+        if enforce:
+            check_failure_rate(result, settings.validation)
+    except BatchFailedError as exc:
+        report["error"] = str(exc)
+        write_json(outputs.report, report)
+        exc.report = report
+        raise
+    write_json(outputs.report, report)
     return report
 
 

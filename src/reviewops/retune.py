@@ -129,7 +129,7 @@ def generate_batch(out_dir: Path | str, rows: int, seed: int, scenario: str = "l
 
     :func:`reviewops.data.generate.write_generated` numbers ``review_id`` from ``R-00000001`` in
     every file; appended to the raw folder, those ids would clash with the default data set's and
-    the ``review_id_unique`` rule would quarantine both copies. The ids are prefixed with ``tag``
+    the ``review_id_conflict`` rule would quarantine both copies. The ids are prefixed with ``tag``
     (default: UTC time), and the file is named ``batch-<tag>-<scenario>.csv``.
     """
     from reviewops.data.generate import write_generated
@@ -163,10 +163,10 @@ def prepare_batch(settings: Settings, batch_path: Path | str, name: str | None =
                   build_docs: bool = True) -> dict[str, Any]:
     """Validate and preprocess a new batch into batch-specific files.
 
-    Validation is :func:`reviewops.pipeline.stage_validate` (batch ``batch-<name>``: report
-    ``<reports_dir>/validation/batch-<name>.json``, quarantine ``<quarantine_dir>/batch-<name>.parquet``);
-    preprocessing is the same :func:`reviewops.data.clean.preprocess` as the DVC stage, written
-    to ``<interim_dir>/batches/<name>/`` (``pipeline.stage_preprocess`` would overwrite the DVC
+    Validation is :func:`reviewops.pipeline.stage_validate` into the batch's folder
+    ``<interim_dir>/batches/<name>/`` (valid, quarantine and repeats Parquet files and
+    ``report.json``); preprocessing is the same :func:`reviewops.data.clean.preprocess` as the
+    DVC stage, written to the same folder (``pipeline.stage_preprocess`` would overwrite the DVC
     stage's own outputs and report).
 
     Raises:
@@ -182,9 +182,8 @@ def prepare_batch(settings: Settings, batch_path: Path | str, name: str | None =
     name = name or batch_name(batch_path)
     out = batch_dir(settings, name)
     columns = parse_column_map(settings.ingest.columns) or None
-    validation = stage_validate(settings, batch_path, columns, out=out / "valid.parquet",
-                                batch=f"batch-{name}", build_docs=build_docs)
-    result = preprocess(pd.read_parquet(out / "valid.parquet"), settings.preprocess)
+    validation = stage_validate(settings, batch_path, columns, batch=name, build_docs=build_docs)
+    result = preprocess(pd.read_parquet(validation["valid_path"]), settings.preprocess)
     if len(result.clean) == 0:
         raise ReviewOpsError(f"{batch_path}: no rows left after validation and cleaning")
     clean_path = out / "clean.parquet"
@@ -353,7 +352,7 @@ def append_batch_to_raw(settings: Settings, batch_path: Path | str, root: Path |
 
     Raises:
         ReviewOpsError: the same file content is already in the raw folder, or its review ids
-            collide with existing ones (the ``review_id_unique`` rule would quarantine both copies
+            collide with existing ones (the ``review_id_conflict`` rule would quarantine both copies
             and fail the whole data set's validation).
     """
     from reviewops import versioning

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 # Column order of a canonical batch. ``summary`` is optional (inference-only batches);
-# ``category`` is optional (drift and slices use it when present).
+# ``timestamp`` is optional (many exports have none: trends then say so); ``category`` is
+# optional (drift and slices use it when present).
 CANONICAL_COLUMNS = ["review_id", "product_id", "text", "summary", "rating", "timestamp", "language"]
-REQUIRED_COLUMNS = ["review_id", "product_id", "text", "rating", "timestamp", "language"]
-OPTIONAL_COLUMNS = ["summary", "category"]
+REQUIRED_COLUMNS = ["review_id", "product_id", "text", "rating", "language"]
+OPTIONAL_COLUMNS = ["summary", "timestamp", "category"]
 
 LABELS = ["negative", "neutral", "positive"]
 LABEL2ID = {name: i for i, name in enumerate(LABELS)}

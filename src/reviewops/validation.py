@@ -9,6 +9,13 @@ on use, so running twice is safe and a changed ``params.yaml`` updates the suite
 Each expectation carries a stable rule name in ``meta["rule"]``; a quarantined row's
 ``quarantine_reason`` is the sorted ``;``-joined set of rules it broke.
 
+Before the suite runs, rows an exporter repeated (same ``review_id``, same content) are
+collapsed to their first copy: the others are *repeats*, counted and kept aside, never
+quarantined. Only the same id with different content is a conflict (``review_id_conflict``).
+Records the reader could not split into the header's columns arrive from ingest as
+``malformed`` and join the quarantine with their own reason. So every input row ends up
+valid, repeated or quarantined, and the counts say so.
+
 GX is imported lazily (it takes seconds and prints progress bars); analytics are switched
 off through ``GX_ANALYTICS_ENABLED=false`` before the first import.
 """
@@ -30,6 +37,7 @@ import pandas as pd
 from reviewops import ReviewOpsError
 from reviewops.config import Settings, ValidationConfig
 from reviewops.schema import REQUIRED_COLUMNS
+from reviewops.text import VISIBLE_CHAR_PATTERN
 
 if TYPE_CHECKING:
     from great_expectations.data_context import AbstractDataContext
@@ -53,7 +61,17 @@ DOCS_INDEX_LIMIT = 50
 RULE_KEY = "rule"
 REASON_COLUMN = "quarantine_reason"
 TIMESTAMP_REGEX = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$"
-NOT_EMPTY_REGEX = r"\S"
+# At least one character that shows: whitespace, NUL and zero-width characters alone are empty.
+NOT_EMPTY_REGEX = VISIBLE_CHAR_PATTERN
+# Optional columns validated as all-missing when a frame lacks them (the output frames keep
+# only the columns they came with).
+OPTIONAL_VALIDATED = ("summary", "timestamp", "rating_raw")
+# Working columns that describe a row's trouble; valid rows carry no trouble, so they drop them.
+TROUBLE_COLUMNS = ("rating_raw",)
+# A row that breaks the first rule also breaks the second by construction; its reason names
+# only the first (an unreadable "five stars!" is not a missing rating).
+SUPERSEDES = {"rating_unparseable": "rating_not_null"}
+REPEAT_KIND = "repeated_row"
 
 # COMPLETE gives ``unexpected_index_list`` (positions, after our reset_index) for every
 # column-map expectation. The unexpected *values* are left out (GX then also drops the
@@ -69,7 +87,13 @@ RESULT_FORMAT: dict[str, Any] = {
 
 
 class BatchFailedError(ReviewOpsError):
-    """Too many rows of a batch failed validation (more than ``max_failure_rate``)."""
+    """Too many rows of a batch failed validation (more than ``max_failure_rate``).
+
+    ``report`` is the stage's report (counts, failures, paths) when a stage raised it, so a
+    caller can still show the numbers behind the rejection.
+    """
+
+    report: dict[str, Any] | None = None
 
 
 # --------------------------------------------------------------------------------------
@@ -127,9 +151,15 @@ def build_rules(cfg: ValidationConfig) -> list[Rule]:
     lo, hi = cfg.min_text_chars, cfg.max_text_chars
     allowed = sorted(cfg.allowed_languages)
     rules += [
-        Rule("review_id_unique", "ExpectColumnValuesToBeUnique", {"column": "review_id"},
+        # Identical repeats are collapsed before the suite runs, so a repeated id left here
+        # carries different content: a conflict, every copy quarantined.
+        Rule("review_id_conflict", "ExpectColumnValuesToBeUnique", {"column": "review_id"},
              failing=lambda df: _non_null_failing(df["review_id"],
                                                   lambda s: ~s.duplicated(keep=False))),
+        # The cell was there but is not a rating (``great``, ``8/10``); ingest kept it as written.
+        Rule("rating_unparseable", "ExpectColumnValuesToBeNull", {"column": "rating_raw"},
+             failing=lambda df: (df["rating_raw"].notna() if "rating_raw" in df.columns
+                                 else pd.Series(False, index=df.index))),
         Rule("rating_in_range", "ExpectColumnValuesToBeBetween",
              {"column": "rating", "min_value": cfg.rating_min, "max_value": cfg.rating_max},
              failing=lambda df: _non_null_failing(
@@ -302,6 +332,9 @@ class ValidationResult:
     success: bool
     gx_success: bool
     docs_path: Path | None = None
+    # Rows the exporter repeated (same id, same content as a kept row): see :func:`split_repeats`.
+    repeats: pd.DataFrame = field(default_factory=pd.DataFrame)
+    repeated_rows: int = 0
     table_failures: list[str] = field(default_factory=list)
     # rule -> "gx" (GX's unexpected_index_list) or "pandas" (fallback mask), failing rules only
     index_source: dict[str, str] = field(default_factory=dict)
@@ -312,7 +345,7 @@ class ValidationResult:
         return {
             "batch_name": self.batch_name, "input_rows": self.input_rows,
             "valid_rows": self.valid_rows, "quarantined_rows": self.quarantined_rows,
-            "failure_rate": self.failure_rate, "failures": dict(self.failures),
+            "repeated_rows": self.repeated_rows, "failure_rate": self.failure_rate, "failures": dict(self.failures),
             "success": self.success, "gx_success": self.gx_success,
             "docs_path": str(self.docs_path) if self.docs_path else None,
         }
@@ -380,6 +413,16 @@ def _split(
         codes |= hit.astype(np.int64) << bit
     failures = dict(sorted(failures.items(), key=lambda kv: (-kv[1], kv[0])))
 
+    for winner, loser in SUPERSEDES.items():
+        if winner in names and loser in names:
+            w, lo = np.int64(1) << names.index(winner), np.int64(1) << names.index(loser)
+            both = (codes & w != 0) & (codes & lo != 0)
+            codes[both] &= ~lo
+            failures[loser] -= int(both.sum())
+            if failures[loser] == 0:
+                del failures[loser]
+            failures = dict(sorted(failures.items(), key=lambda kv: (-kv[1], kv[0])))
+
     bad = codes != 0
     valid = frame.loc[~bad].reset_index(drop=True)
     quarantined = frame.loc[bad].reset_index(drop=True)
@@ -392,8 +435,48 @@ def _split(
     return valid, quarantined, failures
 
 
+def split_repeats(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Collapse rows an exporter repeated: same ``review_id`` and same content, keep the first.
+
+    Content is every column except where the row came from (``source_file``/``source_row``);
+    rows without an id are never repeats (nothing says they are the same review).
+
+    Returns:
+        ``(kept, repeats)``: ``repeats`` are the later copies with ``duplicate_kind`` =
+        ``repeated_row`` and ``duplicate_of`` = ``<source_file>:<source_row>`` of the kept copy.
+    """
+    content = [c for c in frame.columns if c not in ("source_file", "source_row")]
+    none = frame.iloc[0:0].assign(duplicate_kind=pd.Series(dtype=object), duplicate_of=pd.Series(dtype=object))
+    if not len(frame) or "review_id" not in frame.columns:
+        return frame, none
+    ids = frame["review_id"]
+    # Only rows whose id occurs twice can be repeats: compare content on those few rows.
+    candidates = (ids.notna() & ids.duplicated(keep=False)).to_numpy()
+    if not candidates.any():
+        return frame, none
+    sub = frame.loc[candidates, content]
+    group = sub.groupby(content, dropna=False, sort=False).ngroup().to_numpy()
+    repeated_sub = pd.Series(group).duplicated(keep="first").to_numpy()
+    if not repeated_sub.any():
+        return frame, none
+    where = (frame["source_file"].astype(str) + ":" + frame["source_row"].astype(str)
+             if {"source_file", "source_row"} <= set(frame.columns)
+             else pd.Series(frame.index.astype(str), index=frame.index))
+    sub_where = where[candidates].to_numpy()
+    first_of_group: dict[int, str] = {}
+    for g, w in zip(group, sub_where, strict=True):
+        first_of_group.setdefault(int(g), w)
+    positions = np.flatnonzero(candidates)[repeated_sub]
+    repeats = frame.iloc[positions].assign(
+        duplicate_kind=REPEAT_KIND, duplicate_of=[first_of_group[int(g)] for g in group[repeated_sub]])
+    keep = np.ones(len(frame), dtype=bool)
+    keep[positions] = False
+    return frame.loc[keep].reset_index(drop=True), repeats.reset_index(drop=True)
+
+
 def validate_batch(
-    df: pd.DataFrame, settings: Settings, batch_name: str, build_docs: bool = True
+    df: pd.DataFrame, settings: Settings, batch_name: str, build_docs: bool = True,
+    malformed: pd.DataFrame | None = None,
 ) -> ValidationResult:
     """Validate a canonical batch with the ``reviews_canonical`` checkpoint and split its rows.
 
@@ -402,14 +485,19 @@ def validate_batch(
     of ``df`` (the index is reset first, so any index works).
 
     Args:
-        df: canonical batch (see docs/CONTRACTS.md). ``summary`` may be absent.
+        df: canonical batch (see docs/CONTRACTS.md). ``summary``, ``timestamp`` and
+            ``rating_raw`` may be absent.
         settings: suite parameters (``settings.validation``) and paths (``gx_dir``).
         batch_name: names the GX run (``run_name``) and the quarantine file.
         build_docs: run the checkpoint with the UpdateDataDocsAction (the default).
+        malformed: records the reader set aside (``ingest``'s ``malformed``, with their own
+            ``quarantine_reason``); they join the quarantine and count as failed input rows.
 
     Returns:
-        A :class:`ValidationResult`; ``valid`` keeps the input columns, ``quarantined``
-        adds ``quarantine_reason``. ``success`` is ``failure_rate <= max_failure_rate``.
+        A :class:`ValidationResult`; ``valid`` keeps the input columns (less ``rating_raw``),
+        ``quarantined`` adds ``quarantine_reason``, ``repeats`` holds the collapsed repeats.
+        ``input_rows = valid_rows + quarantined_rows + repeated_rows``; ``success`` is
+        ``failure_rate <= max_failure_rate`` (failure rate over all input rows).
 
     Raises:
         ReviewOpsError: a required column is missing (a table-level failure: nothing is
@@ -425,10 +513,13 @@ def validate_batch(
     # Positions, not labels: GX reports the index of the frame it got. A stale reason
     # column (re-validating a fixed quarantine file) is dropped, not carried over.
     frame = df.reset_index(drop=True).drop(columns=[REASON_COLUMN], errors="ignore")
+    frame, repeats = split_repeats(frame)
     gx_frame = frame
-    if "summary" not in gx_frame.columns:
-        # Optional column: validate as all-missing; the output frames stay untouched.
-        gx_frame = frame.assign(summary=pd.Series([None] * len(frame), dtype=object))
+    absent = {c: pd.Series([None] * len(frame), dtype=object) for c in OPTIONAL_VALIDATED
+              if c not in frame.columns}
+    if absent:
+        # Optional columns: validate as all-missing; the output frames stay untouched.
+        gx_frame = frame.assign(**absent)
 
     checkpoint = project.checkpoint if build_docs else project.checkpoint_no_docs
     run_id = RunIdentifier(run_name=batch_name, run_time=dt.datetime.now(dt.UTC))
@@ -439,7 +530,6 @@ def validate_batch(
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     table_failures: list[str] = [f"column_exists:{c}" for c in missing]
     errors: list[str] = []
-    n = len(frame)
     row_rules: dict[str, list[np.ndarray]] = {}  # rule -> failing positions, per expectation
     index_source: dict[str, str] = {}
     for er in _expectation_results(cp_result):
@@ -473,9 +563,16 @@ def validate_batch(
         raise ReviewOpsError(f"batch {batch_name!r}: validation errored: {'; '.join(errors)}")
 
     valid, quarantined, failures = _split(frame, row_rules)
+    valid = valid.drop(columns=[c for c in TROUBLE_COLUMNS if c in valid.columns])
+    if malformed is not None and len(malformed):
+        quarantined = pd.concat([quarantined, malformed], ignore_index=True)
+        for reason, count in malformed[REASON_COLUMN].value_counts().items():
+            failures[reason] = failures.get(reason, 0) + int(count)
+        failures = dict(sorted(failures.items(), key=lambda kv: (-kv[1], kv[0])))
 
+    n = len(frame) + len(repeats) + (0 if malformed is None else len(malformed))
     valid_rows, quarantined_rows = len(valid), len(quarantined)
-    assert valid_rows + quarantined_rows == n, (valid_rows, quarantined_rows, n)
+    assert valid_rows + quarantined_rows + len(repeats) == n, (valid_rows, quarantined_rows, len(repeats), n)
     failure_rate = quarantined_rows / n if n else 0.0
     docs = project.docs_index if build_docs and project.docs_index.exists() else None
     t_end = time.perf_counter()
@@ -485,12 +582,12 @@ def validate_batch(
         failures=failures,
         success=failure_rate <= settings.validation.max_failure_rate and not table_failures,
         gx_success=bool(cp_result.success), docs_path=docs, table_failures=table_failures,
-        index_source=index_source,
+        index_source=index_source, repeats=repeats, repeated_rows=len(repeats),
         seconds={"setup": t_setup - t0, "checkpoint": t_run - t_setup, "split": t_end - t_run,
                  "total": t_end - t0},
     )
-    log.info("validated batch %r: %d rows, %d quarantined (%.1f%%), failures=%s",
-             batch_name, n, quarantined_rows, 100 * failure_rate, failures)
+    log.info("validated batch %r: %d rows, %d quarantined (%.1f%%), %d repeats, failures=%s",
+             batch_name, n, quarantined_rows, 100 * failure_rate, len(repeats), failures)
     return result
 
 

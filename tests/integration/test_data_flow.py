@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -32,10 +34,10 @@ def test_data_flow_counts_and_dvc_lineage(tmp_path, monkeypatch, prefect_server)
     versioning.ensure_repo()
     summary = data_flow(load_settings("params.yaml"))
 
-    # Every ingested row is either valid or quarantined; every valid row is clean,
+    # Every ingested row is valid, quarantined or a repeat; every valid row is clean,
     # a recorded duplicate or quarantined as empty after cleaning; splits add up.
     assert summary["ingested"] == 600
-    assert summary["valid"] + summary["quarantined"] == summary["ingested"]
+    assert summary["valid"] + summary["quarantined"] + summary["repeated"] == summary["ingested"]
     assert summary["quarantined"] > 0 and summary["deduplicated"] > 0
     assert summary["clean"] + summary["deduplicated"] + summary["empty_after_cleaning"] == summary["valid"]
     assert sum(summary["splits"].values()) == summary["clean"]
@@ -44,6 +46,17 @@ def test_data_flow_counts_and_dvc_lineage(tmp_path, monkeypatch, prefect_server)
     assert yaml.safe_load(Path("data.dvc").read_text())["outs"][0]["path"] == "data/raw"
 
     # Nothing changed -> DVC has nothing to do.
+    assert "up to date" in versioning.status()
+    # An ad-hoc validation, even one rejected with exit 2, leaves the stage outputs alone.
+    valid_before = Path("data/interim/valid.parquet").read_bytes()
+    bad = Path("tryout.csv")
+    bad.write_text("review_id,text,rating\n" + "".join(f"{i},only two fields {i}\n" for i in range(5)))
+    proc = subprocess.run([sys.executable, "-m", "reviewops", "validate", str(bad), "--json", "--no-docs"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert json.loads(proc.stdout)["failures"] == {"field_count_mismatch": 5}
+    assert Path("data/interim/valid.parquet").read_bytes() == valid_before
+    assert Path("data/interim/batches/tryout/quarantine.parquet").exists()
     assert "up to date" in versioning.status()
     # One param of the split stage changed -> only `split` reruns.
     params = yaml.safe_load(Path("params.yaml").read_text())

@@ -32,7 +32,7 @@ ROWS = [
     {"review_id": "a2", "product_id": "P-2", "text": "物流太慢了，等了三个星期。", "summary": "物流太慢",
      "rating": "1", "timestamp": "1303862400", "language": "zh", "category": "grocery"},
     {"review_id": "a3", "product_id": "P-1", "text": "Okay, \"fine\", nothing more,\nsecond line.",
-     "summary": "", "rating": "three", "timestamp": "not a date", "language": "en", "category": ""},
+     "summary": "", "rating": "great", "timestamp": "not a date", "language": "en", "category": ""},
 ]
 
 
@@ -99,7 +99,7 @@ def test_ingest_rejects_unknown_canonical_name(tmp_path):
 # ------------------------------------------------------------------ round trips
 
 
-def _check_canonical(df: pd.DataFrame, source_file: str) -> None:
+def _check_canonical(df: pd.DataFrame, source_file: str, rating_raw: str | None = "great") -> None:
     assert list(df.columns) == OUTPUT_COLUMNS
     assert df["review_id"].tolist() == ["a1", "a2", "a3"]
     assert df["product_id"].tolist() == ["P-1", "P-2", "P-1"]
@@ -108,6 +108,7 @@ def _check_canonical(df: pd.DataFrame, source_file: str) -> None:
     assert df["rating"].dtype == float
     assert df["rating"].iloc[:2].tolist() == [5.0, 1.0]
     assert math.isnan(df["rating"].iloc[2])
+    assert df["rating_raw"].tolist() == [None, None, rating_raw]  # what the user wrote, kept
     assert df["timestamp"].tolist() == ["2023-05-01T10:00:00Z", "2011-04-27T00:00:00Z", "not a date"]
     assert df["language"].tolist() == ["en", "zh", "en"]
     assert df["category"].tolist() == ["electronics", "grocery", None]
@@ -150,7 +151,7 @@ def test_parquet_round_trip(tmp_path):
     df = pd.DataFrame(ROWS)
     df["rating"] = pd.to_numeric(df["rating"], errors="coerce")
     df.to_parquet(path, index=False)
-    _check_canonical(ingest(path).df, "reviews.parquet")
+    _check_canonical(ingest(path).df, "reviews.parquet", rating_raw=None)  # already NaN in the file
 
 
 def test_read_table_keeps_csv_cells_as_strings(tmp_path):
@@ -200,7 +201,7 @@ def test_user_mapping_overrides_identity_and_case_insensitive_identity(tmp_path)
 def test_generated_file_round_trip(tmp_path):
     path = write_generated(tmp_path, 400, seed=4)
     expected = generate_reviews(400, seed=4)
-    df = ingest(path).df
+    df = ingest(path, mask_pii=False).df
     assert len(df) == 400
     assert df["review_id"].tolist() == expected["review_id"].tolist()
     assert df["text"].tolist() == expected["text"].tolist()
@@ -215,7 +216,7 @@ def test_normalize_timestamps():
     raw = pd.Series(["1303862400", 1303862400, 1303862400000, 1e20, "", None, "2020-01-05 10:00:00+02:00",
                      "Jan 5 2020", "not a date", "  2011-04-27T00:00:00Z ", "2023-13-45"], dtype=object)
     assert normalize_timestamps(raw).tolist() == [
-        "2011-04-27T00:00:00Z", "2011-04-27T00:00:00Z", "2011-04-27T00:00:00Z", "1e+20", "", "",
+        "2011-04-27T00:00:00Z", "2011-04-27T00:00:00Z", "2011-04-27T00:00:00Z", "1e+20", None, None,
         "2020-01-05T08:00:00Z", "2020-01-05T00:00:00Z", "not a date", "2011-04-27T00:00:00Z", "2023-13-45"]
 
 
@@ -225,7 +226,8 @@ def test_normalize_timestamps():
 def test_not_utf8_names_byte_and_offset(tmp_path):
     path = tmp_path / "latin.csv"
     path.write_bytes(b"text,rating\nok,5\ncaf\xe9 au lait,4\n")
-    message = _expect_error(path, tmp_path, "not UTF-8 text", "byte 0xe9 at offset 20", "re-encode it as UTF-8")
+    message = _expect_error(path, tmp_path, "not UTF-8 text", "byte 0xe9 at offset 20", "re-encode it as UTF-8",
+                            "nor UTF-16 or GB18030", "--encoding")
     assert message.startswith(str(path))
 
 
@@ -303,10 +305,17 @@ def test_unreadable_parquet(tmp_path):
     _expect_error(path, tmp_path, "not a readable Parquet file")
 
 
-def test_malformed_csv(tmp_path):
+def test_ragged_record_is_set_aside_with_its_line(tmp_path):
     path = tmp_path / "ragged.csv"
-    path.write_text("text,rating\ngood,5\nbad,1,extra,cells\n")
-    _expect_error(path, tmp_path, "malformed CSV", "line 3")
+    path.write_text("text,rating\ngood,5\nbad,1,extra,cells\nfine,4\n")
+    result = ingest(path)
+    assert result.rows == 3 and result.per_file == {"ragged.csv": 3}
+    assert result.df["text"].tolist() == ["good", "fine"]
+    assert result.df["source_row"].tolist() == [1, 3]  # record numbers survive the gap
+    bad = result.malformed.to_dict("records")
+    assert bad == [{"source_file": "ragged.csv", "source_row": 2, "raw_record": "bad,1,extra,cells",
+                    "quarantine_reason": "field_count_mismatch",
+                    "quarantine_detail": "line 3: 4 fields where the header has 2 (an unquoted ',' inside a value?)"}]
 
 
 def test_missing_path_and_empty_directory(tmp_path):

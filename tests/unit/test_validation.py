@@ -62,12 +62,14 @@ CASES: list[tuple[dict, str | None]] = [
     ({"summary": None}, None),  # summary is optional
     ({"timestamp": "2024-05-01 10:20:30"}, "timestamp_iso8601"),
     ({"timestamp": "1714558830"}, "timestamp_iso8601"),
-    ({"timestamp": None}, "timestamp_not_null"),
+    ({"timestamp": None}, None),  # timestamps are optional: many exports have none
     ({"language": "fr"}, "language_allowed"),
     ({"review_id": None}, "review_id_not_null"),
-    ({"review_id": "dup"}, "review_id_unique"),
+    ({"review_id": "dup"}, "review_id_conflict"),
     ({"review_id": "dup", "rating": 9.0, "language": "de"},
-     "language_allowed;rating_in_range;review_id_unique"),
+     "language_allowed;rating_in_range;review_id_conflict"),
+    ({"text": "\x00\x00\x00\x00"}, "text_not_empty"),  # NUL bytes are not text
+    ({"text": "\u200b\u200b\u200d\ufeff"}, "text_not_empty"),  # nor are zero-width characters
     ({"product_id": None}, "product_id_not_null"),
 ]
 
@@ -112,13 +114,12 @@ def test_counts_and_invariant(cases_result):
     assert r.valid_rows + r.quarantined_rows == r.input_rows
     assert r.failure_rate == pytest.approx(n_bad / len(CASES))
     assert r.failures == {
-        "text_length": 5, "rating_in_range": 3, "language_allowed": 2, "review_id_unique": 2,
-        "text_not_empty": 2, "timestamp_iso8601": 2, "product_id_not_null": 1,
-        "rating_not_null": 1, "review_id_not_null": 1, "summary_length": 1,
-        "text_not_null": 1, "timestamp_not_null": 1,
+        "text_length": 5, "text_not_empty": 4, "rating_in_range": 3, "language_allowed": 2,
+        "review_id_conflict": 2, "timestamp_iso8601": 2, "product_id_not_null": 1,
+        "rating_not_null": 1, "review_id_not_null": 1, "summary_length": 1, "text_not_null": 1,
     }
     # most frequent first, ties by name (check_failure_rate names the first three)
-    assert list(r.failures)[:2] == ["text_length", "rating_in_range"]
+    assert list(r.failures)[:3] == ["text_length", "text_not_empty", "rating_in_range"]
     assert r.gx_success is False
     assert r.success is False  # well above max_failure_rate=0.2
 
@@ -204,8 +205,8 @@ def test_failure_rate_error_names_top_rules(cases_result, settings):
     msg = str(exc.value)
     pct = 100 * cases_result.failure_rate
     assert msg.startswith(f"batch 'cases': {pct:.1f}% of rows failed validation (limit 20.0%)")
-    assert "top failures: text_length=5, rating_in_range=3, language_allowed=2" in msg
-    assert "review_id_unique" not in msg  # only the top three
+    assert "top failures: text_length=5, text_not_empty=4, rating_in_range=3" in msg
+    assert "language_allowed" not in msg  # only the top three
     check_failure_rate(cases_result, ValidationConfig(max_failure_rate=1.0))  # no raise
 
 
@@ -253,7 +254,7 @@ def test_project_layout_and_idempotence(cases_df, cases_result, settings):
     suite = json.loads(suite_file.read_text())
     rules = [e["meta"]["rule"] for e in suite["expectations"]]
     assert len(rules) == len(set(rules))
-    assert {"rating_in_range", "text_not_empty", "text_length", "review_id_unique",
+    assert {"rating_in_range", "text_not_empty", "text_length", "review_id_conflict", "rating_unparseable",
             "timestamp_iso8601", "language_allowed", "summary_length",
             "column_exists:review_id"} <= set(rules)
     by_rule = {e["meta"]["rule"]: e for e in suite["expectations"]}
@@ -287,3 +288,35 @@ def test_stale_reason_column_is_dropped(settings):
     r = validate_batch(df, settings, "revalidate", build_docs=False)
     assert REASON_COLUMN not in r.valid.columns
     assert list(r.quarantined[REASON_COLUMN]) == ["rating_in_range"]
+
+
+def test_repeats_are_collapsed_before_the_suite(settings):
+    rows = [_row(0), _row(1), _row(1, source_row=50), _row(1, source_row=51),  # r1 exported 3 times
+            _row(2), _row(2, text="Another text under the same id")]               # r2: a conflict
+    r = validate_batch(_frame(rows), settings, "repeats", build_docs=False)
+    assert (r.valid_rows, r.quarantined_rows, r.repeated_rows, r.input_rows) == (2, 2, 2, 6)
+    assert sorted(r.valid["review_id"]) == ["r0", "r1"]
+    assert r.repeats["source_row"].tolist() == [50, 51]
+    assert r.repeats["duplicate_of"].tolist() == ["batch.csv:2", "batch.csv:2"]
+    assert r.failures == {"review_id_conflict": 2}
+    assert r.failure_rate == pytest.approx(2 / 6)
+
+
+def test_unparseable_rating_is_its_own_reason(settings):
+    df = _frame([_row(0), _row(1, rating=np.nan), _row(2, rating=np.nan)]).assign(
+        rating_raw=[None, None, "five-ish"])
+    r = validate_batch(df, settings, "ratings", build_docs=False)
+    assert dict(zip(r.quarantined["review_id"], r.quarantined[REASON_COLUMN], strict=True)) == {
+        "r1": "rating_not_null", "r2": "rating_unparseable"}
+    assert r.failures == {"rating_not_null": 1, "rating_unparseable": 1}
+    assert r.quarantined.set_index("review_id").loc["r2", "rating_raw"] == "five-ish"
+    assert "rating_raw" not in r.valid.columns
+
+
+def test_malformed_records_join_the_quarantine(settings):
+    malformed = pd.DataFrame([{"source_file": "batch.csv", "source_row": 9, "raw_record": "a,b,c",
+                               "quarantine_reason": "field_count_mismatch", "quarantine_detail": "line 10"}])
+    r = validate_batch(_frame([_row(0), _row(1)]), settings, "ragged", build_docs=False, malformed=malformed)
+    assert (r.input_rows, r.valid_rows, r.quarantined_rows) == (3, 2, 1)
+    assert r.failures == {"field_count_mismatch": 1}
+    assert r.quarantined["raw_record"].tolist() == ["a,b,c"]

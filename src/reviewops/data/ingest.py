@@ -4,16 +4,23 @@ Column mapping: a canonical column is taken from the source column of the same n
 else case-insensitive) unless the user maps it (``text=Text,rating=Score``). ``text`` and
 ``rating`` must resolve; the rest have defaults (see :func:`ingest`). Values are normalized
 only as far as the contract in docs/CONTRACTS.md says; deciding that a row is bad is
-validation's job, so unparseable ratings become NaN and unparseable timestamps keep their
-original string. Bad *files* fail with a one-line :class:`ReviewOpsError` naming the file.
-Nothing here writes to disk.
+validation's job, so unparseable ratings become NaN with the cell kept in ``rating_raw``, and
+unparseable timestamps keep their original string. Text encodings are detected (BOM, UTF-8,
+UTF-16, GB18030) unless one is forced. A CSV record whose field count differs from the header
+is never shifted into other columns: it is set aside in :attr:`IngestResult.malformed` for the
+quarantine. Bad *files* fail with a one-line :class:`ReviewOpsError` naming the file.
+Emails, phone numbers and URLs in ``text`` and ``summary`` are masked here, before anything
+downstream can write them (``mask_pii=False`` reads them as they are). Nothing here writes to disk.
 """
 
 from __future__ import annotations
 
 import codecs
+import csv
 import hashlib
 import json
+import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +32,11 @@ from reviewops.schema import CANONICAL_COLUMNS
 from reviewops.text import detect_language
 
 MAPPABLE_COLUMNS = [*CANONICAL_COLUMNS, "category"]
-OUTPUT_COLUMNS = [*CANONICAL_COLUMNS, "category", "source_file", "source_row"]
+# ``rating_raw``: the rating cell as written when it could not be read as a number (else None).
+OUTPUT_COLUMNS = [*CANONICAL_COLUMNS, "category", "rating_raw", "source_file", "source_row"]
+# Records set aside before mapping (see :func:`read_records`): they go straight to the quarantine.
+MALFORMED_COLUMNS = ["source_file", "source_row", "raw_record", "quarantine_reason", "quarantine_detail"]
+FIELD_COUNT_REASON = "field_count_mismatch"
 REQUIRED_SOURCE_COLUMNS = ["text", "rating"]
 SUPPORTED_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson", ".parquet")
 _TS_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
@@ -42,8 +53,10 @@ class IngestResult:
 
     df: pd.DataFrame
     files: list[str] = field(default_factory=list)
-    rows: int = 0
+    rows: int = 0  # records read: len(df) + len(malformed)
     per_file: dict[str, int] = field(default_factory=dict)
+    encodings: dict[str, str] = field(default_factory=dict)
+    malformed: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=MALFORMED_COLUMNS))
 
 
 def _fail(path: Path, problem: str) -> ReviewOpsError:
@@ -80,12 +93,27 @@ def parse_column_map(spec: str | None) -> dict[str, str]:
     return mapping
 
 
-def _first_bad_utf8(path: Path) -> tuple[int, int]:
-    """(byte value, file offset) of the first byte that is not valid UTF-8."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
+# --------------------------------------------------------------------------------------
+# Encodings
+
+
+_BOMS = (  # longest first: the UTF-32 LE BOM starts with the UTF-16 LE one
+    (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"),
+)
+_CHUNK = 1 << 20
+# GB18030 decodes many byte pairs that are really Latin-1 or cp1252 text ("naïve" -> "na" + a rare
+# ideograph + "e"). Real Chinese text is almost all in the GB2312 subset; below this share of
+# non-ASCII characters in GB2312 the file is not taken as GB18030.
+_GB2312_MIN_SHARE = 0.8
+
+
+def _first_bad_byte(path: Path, encoding: str) -> tuple[int, int]:
+    """(byte value, file offset) of the first byte that does not decode, or (0, -1) when all do."""
+    decoder = codecs.getincrementaldecoder(encoding)()
     offset = 0
     with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
+        while chunk := f.read(_CHUNK):
             try:
                 decoder.decode(chunk)
             except UnicodeDecodeError as exc:
@@ -101,15 +129,99 @@ def _first_bad_utf8(path: Path) -> tuple[int, int]:
     return 0, -1
 
 
-def _not_utf8(path: Path) -> ReviewOpsError:
-    byte, offset = _first_bad_utf8(path)
-    where = f" (byte 0x{byte:02x} at offset {offset})" if offset >= 0 else ""
-    return _fail(path, f"not UTF-8 text{where}; re-encode it as UTF-8")
+def _utf16_without_bom(head: bytes) -> str | None:
+    """UTF-16 LE/BE without a BOM: ASCII-heavy text then has a NUL in every other byte."""
+    if len(head) < 8:
+        return None
+    even, odd = head[0::2], head[1::2]
+    if odd.count(0) > 0.4 * len(odd) and even.count(0) < 0.05 * len(even):
+        return "utf-16-le"
+    if even.count(0) > 0.4 * len(even) and odd.count(0) < 0.05 * len(odd):
+        return "utf-16-be"
+    return None
 
 
-def _read_jsonl(path: Path) -> pd.DataFrame:
+def _looks_like_gb18030(path: Path) -> bool:
+    """Most non-ASCII characters of the file's first MiB decode to the GB2312 subset."""
+    with path.open("rb") as f:
+        head = f.read(_CHUNK)
+    text = head.decode("gb18030", errors="ignore")
+    wide = [c for c in text if ord(c) > 127]
+    if not wide:
+        return False
+    in_gb2312 = 0
+    for c in wide:
+        try:
+            c.encode("gb2312")
+            in_gb2312 += 1
+        except UnicodeEncodeError:
+            pass
+    return in_gb2312 >= _GB2312_MIN_SHARE * len(wide)
+
+
+def detect_encoding(path: Path, forced: str | None = None) -> str:
+    """The text encoding of a file: ``forced`` if given, else BOM, UTF-8, UTF-16, GB18030.
+
+    A strict cascade: each candidate must decode the *whole* file. UTF-8 is tried first (it
+    rarely decodes anything else by accident); GB18030 (a superset of GBK and GB2312, what
+    Chinese Excel and Windows write) only when the decoded text looks Chinese.
+
+    Raises:
+        ReviewOpsError: an unknown ``forced`` codec, a file that ``forced`` cannot decode, or
+            one that none of the candidates decodes (naming the first bad byte).
+    """
+    path = Path(path)
+    if forced and forced.lower() != "auto":
+        try:
+            name = codecs.lookup(forced).name
+        except LookupError:
+            raise ReviewOpsError(f"unknown encoding {forced!r}; use a Python codec name such as "
+                                 f"utf-8, gb18030, utf-16, latin-1 or cp1252") from None
+        byte, offset = _first_bad_byte(path, name)
+        if offset >= 0:
+            raise _fail(path, f"not valid {forced} text (byte 0x{byte:02x} at offset {offset}); "
+                              f"check --encoding")
+        return name
+    with path.open("rb") as f:
+        head = f.read(4096)
+    for bom, name in _BOMS:
+        if head.startswith(bom):
+            byte, offset = _first_bad_byte(path, name)
+            if offset >= 0:
+                raise _fail(path, f"starts with a {name.upper()} byte-order mark but byte 0x{byte:02x} "
+                                  f"at offset {offset} is not {name.upper()}")
+            return name
+    utf16 = _utf16_without_bom(head)
+    if utf16 and _first_bad_byte(path, utf16)[1] < 0:
+        return utf16
+    byte, offset = _first_bad_byte(path, "utf-8")
+    if offset < 0:
+        return "utf-8"
+    if _first_bad_byte(path, "gb18030")[1] < 0 and _looks_like_gb18030(path):
+        return "gb18030"
+    raise _fail(path, f"not UTF-8 text (byte 0x{byte:02x} at offset {offset}), nor UTF-16 or GB18030; "
+                      f"re-encode it as UTF-8 or name its encoding, e.g. --encoding latin-1")
+
+
+# --------------------------------------------------------------------------------------
+# Reading
+
+
+@dataclass
+class TableRead:
+    """One file as read: its records, the ones set aside, and the encoding used."""
+
+    df: pd.DataFrame
+    encoding: str | None = None
+    malformed: list[dict] = field(default_factory=list)
+    # 1-based record numbers of df's rows (records set aside keep their numbers, so a row's
+    # number is its position in the file whatever else was malformed).
+    record_numbers: np.ndarray | None = None
+
+
+def _read_jsonl(path: Path, encoding: str) -> pd.DataFrame:
     records = []
-    with path.open("r", encoding="utf-8-sig") as f:
+    with path.open("r", encoding=encoding) as f:
         for lineno, line in enumerate(f, start=1):
             if not line.strip():
                 continue
@@ -123,14 +235,68 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
     return pd.DataFrame.from_records(records) if records else pd.DataFrame()
 
 
-def read_table(path: Path) -> pd.DataFrame:
-    """Read one file as a DataFrame, as strings where the format allows.
+def _unique_header(header: list[str]) -> list[str]:
+    """Repeated column names get ``.1``, ``.2`` suffixes (as pandas names them)."""
+    seen: dict[str, int] = {}
+    out = []
+    for name in header:
+        count = seen.get(name, 0)
+        seen[name] = count + 1
+        out.append(name if count == 0 else f"{name}.{count}")
+    return out
 
-    CSV/TSV cells are kept as strings (empty cells stay ``""``; a UTF-8 BOM is dropped).
-    JSONL and Parquet keep the types they carry; :func:`ingest` normalizes them.
+
+def _read_delimited(path: Path, sep: str, encoding: str) -> TableRead:
+    """Read CSV/TSV records with the ``csv`` module, checking each record's field count.
+
+    pandas silently turns the first column into the index when every row has one field more
+    than the header (an unquoted comma in the text), shifting every value one column left.
+    Here a record with another field count than the header is set aside with its line number
+    and raw text; the others are read as strings (empty cells stay ``""``). Blank lines are
+    skipped, as pandas does.
+    """
+    csv.field_size_limit(sys.maxsize)  # one review may be megabytes; the default cap is 128 KiB
+    rows: list[list[str]] = []
+    numbers: list[int] = []
+    malformed: list[dict] = []
+    with path.open("r", encoding=encoding, newline="") as f:
+        reader = csv.reader(f, delimiter=sep)
+        try:
+            header = next(reader, None)
+            while header is not None and not header:
+                header = next(reader, None)
+            if header is None:
+                return TableRead(pd.DataFrame(), encoding)
+            width = len(header)
+            record, line = 0, reader.line_num
+            for fields in reader:
+                start, line = line + 1, reader.line_num
+                if not fields:
+                    continue
+                record += 1
+                if len(fields) == width:
+                    rows.append(fields)
+                    numbers.append(record)
+                else:
+                    malformed.append({
+                        "source_row": record, "raw_record": sep.join(fields),
+                        "quarantine_detail": f"line {start}: {len(fields)} fields where the header has "
+                                             f"{width} (an unquoted {sep!r} inside a value?)"})
+        except csv.Error as exc:
+            raise _fail(path, f"malformed {path.suffix[1:].upper()} near line {reader.line_num} ({exc})") from None
+    df = pd.DataFrame(rows, columns=_unique_header(header), dtype=object)
+    return TableRead(df, encoding, malformed, np.asarray(numbers, dtype=np.int64))
+
+
+def read_records(path: Path, encoding: str | None = None) -> TableRead:
+    """Read one file: CSV/TSV cells as strings, JSONL and Parquet with the types they carry.
+
+    Args:
+        path: a ``.csv``, ``.tsv``, ``.jsonl``/``.ndjson`` or ``.parquet`` file.
+        encoding: a codec name to force, or None/``auto`` to detect (see :func:`detect_encoding`).
 
     Raises:
-        ReviewOpsError: unsupported extension, missing file, not UTF-8, malformed content.
+        ReviewOpsError: unsupported extension, missing file, undecodable text, malformed content.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -140,24 +306,22 @@ def read_table(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise _fail(path, "file not found")
     try:
-        if suffix in (".csv", ".tsv"):
+        if suffix == ".parquet":
             try:
-                return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype=str,
-                                   keep_default_na=False, encoding="utf-8-sig")
-            except pd.errors.EmptyDataError:
-                return pd.DataFrame()
-            except pd.errors.ParserError as exc:
-                raise _fail(path, f"malformed {suffix[1:].upper()} ({str(exc).strip()})") from None
-        if suffix in (".jsonl", ".ndjson"):
-            return _read_jsonl(path)
-        try:
-            return pd.read_parquet(path)
-        except Exception as exc:  # pyarrow raises several unrelated types for a bad file
-            raise _fail(path, f"not a readable Parquet file ({type(exc).__name__}: {exc})") from None
-    except UnicodeDecodeError:
-        raise _not_utf8(path) from None
+                return TableRead(pd.read_parquet(path))
+            except Exception as exc:  # pyarrow raises several unrelated types for a bad file
+                raise _fail(path, f"not a readable Parquet file ({type(exc).__name__}: {exc})") from None
+        enc = detect_encoding(path, encoding)
+        if suffix in (".csv", ".tsv"):
+            return _read_delimited(path, "\t" if suffix == ".tsv" else ",", enc)
+        return TableRead(_read_jsonl(path, enc), enc)
     except MemoryError:
         raise _fail(path, "too large to load into memory; split it into smaller files") from None
+
+
+def read_table(path: Path, encoding: str | None = None) -> pd.DataFrame:
+    """The well-formed records of one file as a DataFrame (see :func:`read_records`)."""
+    return read_records(path, encoding).df
 
 
 def _guess_delimiter(columns: list[str]) -> str | None:
@@ -213,15 +377,78 @@ def _as_str(series: pd.Series, missing: str | None, blank_is_missing: bool = Fal
     return pd.Series(out, index=series.index, dtype=object)
 
 
+_NUMBER_WORDS = {"zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5,
+                 "零": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5}
+# "4", "4.5", "4,5" (decimal comma: one or two digits after it, so "1,000" is not 1.0), "+4",
+# then an optional unit: "stars", "star", "/5", "out of 5", "of 5", "星", "颗星", "分".
+_RATING_FORM = re.compile(
+    r"^(?P<num>[+]?\d+(?:[.,]\d{1,2})?|zero|one|two|three|four|five|[零一二两三四五])\s*"
+    r"(?:stars?|/\s*5|out\s+of\s+5|of\s+5|颗星|星|分)?$")
+_STAR_GLYPHS = re.compile(r"^[★☆\s]+$")
+
+
+def parse_rating(value: object) -> float | None:
+    """One rating cell as a number, or None when it is not an obvious rating form.
+
+    Reads plain numbers, a decimal comma (``4,5``), a unit (``5 stars``, ``4/5``, ``4 out of 5``,
+    ``5星``, ``五星``), number words one to five and star glyphs (``★★★★☆`` is 4). Anything else
+    (``great``, ``8/10``, ``N/A``) is left to validation, with the cell kept as written.
+    """
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float | np.integer | np.floating):
+        return float(value)
+    text = str(value).strip().lower()
+    if not text:
+        return None
+    if _STAR_GLYPHS.match(text):
+        return float(text.count("★"))
+    match = _RATING_FORM.match(text)
+    if not match:
+        return None
+    num = match.group("num")
+    if num in _NUMBER_WORDS:
+        return float(_NUMBER_WORDS[num])
+    return float(num.replace(",", "."))
+
+
+def parse_ratings(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Ratings as floats (NaN when missing or unreadable) and the unreadable cells as written.
+
+    Returns:
+        ``(rating, rating_raw)``: ``rating_raw`` holds the original cell (as a string) only
+        where the cell was not blank and :func:`parse_rating` could not read it, else None,
+        so validation can name the real reason and the quarantine keeps what the user wrote.
+    """
+    rating = pd.to_numeric(raw, errors="coerce").astype(float)
+    raw_out = pd.Series([None] * len(raw), index=raw.index, dtype=object)
+    todo = rating.isna()
+    if todo.any():
+        cells = raw[todo]
+        parsed, kept = [], []
+        for v in cells.to_numpy(dtype=object):
+            number = parse_rating(v)
+            parsed.append(np.nan if number is None else number)
+            blank = v is None or (isinstance(v, float) and np.isnan(v)) or not str(v).strip()
+            kept.append(None if number is not None or blank else str(v))
+        rating[todo] = parsed
+        raw_out[todo] = kept
+    return rating, raw_out
+
+
 def normalize_timestamps(raw: pd.Series) -> pd.Series:
     """Format timestamps as ``YYYY-MM-DDTHH:MM:SSZ`` (UTC); keep unparseable values as given.
 
     Numbers are epoch seconds (milliseconds when >= 1e11); strings are parsed by pandas,
     ISO-8601 first (fast), then any format it recognizes. Naive times are taken as UTC.
+    Missing and blank cells become None: a review without a time is still a review.
     """
     text = _as_str(raw, "")
     stripped = text.str.strip()
-    out = text.copy()
+    out = text.copy().astype(object)
+    out[stripped == ""] = None
     number = pd.to_numeric(stripped, errors="coerce")
     seconds = number.where(number.abs() < _MAX_EPOCH_S, number / 1000)
     is_epoch = number.notna() & (number.abs() < _MAX_EPOCH_MS)
@@ -240,27 +467,37 @@ def normalize_timestamps(raw: pd.Series) -> pd.Series:
     return out
 
 
-def _canonical(path: Path, df: pd.DataFrame, user_map: dict[str, str]) -> pd.DataFrame:
+def _masked(values: pd.Series, mask: bool) -> pd.Series:
+    if not mask:
+        return values
+    from reviewops.data.clean import mask_pii
+
+    return pd.Series([v if v is None else mask_pii(v) for v in values.to_numpy(dtype=object)],
+                     index=values.index, dtype=object)
+
+
+def _canonical(path: Path, df: pd.DataFrame, user_map: dict[str, str], rows: np.ndarray | None = None,
+               mask: bool = True) -> pd.DataFrame:
     mapping = _resolve_columns(path, df, user_map)
     n = len(df)
     name = path.name
-    rows = np.arange(1, n + 1)
+    rows = np.arange(1, n + 1) if rows is None else rows
     df = df.reset_index(drop=True)
     out = pd.DataFrame(index=df.index)
 
     if "review_id" in mapping:
-        out["review_id"] = _as_str(df[mapping["review_id"]], "")
+        out["review_id"] = _as_str(df[mapping["review_id"]], None, blank_is_missing=True)
     else:
         out["review_id"] = [f"r-{hashlib.sha1(f'{name}:{r}'.encode()).hexdigest()[:12]}" for r in rows]
     out["product_id"] = (_as_str(df[mapping["product_id"]], "unknown") if "product_id" in mapping
                          else "unknown")
-    out["text"] = _as_str(df[mapping["text"]], "")
+    out["text"] = _masked(_as_str(df[mapping["text"]], ""), mask)
     if "summary" in mapping:
         # CSV cannot tell "no title" from "", so an empty title is no title.
-        out["summary"] = _as_str(df[mapping["summary"]], None, blank_is_missing=True)
+        out["summary"] = _masked(_as_str(df[mapping["summary"]], None, blank_is_missing=True), mask)
     else:
         out["summary"] = None
-    out["rating"] = pd.to_numeric(df[mapping["rating"]], errors="coerce").astype(float)
+    out["rating"], rating_raw = parse_ratings(df[mapping["rating"]])
     out["timestamp"] = normalize_timestamps(df[mapping["timestamp"]]) if "timestamp" in mapping else None
     if "language" in mapping:
         lang = _as_str(df[mapping["language"]], "").str.strip().str.lower()
@@ -275,9 +512,18 @@ def _canonical(path: Path, df: pd.DataFrame, user_map: dict[str, str]) -> pd.Dat
         out["category"] = _as_str(df[mapping["category"]], None, blank_is_missing=True)
     else:
         out["category"] = None
+    out["rating_raw"] = rating_raw
     out["source_file"] = name
     out["source_row"] = rows
     return out[OUTPUT_COLUMNS]
+
+
+def _malformed_frame(path: Path, records: list[dict], mask: bool) -> pd.DataFrame:
+    frame = pd.DataFrame(records, columns=["source_row", "raw_record", "quarantine_detail"])
+    frame["raw_record"] = _masked(frame["raw_record"].astype(object), mask)
+    frame["source_file"] = path.name
+    frame["quarantine_reason"] = FIELD_COUNT_REASON
+    return frame[MALFORMED_COLUMNS]
 
 
 def _list_files(path: Path) -> list[Path]:
@@ -293,21 +539,25 @@ def _list_files(path: Path) -> list[Path]:
     return [path]
 
 
-def ingest(path: Path, columns: dict[str, str] | None = None) -> IngestResult:
+def ingest(path: Path, columns: dict[str, str] | None = None, *, encoding: str | None = None,
+           mask_pii: bool = True) -> IngestResult:
     """Read a file, or every supported file in a directory (sorted by name, not recursive).
 
     Defaults for unmapped columns: ``review_id`` -> ``r-<sha1("<file name>:<row>")[:12]>``,
-    ``product_id`` -> ``"unknown"``, ``summary``/``category`` -> None,
+    ``product_id`` -> ``"unknown"``, ``summary``/``category``/``timestamp`` -> None,
     ``language`` -> :func:`reviewops.text.detect_language` of the first 2,000 characters of the
-    text (also for blank cells),
-    ``timestamp`` -> None (validation flags it). ``text`` and ``rating`` must exist.
+    text (also for blank cells). ``text`` and ``rating`` must exist.
 
     Args:
         path: a file or a directory.
         columns: ``{canonical name: source column}`` overriding the identity mapping.
+        encoding: force a text encoding for CSV/TSV/JSONL (default: detect per file).
+        mask_pii: mask emails, phone numbers and URLs in ``text`` and ``summary`` (and in the raw
+            text of malformed records), so no later stage can store them.
 
     Returns:
-        The canonical batch (columns :data:`OUTPUT_COLUMNS`) with per-file row counts.
+        The canonical batch (columns :data:`OUTPUT_COLUMNS`), per-file record counts and
+        encodings, and the records set aside as malformed (:data:`MALFORMED_COLUMNS`).
 
     Raises:
         ReviewOpsError: one line naming the file and what is wrong with it.
@@ -318,15 +568,25 @@ def ingest(path: Path, columns: dict[str, str] | None = None) -> IngestResult:
     if unknown:
         raise ReviewOpsError(f"column mapping: unknown column(s) {', '.join(map(repr, unknown))}; "
                              f"valid names: {', '.join(MAPPABLE_COLUMNS)}")
-    frames = []
+    frames, bad = [], []
     per_file: dict[str, int] = {}
+    encodings: dict[str, str] = {}
     files = _list_files(path)
     for file in files:
-        raw = read_table(file)
-        if len(raw) == 0:
+        table = read_records(file, encoding)
+        records = len(table.df) + len(table.malformed)
+        if records == 0:
             raise _fail(file, "no rows (the file is empty or has only a header)")
-        frames.append(_canonical(file, raw, user_map))
-        per_file[file.name] = len(raw)
+        if len(table.df.columns) or len(table.df):
+            frames.append(_canonical(file, table.df, user_map, table.record_numbers, mask_pii))
+        if table.malformed:
+            bad.append(_malformed_frame(file, table.malformed, mask_pii))
+        per_file[file.name] = records
+        if table.encoding:
+            encodings[file.name] = table.encoding
     df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     df["source_row"] = df["source_row"].astype("int64")
-    return IngestResult(df=df, files=[f.name for f in files], rows=len(df), per_file=per_file)
+    malformed = (pd.concat(bad, ignore_index=True) if bad
+                 else pd.DataFrame(columns=MALFORMED_COLUMNS))
+    return IngestResult(df=df, files=[f.name for f in files], rows=len(df) + len(malformed),
+                        per_file=per_file, encodings=encodings, malformed=malformed)

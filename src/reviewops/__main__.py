@@ -1,0 +1,5 @@
+"""``python -m reviewops``: the same command line as the ``reviewops`` script."""
+
+from reviewops.cli import main
+
+main()

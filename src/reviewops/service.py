@@ -41,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from reviewops.config import SentimentConfig, Settings, SummarizerConfig, load_settings
 from reviewops.schema import LABELS
+from reviewops.text import has_visible_text
 
 logger = logging.getLogger("reviewops.service")
 
@@ -88,8 +89,9 @@ def check_texts(texts: list[str], max_items: int, max_chars: int,
     """Apply the request limits; returns the texts to model and the indices that were truncated.
 
     Raises:
-        RequestError: 422 for no items or an empty text, 413 for too many items or (with
-            ``on_too_long="reject"``) a text over ``max_chars``.
+        RequestError: 422 for no items or an empty text (nothing visible: only whitespace,
+            control or zero-width characters, see :func:`reviewops.text.has_visible_text`), 413
+            for too many items or (with ``on_too_long="reject"``) a text over ``max_chars``.
     """
     if not texts:
         raise RequestError(422, "no reviews given: send `text` (one review) or `texts` (a list)")
@@ -99,8 +101,9 @@ def check_texts(texts: list[str], max_items: int, max_chars: int,
     out: list[str] = []
     truncated: list[int] = []
     for i, text in enumerate(texts):
-        if not text.strip():
-            raise RequestError(422, f"review {i} is empty")
+        # Whitespace, NULs and zero-width/format characters only: nothing a model could read.
+        if not has_visible_text(text):
+            raise RequestError(422, f"review {i} is empty (no visible characters)")
         if len(text) > max_chars:
             if on_too_long == "reject":
                 raise RequestError(413, f"review {i} has {len(text)} characters; the limit is {max_chars} "

@@ -95,6 +95,18 @@ def test_check_texts_limits(service_module):
     assert exc.value.status == 422 and "review 1" in exc.value.message
 
 
+@pytest.mark.parametrize("blank", ["\x00", "\x00\x00 \x00", "\u200b", "\u200b\u200d\u200c", "\ufeff\u00ad\u2060",
+                                   "\u200e\u202e \t\n", "\x01\x7f\x9f"])
+def test_check_texts_rejects_texts_with_nothing_visible(service_module, blank):
+    check, RequestError = service_module.check_texts, service_module.RequestError
+    with pytest.raises(RequestError) as exc:
+        check(["fine", blank], max_items=5, max_chars=100, on_too_long="truncate")
+    assert exc.value.status == 422 and exc.value.message.startswith("review 1 is empty")
+    # One visible character is enough, joiners included in an emoji sequence.
+    texts, _ = check(["\u200bok\x00", "👨\u200d👩\u200d👧"], max_items=5, max_chars=100, on_too_long="truncate")
+    assert texts == ["\u200bok\x00", "👨\u200d👩\u200d👧"]
+
+
 def test_http_ok_and_truncation(client, service_module):
     limit = service_module.SERVE.max_text_chars
     resp = client.post("/sentiment", json={"texts": ["fine", "x" * (limit + 10)]})

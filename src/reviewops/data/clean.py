@@ -11,48 +11,191 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass, field
+from html.entities import html5 as _HTML5_ENTITIES
+from html.parser import HTMLParser
 
 import numpy as np
 import pandas as pd
 
 from reviewops.config import PreprocessConfig
 from reviewops.schema import LABEL2ID, rating_to_label
-from reviewops.text import normalize
+from reviewops.text import CJK_CHAR, INVISIBLE_CHARS, VISIBLE_CHAR_PATTERN, normalize
 
 MASKS = {"url": "[URL]", "email": "[EMAIL]", "phone": "[PHONE]"}
 
-_BREAK_TAGS = re.compile(r"<\s*(br|p|/p|div|/div|li)\b[^>]*>", re.IGNORECASE)
-_TAGS = re.compile(r"<[^>]{0,2000}>")
-_URL = re.compile(r"(?:https?://|www\.)[^\s<>\"'，。）)]+", re.IGNORECASE)
-_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
-# Phone numbers: optional +country code, then 7+ digits in groups separated by space, dot,
-# dash or parentheses; or a bare 11-digit Chinese mobile number. Years ("2019") and prices
-# ("$12.99") have too few digits to match.
-_PHONE = re.compile(
-    r"(?<![\w.])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,4}\)[\s.-]?|\d{2,4}[\s.-])\d{3,4}[\s.-]\d{3,4}(?![\w])"
-    r"|(?<!\d)1[3-9]\d{9}(?!\d)"
-)
-_DIGITS = re.compile(r"\d{3}")
-_SPACE = re.compile(r"\s+")
-_NONWORD = re.compile(r"[\W_]+", re.UNICODE)
+# ----------------------------------------------------------------------------------- HTML
+
+# Tags that end a line or a block, or hold a separate run of text (script, style, title): replaced
+# by a space so that "Good<br>stuff" does not become "Goodstuff". Inline tags (b, i, a, span...) are
+# removed without a space: "un<b>believ</b>able".
+_BLOCK_TAGS = frozenset({
+    "address", "article", "aside", "blockquote", "body", "br", "caption", "dd", "div", "dl", "dt",
+    "figcaption", "figure", "footer", "h1", "h2", "h3", "h4", "h5", "h6", "head", "header", "hr", "html",
+    "li", "main", "nav", "ol", "option", "p", "pre", "script", "section", "style", "table", "tbody", "td",
+    "textarea", "tfoot", "th", "thead", "title", "tr", "ul",
+})
+# Where markup can start: `<` then a letter (tag), `/` (end tag), `!` (comment, doctype) or `?`
+# (processing instruction). Any other `<` ("I <3 it", "<$10", "a < b") is text to HTMLParser too.
+_MARKUP_OPEN = re.compile(r"<[A-Za-z/!?]")
+# An `&` and the well-formed reference it may start: a terminated numeric reference, or a name
+# checked against the HTML5 table in `_keep_or_escape_amp`. Digit runs are bounded: no code point
+# needs more than 7 decimal digits, and html.unescape would call int() on an unbounded run.
+_AMP = re.compile(r"&(?:(#[0-9]{1,32};|#[xX][0-9a-fA-F]{1,32};)|([A-Za-z][A-Za-z0-9]{0,31});)?")
+_ENTITY_NAMES = frozenset(name[:-1] for name in _HTML5_ENTITIES if name.endswith(";"))
+
+
+def _keep_or_escape_amp(match: re.Match[str]) -> str:
+    """``&amp;`` for an ``&`` that does not start a well-formed reference, so it stays as written."""
+    if match.group(1) or (match.group(2) and match.group(2) in _ENTITY_NAMES):
+        return match.group()
+    return "&amp;" + match.group()[1:]
+
+
+def _decode_refs(match: re.Match[str]) -> str:
+    """The character(s) of a well-formed reference; any other ``&`` stays as written."""
+    if match.group(1) or (match.group(2) and match.group(2) in _ENTITY_NAMES):
+        return html.unescape(match.group())
+    return match.group()
+
+
+class _TextCollector(HTMLParser):
+    """Collects the text of a fragment; tags, comments, declarations and PIs are dropped.
+
+    One instance per call: HTMLParser keeps per-document state and is not thread-safe.
+    """
+
+    def __init__(self, parts: list[str]) -> None:
+        super().__init__(convert_charrefs=True)  # references decoded once, in text only
+        self.parts = parts
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        if tag in _BLOCK_TAGS:
+            self.parts.append(" ")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _BLOCK_TAGS:
+            self.parts.append(" ")
+
+    def handle_startendtag(self, tag: str, attrs: list) -> None:
+        if tag in _BLOCK_TAGS:
+            self.parts.append(" ")
+
+    def set_cdata_mode(self, *args, **kwargs) -> None:
+        # A review is not a web page: the words after <script>/<style> are parsed like any others
+        # (kept, tags inside removed) instead of being passed through raw up to </script>.
+        return
+
+    def unknown_decl(self, data: str) -> None:
+        if data.startswith("CDATA["):  # <![CDATA[text]]> is text
+            self.parts.append(data[6:])
+
+    def parse_marked_section(self, i: int, report: int = 1) -> int:
+        # The stdlib raises AssertionError on "<![" not followed by a known keyword ("<![ 3", "<![x"):
+        # such a "<" is text.
+        try:
+            return super().parse_marked_section(i, report)
+        except AssertionError:
+            self.handle_data("<")
+            return i + 1
 
 
 def strip_html(text: str) -> str:
-    """Remove tags, turn line-break tags into spaces and decode entities (twice, for ``&amp;lt;``)."""
+    """Remove HTML markup and decode character references, keeping every word of the text.
+
+    Tags, comments, doctypes and processing instructions are removed; block and line-break tags
+    (``br``, ``p``, ``div``, ``li``...) become a space. A ``<`` that cannot start markup (``I <3
+    it``, ``<$10``) is text, and so is a construct left unterminated at the end (``a<b is true``,
+    ``<a href=``). References are decoded exactly once and only when well-formed (``&lt;``,
+    ``&#123;``, ``&#x1F600;``): ``AT&T``, ``Q&A`` and ``&copy`` without ``;`` stay as written, and
+    ``&amp;lt;`` becomes ``&lt;``.
+    """
     if "<" not in text and "&" not in text:  # fast path: most reviews have no markup
         return text
-    text = _BREAK_TAGS.sub(" ", text)
-    text = _TAGS.sub("", text)
-    for _ in range(2):
-        decoded = html.unescape(text)
-        if decoded == text:
+    if _MARKUP_OPEN.search(text) is None:  # only references to decode: no parser needed
+        return _AMP.sub(_decode_refs, text) if "&" in text else text
+    parts: list[str] = []
+    rest = _AMP.sub(_keep_or_escape_amp, text) if "&" in text else text
+    while rest:
+        parser = _TextCollector(parts)
+        parser.feed(rest)
+        # feed() leaves unprocessed what is not terminated yet: a tag, comment or declaration still
+        # open at the end. close() is not relied on for it: 3.11.7 turns it into text, while later
+        # patch releases follow HTML5's end-of-file rules and drop an open tag. Decided here, the
+        # same on every Python: it is text. Without a later ">" nothing after it can be markup;
+        # otherwise its "<" is text and the rest is parsed again.
+        rest = parser.rawdata
+        if not rest.startswith("<") or ">" not in rest:
+            parts.append(html.unescape(rest))
             break
-        text = _TAGS.sub("", decoded)
-    return text
+        parts.append("<")
+        rest = rest[1:]
+    return "".join(parts)
+
+
+# ------------------------------------------------------------------------------- PII masks
+
+_URL = re.compile(r"(?:https?://|www\.)[^\s<>\"'，。）)]+", re.IGNORECASE)
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+# Phone numbers, in the order tried at each position (digits may touch CJK text, "电话13812345678",
+# but not Latin letters or other digits):
+# * grouped: optional +country code or trunk "1", then three groups of digits separated by a
+#   space, dot or dash, the first possibly in parentheses: "(555) 867-5309", "+44 20 7946 0958",
+#   "1-555-867-5309". The last two groups have 3-4 digits, which dates ("2024-05-01"), prices and
+#   versions do not.
+# * e164: "+" and 8-15 digits, "+15558675309".
+# * bare: a run of exactly 10 digits shaped like a North American number (area code and exchange
+#   starting 2-9, optional leading 1), or an 11-digit Chinese mobile number (1[3-9]...). A bare run
+#   is ambiguous, so it must not touch a longer letter/digit run (tracking codes, ISBN-13, batch
+#   numbers), follow a currency sign or decimal point, or precede a currency word, and
+#   `_phone_or_reference` rejects it after an order/reference keyword ("order no. 5558675309").
+_PHONE = re.compile(
+    # Every alternative starts with a digit, "+" or "(": checked first, it skips other positions fast.
+    r"(?=[\d+(])(?:(?P<grouped>(?<![A-Za-z0-9_.])(?:\+\d{1,3}[\s.-]?|1[\s.-])?(?:\(\d{2,4}\)[\s.-]?|\d{2,4}[\s.-])"
+    r"\d{3,4}[\s.-]\d{3,4}(?![A-Za-z0-9_]|[.,-]\d))"
+    r"|(?P<e164>(?<![A-Za-z0-9_+])\+[1-9]\d{7,14}(?![A-Za-z0-9_]|[.,-]\d))"
+    r"|(?P<bare>(?<![A-Za-z0-9_$€£¥₹#])(?<!\d[.,])(?:1?[2-9]\d{2}[2-9]\d{6}|1[3-9]\d{9})"
+    r"(?![A-Za-z0-9_]|[.,]\d|\s?(?:(?:yen|usd|rmb|cny|jpy|eur|euros?|gbp|dollars?)\b|元|円|块))))",
+    re.IGNORECASE,
+)
+# The last keyword before a bare number decides: a reference keyword ("order", "sku", "#",
+# "订单"...) within two words makes it a reference; a phone keyword after it ("order hotline,
+# call ...") makes it a phone number again.
+_NUMBER_CONTEXT = re.compile(
+    r"(?P<ref>\b(?:order|orders|invoice|ref|reference|tracking|track|sku|isbn|model|item|serial|part|"
+    r"asin|upc|ean|receipt|transaction|confirmation|account|acct|po|price|cost|total|paid|usd|rmb|cny|jpy"
+    r"|eur|gbp)\b|\bno\.|#|订单|单号|编号|货号|型号|运单|快递|价格|价钱)"
+    r"|(?P<phone>\b(?:call|phone|tel|telephone|mobile|cell|fax|text|whatsapp|contact|hotline)\b"
+    r"|电话|手机|联系|致电|热线)",
+    re.IGNORECASE,
+)
+# "Two words" between the keyword and the number: Latin words, or single CJK characters (Chinese
+# has no spaces, so a whole CJK run is not one word: "订单号 ..." yes, "订单很快到了，卖家..." no).
+_WORD = rf"(?:(?:(?!{CJK_CHAR.pattern})\w)+|{CJK_CHAR.pattern})"
+_WITHIN_TWO_WORDS = re.compile(rf"(?:\W*{_WORD}){{0,2}}\W*")
+_CONTEXT_CHARS = 40
+_DIGITS = re.compile(r"\d{3}")
+
+
+def _phone_or_reference(match: re.Match[str]) -> str:
+    """``[PHONE]`` for a phone number; a bare digit run labelled as a reference stays."""
+    if match.lastgroup == "bare":
+        window = match.string[max(0, match.start() - _CONTEXT_CHARS):match.start()]
+        keywords = list(_NUMBER_CONTEXT.finditer(window))
+        last = keywords[-1] if keywords else None
+        if last is not None and last.group("ref") and _WITHIN_TWO_WORDS.fullmatch(window, last.end()):
+            return match.group()
+    return MASKS["phone"]
 
 
 def mask_pii(text: str) -> str:
-    """Replace URLs, emails and phone numbers with ``[URL]``, ``[EMAIL]``, ``[PHONE]``."""
+    """Replace URLs, emails and phone numbers with ``[URL]``, ``[EMAIL]``, ``[PHONE]``.
+
+    Prices, years, dates, quantities and order/reference numbers are not phone numbers:
+    ``order #5558675309`` and ``SKU 2041234567`` stay, ``5558675309`` and ``13812345678`` are masked.
+    """
     # Cheap substring tests skip the regexes for the many reviews that cannot match them.
     lowered = text.lower()
     if "http" in lowered or "www." in lowered:
@@ -60,18 +203,54 @@ def mask_pii(text: str) -> str:
     if "@" in text:
         text = _EMAIL.sub(MASKS["email"], text)
     if _DIGITS.search(text):
-        text = _PHONE.sub(MASKS["phone"], text)
+        text = _PHONE.sub(_phone_or_reference, text)
     return text
 
 
+# -------------------------------------------------------------------------- whole cleaning
+
+# Invisible characters (controls, format characters) that are not whitespace: dropped. The
+# whitespace ones (tab, newline, CR, NEL...) are collapsed with the other whitespace instead.
+# (The class comes first so that the regex engine scans for it fast; the lookbehind then excludes
+# whitespace.)
+_INVISIBLE = re.compile(rf"[{INVISIBLE_CHARS}](?<!\s)")
+_VISIBLE = re.compile(VISIBLE_CHAR_PATTERN)
+_JOINERS = frozenset("\u200c\u200d")  # ZWNJ, ZWJ: part of emoji sequences and Persian/Indic words
+_SPACE = re.compile(r"\s+")
+_NONWORD = re.compile(r"[\W_]+", re.UNICODE)
+
+
+def _drop_invisible_char(match: re.Match[str]) -> str:
+    text, i = match.string, match.start()
+    if (match.group() in _JOINERS and 0 < i < len(text) - 1
+            and _VISIBLE.match(text, i - 1) and _VISIBLE.match(text, i + 1)):
+        return match.group()
+    return ""
+
+
+def drop_invisible(text: str) -> str:
+    """Remove control and format characters that show nothing (NUL, ZWSP, BOM, soft hyphen, bidi marks).
+
+    Whitespace controls (tab, newline, CR) are left for whitespace collapsing. The zero-width
+    (non-)joiner is kept between two visible characters, where it shapes the text (emoji
+    sequences such as man-ZWJ-woman-ZWJ-girl, Persian and Indic words).
+    """
+    if _INVISIBLE.search(text) is None:
+        return text
+    return _INVISIBLE.sub(_drop_invisible_char, text)
+
+
 def clean_text(text: str | None, mask: bool = True) -> str:
-    """HTML removal, Unicode normalization, PII masking and whitespace collapsing."""
+    """HTML removal, invisible-character removal, Unicode normalization, whitespace collapsing, PII masking.
+
+    A text with nothing visible left (only tags, NULs, zero-width characters...) becomes ``""``.
+    """
     if text is None or (isinstance(text, float) and np.isnan(text)):
         return ""
-    text = normalize(strip_html(str(text)))
-    if mask:
-        text = mask_pii(text)
-    return _SPACE.sub(" ", text).strip()
+    text = normalize(drop_invisible(strip_html(str(text))))
+    # Collapsing before masking: the masks see one spacing however the review was typed.
+    text = _SPACE.sub(" ", text).strip()
+    return mask_pii(text) if mask else text
 
 
 def dedup_key(text: str) -> str:

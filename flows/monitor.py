@@ -176,6 +176,7 @@ def _print_summary(summary: dict) -> None:
          title=f"drift check: {'DRIFTED' if drift['drifted'] else 'no drift'}")
     rows = {"batch": summary["batch"], "valid rows": summary["validation"]["validation"]["valid"],
             "quarantined": summary["validation"]["validation"]["quarantined"],
+            "repeated by the exporter": summary["validation"]["validation"].get("repeated", 0),
             "report": summary["report"], "drift MLflow run": drift.get("mlflow_run_id"),
             "action": summary["action"]}
     if "retrain" in summary:

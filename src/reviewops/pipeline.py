@@ -185,7 +185,7 @@ def stage_preprocess(settings: Settings, path: Path, out: Path | None = None) ->
     result = preprocess(pd.read_parquet(path), settings.preprocess)
     _write_parquet(result.clean, out)
     dup_path = _write_parquet(result.duplicates, out.with_name("duplicates.parquet"))
-    rej_path = _write_parquet(result.rejected, settings.paths.quarantine_dir / "preprocess.parquet")
+    rej_path = _write_private_parquet(result.rejected, settings.paths.quarantine_dir / "preprocess.parquet")
     report = {**result.report, "clean_path": str(out), "duplicates_path": str(dup_path),
               "rejected_path": str(rej_path)}
     report["report_path"] = str(write_json(settings.paths.reports_dir / "preprocess.json", report))

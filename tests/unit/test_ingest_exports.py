@@ -7,6 +7,7 @@ reason, and the counts add up.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -267,3 +268,20 @@ def test_json_names_the_encoding(tmp_path):
     assert info["encodings"] == {"gbk.csv": "gb18030"} and info["rows"] == 5
     forced = _cli(tmp_path, "ingest", str(path), "--encoding", "gbk", "--json")
     assert json.loads(forced.stdout)["encodings"] == {"gbk.csv": "gbk"}
+
+
+def test_fast_and_exact_readers_agree_on_tricky_csv(tmp_path):
+    from reviewops.data.ingest import _read_checked, _read_delimited
+
+    path = tmp_path / "tricky.csv"
+    rows = [["id", "text", "rating", "id"],  # a repeated column name
+            ["1", "Line one\r\nline two, with a comma", "5", "x"],
+            ["2", 'She said "wow" and left', "", "y"],
+            ["3", "", "4", ""],
+            ["4", "味道很好，😀 ok", "3", "z"]]
+    with path.open("w", encoding="utf-8", newline="") as f:
+        csv.writer(f, lineterminator="\r\n").writerows(rows)
+    fast, exact = _read_delimited(path, ",", "utf-8"), _read_checked(path, ",", "utf-8")
+    assert list(fast.df.columns) == ["id", "text", "rating", "id.1"]
+    assert fast.df.equals(exact.df) and fast.record_numbers.tolist() == exact.record_numbers.tolist() == [1, 2, 3, 4]
+    assert fast.df["text"].tolist() == [r[1] for r in rows[1:]]

@@ -246,16 +246,51 @@ def _unique_header(header: list[str]) -> list[str]:
     return out
 
 
-def _read_delimited(path: Path, sep: str, encoding: str) -> TableRead:
-    """Read CSV/TSV records with the ``csv`` module, checking each record's field count.
-
-    pandas silently turns the first column into the index when every row has one field more
-    than the header (an unquoted comma in the text), shifting every value one column left.
-    Here a record with another field count than the header is set aside with its line number
-    and raw text; the others are read as strings (empty cells stay ``""``). Blank lines are
-    skipped, as pandas does.
-    """
+def _read_header(path: Path, sep: str, encoding: str) -> list[str] | None:
+    """The header record, or None for an empty file; [] when blank lines come before it."""
     csv.field_size_limit(sys.maxsize)  # one review may be megabytes; the default cap is 128 KiB
+    with path.open("r", encoding=encoding, newline="") as f:
+        try:
+            return next(csv.reader(f, delimiter=sep), None)
+        except csv.Error as exc:
+            raise _fail(path, f"malformed {path.suffix[1:].upper()} header ({exc})") from None
+
+
+def _read_with_arrow(path: Path, sep: str, encoding: str, header: list[str]) -> TableRead | None:
+    """Fast path: pyarrow's multi-threaded CSV reader, every cell a string.
+
+    Returns None, so the exact reader takes over, as soon as any record's field count differs
+    from the header (pyarrow cannot always say which record that was when reading in
+    parallel) or pyarrow refuses the file for any reason (a field larger than its block, ...).
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    names = _unique_header(header)
+    ragged: list[object] = []
+
+    def on_invalid(row: object) -> str:
+        ragged.append(row)
+        return "skip"
+
+    try:
+        table = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(encoding=encoding, column_names=names, skip_rows=1,
+                                           block_size=1 << 24),
+            parse_options=pacsv.ParseOptions(delimiter=sep, newlines_in_values=True, invalid_row_handler=on_invalid),
+            convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
+                                                 strings_can_be_null=False, quoted_strings_can_be_null=False))
+    except (pa.ArrowException, UnicodeDecodeError, ValueError):
+        return None
+    if ragged:
+        return None
+    df = table.to_pandas().astype(object)
+    return TableRead(df, encoding, [], np.arange(1, len(df) + 1, dtype=np.int64))
+
+
+def _read_checked(path: Path, sep: str, encoding: str) -> TableRead:
+    """The exact reader: the ``csv`` module, one record at a time, field counts checked."""
     rows: list[list[str]] = []
     numbers: list[int] = []
     malformed: list[dict] = []
@@ -286,6 +321,26 @@ def _read_delimited(path: Path, sep: str, encoding: str) -> TableRead:
             raise _fail(path, f"malformed {path.suffix[1:].upper()} near line {reader.line_num} ({exc})") from None
     df = pd.DataFrame(rows, columns=_unique_header(header), dtype=object)
     return TableRead(df, encoding, malformed, np.asarray(numbers, dtype=np.int64))
+
+
+def _read_delimited(path: Path, sep: str, encoding: str) -> TableRead:
+    """Read CSV/TSV records as strings, checking each record's field count against the header.
+
+    pandas silently turns the first column into the index when every row has one field more
+    than the header (an unquoted comma in the text), shifting every value one column left.
+    Here a record with another field count than the header is set aside with its line number
+    and raw text; the others are read as strings (empty cells stay ``""``). Blank lines are
+    skipped, as pandas does. A well-formed file takes pyarrow's fast reader; any doubt sends
+    the file through the ``csv`` module, which numbers every record exactly.
+    """
+    header = _read_header(path, sep, encoding)
+    if header is None:
+        return TableRead(pd.DataFrame(), encoding)
+    if header:  # blank lines before the header: let the exact reader skip them
+        fast = _read_with_arrow(path, sep, encoding, header)
+        if fast is not None:
+            return fast
+    return _read_checked(path, sep, encoding)
 
 
 def read_records(path: Path, encoding: str | None = None) -> TableRead:

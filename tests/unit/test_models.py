@@ -259,3 +259,102 @@ def test_a_retune_keeps_the_pooling_its_checkpoint_was_trained_with(encoder_dir:
     setattr(legacy, POOLING_ATTR, "mean")
     assert pooling_for_base(legacy, "auto") == "auto"  # apply_pooling then reads the recorded "mean"
     assert pooling_for_base(BertConfig(), "auto") == "auto"  # a base encoder: by architecture
+
+
+TEXTS_OF_MANY_LENGTHS = ["ok", "great coffee, smooth and rich", "这个咖啡味道很好，下次还会再买。",
+                         "terrible box arrived crushed and the tea tasted stale " * 6, ""]
+
+
+def _saved_with_pooling(directory: Path, pooling: str) -> Path:
+    """A tiny classifier checkpoint as training saved it before the pooling became stateless."""
+    from transformers import AutoModelForSequenceClassification
+
+    from reviewops.models.sentiment import POOLING_ATTR
+
+    path = build_tiny_encoder(directory, seed=3)
+    model = AutoModelForSequenceClassification.from_pretrained(str(path))
+    setattr(model.config, POOLING_ATTR, pooling)  # all the old code recorded: weights are untouched
+    model.save_pretrained(str(path))
+    return path
+
+
+def test_mean_checkpoints_saved_before_load_with_the_same_probabilities(tmp_path: Path) -> None:
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoModel, AutoTokenizer
+
+    path = _saved_with_pooling(tmp_path / "mean", "mean")
+    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    weights = load_file(str(path / "model.safetensors"))
+    encoder = AutoModel.from_pretrained(str(path)).eval()  # the checkpoint's BERT, no head
+    expected = []
+    for text in TEXTS_OF_MANY_LENGTHS:  # one at a time: no padding in the reference
+        enc = tokenizer([text], truncation=True, max_length=32, return_tensors="pt")
+        with torch.no_grad():
+            states = encoder(**enc).last_hidden_state
+        mask = enc["attention_mask"].unsqueeze(-1).float()
+        pooled = (states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)  # what MaskedMeanPooler returned
+        logits = pooled @ weights["classifier.weight"].T + weights["classifier.bias"]
+        expected.append(torch.softmax(logits, dim=-1)[0].numpy())
+    clf = SentimentClassifier.load(path, SentimentConfig(max_length=32))
+    np.testing.assert_allclose(clf.predict_proba(TEXTS_OF_MANY_LENGTHS, batch_size=2), np.stack(expected),
+                               rtol=0, atol=1e-6)
+
+
+def test_cls_checkpoints_keep_the_architectures_own_pooler_head(tmp_path: Path) -> None:
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    path = _saved_with_pooling(tmp_path / "cls", "cls")
+    plain = AutoModelForSequenceClassification.from_pretrained(str(path)).eval()  # [CLS] -> dense -> tanh
+    enc = AutoTokenizer.from_pretrained(str(path))(TEXTS_OF_MANY_LENGTHS, truncation=True, max_length=32,
+                                                   padding=True, return_tensors="pt")
+    with torch.no_grad():
+        expected = torch.softmax(plain(**enc).logits, dim=-1).numpy()
+    clf = SentimentClassifier.load(path, SentimentConfig(max_length=32))
+    assert "forward" not in vars(clf.model)
+    np.testing.assert_allclose(clf.predict_proba(TEXTS_OF_MANY_LENGTHS, batch_size=8), expected, rtol=0, atol=1e-6)
+
+
+def test_mean_pooled_save_load_round_trip_keeps_weight_names_and_answers(tmp_path: Path) -> None:
+    from safetensors import safe_open
+
+    from reviewops.models.sentiment import POOLING_ATTR
+
+    path = _saved_with_pooling(tmp_path / "before", "mean")
+    clf = SentimentClassifier.load(path, SentimentConfig(max_length=32))
+    before = clf.predict_proba(TEXTS_OF_MANY_LENGTHS)
+    clf.model.save_pretrained(str(tmp_path / "after"))
+    clf.tokenizer.save_pretrained(str(tmp_path / "after"))
+    with safe_open(str(path / "model.safetensors"), "pt") as old, \
+            safe_open(str(tmp_path / "after" / "model.safetensors"), "pt") as new:
+        names = set(new.keys())
+        assert names == set(old.keys())
+    assert "bert.pooler.dense.weight" in names  # kept, unused, as before
+    again = SentimentClassifier.load(tmp_path / "after", SentimentConfig(max_length=32))
+    assert getattr(again.model.config, POOLING_ATTR) == "mean"
+    assert np.array_equal(again.predict_proba(TEXTS_OF_MANY_LENGTHS), before)
+
+
+def test_mean_pooled_forward_computes_the_training_loss_and_can_be_undone(encoder_dir: Path) -> None:
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from reviewops.models.sentiment import apply_pooling
+
+    model = AutoModelForSequenceClassification.from_pretrained(str(encoder_dir)).eval()
+    enc = AutoTokenizer.from_pretrained(str(encoder_dir))(TEXTS_OF_MANY_LENGTHS, padding=True, return_tensors="pt")
+    labels = torch.tensor([0, 1, 2, 1, 0])
+    with torch.no_grad():
+        cls_logits = model(**enc).logits
+        assert apply_pooling(model, "mean") == apply_pooling(model, "mean") == "mean"  # idempotent
+        out = model(**enc, labels=labels)
+        as_tuple = model(**enc, labels=labels, return_dict=False)
+    torch.testing.assert_close(out.loss, torch.nn.functional.cross_entropy(out.logits, labels))
+    assert isinstance(as_tuple, tuple)
+    torch.testing.assert_close(as_tuple[0], out.loss)
+    torch.testing.assert_close(as_tuple[1], out.logits)
+    assert not torch.allclose(out.logits, cls_logits)
+    assert apply_pooling(model, "cls") == "cls" and "forward" not in vars(model)
+    with torch.no_grad():
+        torch.testing.assert_close(model(**enc).logits, cls_logits)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import types
 from pathlib import Path
 from typing import Any
 
@@ -28,31 +29,70 @@ def _column_order(id2label: dict[Any, str] | None, num_labels: int) -> list[int]
 POOLING_ATTR = "reviewops_pooling"  # written into the checkpoint's config.json by training
 
 
-def _mean_pooler(original: Any) -> Any:
-    """Stand-in for a BERT-family ``pooler``: the attention-masked mean of the token states.
+def masked_mean(hidden_states: Any, attention_mask: Any | None) -> Any:
+    """The attention-masked mean of ``hidden_states`` ``(batch, seq, hidden)`` over the sequence.
 
     Sentence-transformer checkpoints (all-MiniLM-L6-v2 among them) were trained to be read by
     mean pooling; their ``[CLS]`` pooler output is a poor feature (a logistic-regression probe on
-    it scored macro-F1 0.28–0.44 on the Amazon sample vs 0.48–0.51 on the mean). The original
-    ``dense`` layer is kept, unused, so the checkpoint's weight names stay the same. The mask
-    comes from a forward pre-hook (:func:`apply_pooling`): BERT passes the pooler only states.
+    it scored macro-F1 0.28–0.44 on the Amazon sample vs 0.48–0.51 on the mean). Padding tokens
+    are excluded; without a mask every position counts.
     """
+    if attention_mask is None:
+        return hidden_states.mean(dim=1)
+    weights = attention_mask.unsqueeze(-1).to(hidden_states.dtype)
+    return (hidden_states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+
+
+def _classification_loss(model: Any, logits: Any, labels: Any) -> Any:
+    """The loss ``BertForSequenceClassification`` computes for ``labels``, so a plain Trainer still works."""
     import torch
 
-    class MaskedMeanPooler(torch.nn.Module):
-        def __init__(self, dense: Any) -> None:
-            super().__init__()
-            self.dense = dense
-            self.mask: Any = None
+    config, num_labels = model.config, model.config.num_labels
+    if config.problem_type is None:
+        if num_labels == 1:
+            config.problem_type = "regression"
+        elif labels.dtype in (torch.long, torch.int):
+            config.problem_type = "single_label_classification"
+        else:
+            config.problem_type = "multi_label_classification"
+    if config.problem_type == "regression":
+        if num_labels == 1:
+            return torch.nn.functional.mse_loss(logits.squeeze(), labels.squeeze())
+        return torch.nn.functional.mse_loss(logits, labels)
+    if config.problem_type == "single_label_classification":
+        return torch.nn.functional.cross_entropy(logits.view(-1, num_labels), labels.view(-1))
+    return torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)
 
-        def forward(self, hidden_states: Any) -> Any:
-            mask = self.mask
-            if mask is None or tuple(mask.shape) != tuple(hidden_states.shape[:2]):
-                return hidden_states.mean(dim=1)
-            weights = mask.unsqueeze(-1).to(hidden_states.dtype)
-            return (hidden_states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
 
-    return MaskedMeanPooler(getattr(original, "dense", None))
+def _mean_pooled_forward(self: Any, input_ids: Any = None, attention_mask: Any = None, token_type_ids: Any = None,
+                         position_ids: Any = None, inputs_embeds: Any = None, labels: Any = None,
+                         **kwargs: Any) -> Any:
+    """``forward`` of a BERT-family sequence classifier that reads the masked mean of the token states.
+
+    Bound to one model instance by :func:`apply_pooling`. The attention mask travels as an argument
+    of this call only: a served model is shared by request threads, so nothing per call may be
+    stored on it. The architecture's ``[CLS]`` pooler still runs inside ``base_model`` (its weights
+    stay in the checkpoint under the same names); its output is ignored.
+    """
+    from transformers.modeling_outputs import SequenceClassifierOutput
+
+    return_dict = kwargs.pop("return_dict", None)
+    if return_dict is None:
+        return_dict = getattr(self.config, "return_dict", True)
+    outputs = self.base_model(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                              position_ids=position_ids, inputs_embeds=inputs_embeds, return_dict=True, **kwargs)
+    pooled = masked_mean(outputs.last_hidden_state, attention_mask)
+    logits = self.classifier(self.dropout(pooled))
+    loss = None if labels is None else _classification_loss(self, logits, labels)
+    output = SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states,
+                                      attentions=outputs.attentions)
+    return output if return_dict else output.to_tuple()
+
+
+def _mean_pooling_applied(model: Any) -> bool:
+    """True when :func:`apply_pooling` has bound :func:`_mean_pooled_forward` to ``model``."""
+    forward = vars(model).get("forward")
+    return getattr(forward, "__func__", None) is _mean_pooled_forward
 
 
 def pooling_for_base(base_config: Any, requested: str) -> str:
@@ -69,8 +109,12 @@ def pooling_for_base(base_config: Any, requested: str) -> str:
 
 
 def supports_mean_pooling(model: Any) -> bool:
-    """True when the classifier head reads ``base_model.pooler`` (BERT-family models)."""
-    return getattr(getattr(model, "base_model", None), "pooler", None) is not None
+    """True for BERT-family classifiers: a ``base_model.pooler`` read through ``dropout`` + ``classifier``."""
+    import torch
+
+    return (getattr(getattr(model, "base_model", None), "pooler", None) is not None
+            and isinstance(getattr(model, "dropout", None), torch.nn.Dropout)
+            and isinstance(getattr(model, "classifier", None), torch.nn.Linear))
 
 
 def apply_pooling(model: Any, pooling: str) -> str:
@@ -79,7 +123,10 @@ def apply_pooling(model: Any, pooling: str) -> str:
     ``auto`` keeps the pooling a fine-tuned checkpoint records (a re-tune starting from a
     champion must read it the way it was trained); for a base encoder it is ``mean`` where the
     architecture allows it, else ``cls``. The choice is recorded in ``model.config`` so
-    :meth:`SentimentClassifier.load` applies it again after saving.
+    :meth:`SentimentClassifier.load` applies it again after saving. ``mean`` gives this model
+    instance its own ``forward`` (:func:`masked_mean` of the encoder's token states, then the
+    model's dropout and classifier); ``cls`` restores the class's forward. Weight names do not
+    change either way, and the model keeps no per-call state, so threads may share it.
 
     Raises:
         ValueError: ``mean`` on an architecture whose head does not read a pooler module.
@@ -92,17 +139,12 @@ def apply_pooling(model: Any, pooling: str) -> str:
         if not supports_mean_pooling(model):
             raise ValueError(f"sentiment.pooling=mean needs a BERT-family encoder with a pooler; "
                              f"{type(model).__name__} has none: use sentiment.pooling=cls")
-        base = model.base_model
-        if not hasattr(base.pooler, "mask"):
-            base.pooler = _mean_pooler(base.pooler)
-
-            def keep_mask(_module: Any, args: tuple, kwargs: dict) -> None:
-                mask = kwargs.get("attention_mask")
-                if mask is None and len(args) > 1:
-                    mask = args[1]
-                base.pooler.mask = mask
-
-            model.register_forward_pre_hook(keep_mask, with_kwargs=True)
+        # A per-instance forward rather than a patched pooler: BERT hands its pooler only the token
+        # states, and smuggling the mask in through module state raced between serving threads.
+        if not _mean_pooling_applied(model):
+            model.forward = types.MethodType(_mean_pooled_forward, model)
+    elif _mean_pooling_applied(model):
+        del model.forward  # back to the class's own forward: the [CLS] pooler head
     setattr(model.config, POOLING_ATTR, pooling)
     return pooling
 

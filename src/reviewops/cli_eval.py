@@ -46,9 +46,10 @@ def evaluate_cmd(
     Example: reviewops --set train.profile=quick evaluate --no-log
     """
     from reviewops.evaluate import metrics_of, run_evaluation
+    from reviewops.tracking import tracking_errors
 
     settings = get_settings(ctx)
-    with progress("evaluating", enabled=not as_json) as advance:
+    with tracking_errors(), progress("evaluating", enabled=not as_json) as advance:
         def log(msg: str) -> None:
             if not as_json:
                 err_console.log(msg)
@@ -84,10 +85,12 @@ def gate_cmd(
     Example: reviewops --set gate.min_rougeL=0.1 gate
     """
     from reviewops.gate import GateFailedError, gate_stage
+    from reviewops.tracking import tracking_errors
 
     settings = get_settings(ctx)
     try:
-        decision = gate_stage(settings, eval_json, train_report, out)
+        with tracking_errors():
+            decision = gate_stage(settings, eval_json, train_report, out)
     except GateFailedError as exc:
         if as_json:
             emit(exc.decision.to_dict(), True)
@@ -119,10 +122,12 @@ def promote_cmd(
     can undo this. Example: reviewops promote review-sentiment --version 3
     """
     from reviewops import registry
-    from reviewops.tracking import configure_mlflow
+    from reviewops.tracking import configure_mlflow, tracking_errors
 
-    configure_mlflow(get_settings(ctx))
-    emit(registry.promote(name, version), as_json, "promoted")
+    with tracking_errors():
+        configure_mlflow(get_settings(ctx))
+        result = registry.promote(name, version)
+    emit(result, as_json, "promoted")
 
 
 def rollback_cmd(
@@ -136,10 +141,12 @@ def rollback_cmd(
     on its next load of models:/NAME@champion.
     """
     from reviewops import registry
-    from reviewops.tracking import configure_mlflow
+    from reviewops.tracking import configure_mlflow, tracking_errors
 
-    configure_mlflow(get_settings(ctx))
-    emit(registry.rollback(name), as_json, "rolled back")
+    with tracking_errors():
+        configure_mlflow(get_settings(ctx))
+        result = registry.rollback(name)
+    emit(result, as_json, "rolled back")
 
 
 def _read_reviews(path: Path) -> pd.DataFrame:

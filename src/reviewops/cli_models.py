@@ -106,6 +106,13 @@ def train_cmd(
                            only=only.value if only else None, resume=not no_resume, report_path=report)
     summary = {k: result[k] for k in ("run_id", "experiment_id", "tracking_uri", "profile", "model_uris",
                                       "model_dirs", "metrics", "timings", "child_run_ids", "report_path")}
+    # What a killed earlier run left behind: runs marked FAILED, incomplete checkpoints set aside.
+    if result.get("failed_stale_runs"):
+        summary["failed_stale_runs"] = result["failed_stale_runs"]
+    skipped = {name: result[name]["skipped_checkpoints"] for name in ("summarizer", "sentiment")
+               if result.get(name, {}).get("skipped_checkpoints")}
+    if skipped:
+        summary["skipped_checkpoints"] = skipped
     emit(summary, as_json, title="train")
 
 

@@ -173,6 +173,22 @@ class TrainConfig(_Strict):
         return self
 
 
+class TrackingConfig(_Strict):
+    """How the stages talk to MLflow (``$MLFLOW_TRACKING_URI`` or the project's ``mlflow.db``).
+
+    A tracking server is probed for ``timeout_s`` seconds before any work starts, and each
+    HTTP request waits at most ``timeout_s`` and is retried ``max_retries`` times (MLflow's own
+    defaults retry for about four minutes). ``MLFLOW_HTTP_REQUEST_*`` variables exported by
+    the user win over these two.
+    """
+
+    timeout_s: int = Field(15, ge=1)
+    max_retries: int = Field(2, ge=0, le=10)
+    # A SQLite store whose experiment keeps artifacts outside the store's folder is refused
+    # (a copied project would write into the original's mlartifacts/); true allows it.
+    allow_external_artifacts: bool = False
+
+
 class GateConfig(_Strict):
     """Quality gate: absolute floors and no regression versus the champion."""
 
@@ -268,6 +284,7 @@ class Settings(_Strict):
     summarizer: SummarizerConfig = SummarizerConfig()
     sentiment: SentimentConfig = SentimentConfig()
     train: TrainConfig = TrainConfig()
+    tracking: TrackingConfig = TrackingConfig()
     gate: GateConfig = GateConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     serve: ServeConfig = ServeConfig()

@@ -585,18 +585,43 @@ def metrics_of(result: dict[str, Any]) -> dict[str, float]:
             if "/" in k and isinstance(v, int | float) and not (isinstance(v, float) and math.isnan(v))}
 
 
-def _load_summarizer(path: Path | str, settings: Settings) -> Predict:
+def _load_error(path: Path | str, what: str, exc: Exception) -> ReviewOpsError:
+    """One line for a model directory that exists but does not load (corrupt or incomplete).
+
+    A truncated safetensors file is named as such: the library only says "incomplete metadata".
+    """
+    from reviewops.train import safetensors_problem
+
+    folder = Path(path)
+    problems = [p for f in sorted(folder.glob("*.safetensors")) if (p := safetensors_problem(f))]
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    reason = problems[0] if problems else (lines[0][:300] if lines else type(exc).__name__)
+    return ReviewOpsError(f"{what} model directory {folder} could not be loaded: {reason} "
+                          "(re-run `reviewops train`, or pass the path of an intact model)")
+
+
+def _load_summarizer(path: Path | str, settings: Settings, what: str = "summarizer") -> Predict:
     from reviewops.models.summarizer import Summarizer
 
-    model = Summarizer.load(path, settings.summarizer)
+    try:
+        model = Summarizer.load(path, settings.summarizer)
+    except ReviewOpsError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - transformers/safetensors/json raise many types for a bad folder
+        raise _load_error(path, what, exc) from exc
     bs = settings.evaluate.batch_size
     return lambda texts: model.summarize(list(texts), batch_size=bs)
 
 
-def _load_classifier(path: Path | str, settings: Settings) -> Predict:
+def _load_classifier(path: Path | str, settings: Settings, what: str = "sentiment") -> Predict:
     from reviewops.models.sentiment import SentimentClassifier
 
-    model = SentimentClassifier.load(path, settings.sentiment)
+    try:
+        model = SentimentClassifier.load(path, settings.sentiment)
+    except ReviewOpsError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - transformers/safetensors/json raise many types for a bad folder
+        raise _load_error(path, what, exc) from exc
     return lambda texts: list(model.predict(list(texts)))
 
 
@@ -643,11 +668,11 @@ def evaluate_models(
             except ReviewOpsError as exc:
                 notes.append(f"untuned baseline skipped: {exc}")
         if base_summarizer_path is not None:
-            base = _load_summarizer(base_summarizer_path, settings)
+            base = _load_summarizer(base_summarizer_path, settings, "untuned (baseline) summarizer")
     if champion_summarizer_path is not None and summarize is not None:
-        champ_s = _load_summarizer(champion_summarizer_path, settings)
+        champ_s = _load_summarizer(champion_summarizer_path, settings, "champion summarizer")
     if champion_sentiment_path is not None and classify is not None:
-        champ_c = _load_classifier(champion_sentiment_path, settings)
+        champ_c = _load_classifier(champion_sentiment_path, settings, "champion sentiment")
     result = evaluate_predictors(settings, test_df, summarize, classify, base, champ_s, champ_c,
                                  out_json=None, notes=notes, log=log)
     result["meta"]["models"] = {

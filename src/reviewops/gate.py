@@ -222,7 +222,7 @@ def run_gate(settings: Settings, eval_result: dict[str, Any], model_uris: dict[s
     import mlflow
 
     from reviewops.evaluate import mlflow_metric_name
-    from reviewops.tracking import configure_mlflow
+    from reviewops.tracking import configure_mlflow, process_tags
 
     cfg = settings.gate
     missing = [k for k in ("summarizer_uri", "sentiment_uri") if not model_uris.get(k)]
@@ -237,7 +237,7 @@ def run_gate(settings: Settings, eval_result: dict[str, Any], model_uris: dict[s
     decision = decide(candidate, champion, cfg)
 
     train_run = model_uris.get("run_id")
-    tags = {"reviewops.stage": "gate"}
+    tags = process_tags(**{"reviewops.stage": "gate"})
     if train_run:
         tags["mlflow.parentRunId"] = str(train_run)
     nested = mlflow.active_run() is not None

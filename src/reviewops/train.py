@@ -48,6 +48,8 @@ class TrainResult:
     n_train: int
     n_eval: int
     resumed_from: str | None = None
+    # "checkpoint-N: reason" for each incomplete checkpoint set aside instead of resumed.
+    skipped_checkpoints: list[str] = field(default_factory=list)
     log_history: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
     def summary(self) -> dict[str, Any]:
@@ -95,9 +97,123 @@ class _Rows:
         return self.rows[i]
 
 
-def _latest_checkpoint(ckpt_dir: Path) -> Path | None:
+def _checkpoints(ckpt_dir: Path) -> list[Path]:
+    """The ``checkpoint-<step>`` folders under ``ckpt_dir``, newest (highest step) first."""
     found = [p for p in ckpt_dir.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
-    return max(found, key=lambda p: int(p.name.split("-")[-1])) if found else None
+    return sorted(found, key=lambda p: int(p.name.split("-")[-1]), reverse=True)
+
+
+def _latest_checkpoint(ckpt_dir: Path) -> Path | None:
+    found = _checkpoints(ckpt_dir)
+    return found[0] if found else None
+
+
+# A process killed while saving leaves these behind (``x.tmp``, ``tmpab12``, ``x.part``...).
+_TEMP_SUFFIXES = (".tmp", ".temp", ".part", ".partial", ".incomplete")
+INCOMPLETE_DIR = "incomplete"
+
+
+def safetensors_problem(path: Path) -> str | None:
+    """Why a ``.safetensors`` file is unusable (truncated, bad header), or None.
+
+    The format is an 8-byte header length, a JSON header with each tensor's byte range, then
+    the data: the file must be exactly as long as the header says.
+    """
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as fh:
+            n = int.from_bytes(fh.read(8), "little")
+            if size < 8 or n <= 0 or 8 + n > size:
+                return f"{path.name} is truncated"
+            header = json.loads(fh.read(n))
+    except (OSError, ValueError) as exc:
+        return f"{path.name} is unreadable ({type(exc).__name__})"
+    try:
+        expected = 8 + n + max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"),
+                               default=0)
+    except (AttributeError, KeyError, IndexError, TypeError, ValueError):
+        return f"{path.name} has a malformed header"
+    if expected != size:
+        return f"{path.name} is truncated ({size} of {expected} bytes)"
+    return None
+
+
+def _checkpoint_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be resumed from, or None when it is complete.
+
+    Complete means: no temporary files, a readable ``trainer_state.json`` (the Trainer writes
+    it last) and model weights (full, sharded or a LoRA adapter) whose safetensors files are
+    whole.
+    """
+    from transformers.utils import (
+        ADAPTER_SAFE_WEIGHTS_NAME,
+        ADAPTER_WEIGHTS_NAME,
+        SAFE_WEIGHTS_INDEX_NAME,
+        SAFE_WEIGHTS_NAME,
+        WEIGHTS_INDEX_NAME,
+        WEIGHTS_NAME,
+    )
+
+    temps = sorted(p.name for p in path.rglob("*")
+                   if p.name.endswith(_TEMP_SUFFIXES) or p.name.startswith(("tmp", ".tmp")))
+    if temps:
+        return f"temporary file(s) left by an interrupted save: {', '.join(temps[:3])}"
+    state = path / "trainer_state.json"
+    try:
+        state_data = json.loads(state.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return "no trainer_state.json"
+    except (OSError, ValueError):
+        return "trainer_state.json is unreadable"
+    if not isinstance(state_data, dict) or "global_step" not in state_data:
+        return "trainer_state.json is unreadable"
+    weights: list[Path] = []
+    for index_name in (SAFE_WEIGHTS_INDEX_NAME, WEIGHTS_INDEX_NAME):
+        index = path / index_name
+        if index.is_file():
+            try:
+                shards = set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values())
+            except (OSError, ValueError, KeyError, AttributeError):
+                return f"{index_name} is unreadable"
+            missing = sorted(s for s in shards if not (path / s).is_file())
+            if missing:
+                return f"missing weight shard(s): {', '.join(missing[:3])}"
+            weights += [path / s for s in shards]
+    weights += [path / n for n in (SAFE_WEIGHTS_NAME, WEIGHTS_NAME, ADAPTER_SAFE_WEIGHTS_NAME, ADAPTER_WEIGHTS_NAME)
+                if (path / n).is_file()]
+    if not weights:
+        return "no model weights"
+    for file in weights:
+        if file.suffix == ".safetensors":
+            problem = safetensors_problem(file)
+            if problem:
+                return problem
+    return None
+
+
+def _set_aside_incomplete(ckpt_dir: Path) -> list[str]:
+    """Move every incomplete checkpoint to ``ckpt_dir/incomplete/``, out of the Trainer's way.
+
+    Left in place, the newest one would be picked for resuming (``Can't find a valid
+    checkpoint``) and a later save of the same step would mix with its leftovers; an older one
+    could be kept by checkpoint rotation instead of a good checkpoint.
+
+    Returns:
+        One ``"checkpoint-N: reason"`` line per moved checkpoint.
+    """
+    skipped: list[str] = []
+    for path in _checkpoints(ckpt_dir):
+        problem = _checkpoint_problem(path)
+        if problem is None:
+            continue
+        dest = ckpt_dir / INCOMPLETE_DIR / path.name
+        if dest.exists():  # an older leftover of the same step: the newer one is kept for inspection
+            shutil.rmtree(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        path.rename(dest)
+        skipped.append(f"{path.name}: {problem}")
+        print(f"[train] skipped incomplete {path} ({problem}); moved to {dest}", file=sys.stderr, flush=True)
+    return skipped
 
 
 def _step_logger():
@@ -241,22 +357,30 @@ def _fingerprint(base: Path | str, kind: str, prof: ProfileConfig, extra: dict[s
     return digest.hexdigest()
 
 
-def _train_loop(trainer: Any, ckpt_dir: Path, resume: bool, fingerprint: str) -> tuple[Any, str | None]:
-    """Run ``trainer.train``, resuming from the newest checkpoint when it belongs to this same job.
+def _train_loop(trainer: Any, ckpt_dir: Path, resume: bool,
+                fingerprint: str) -> tuple[Any, str | None, list[str]]:
+    """Run ``trainer.train``, resuming from the newest complete checkpoint of this same job.
 
     Checkpoints of a different job (other base model, data or knobs) are deleted rather than
-    resumed: a retrain on new data must not silently continue the old run.
+    resumed: a retrain on new data must not silently continue the old run. Incomplete
+    checkpoints (a kill while saving) are set aside, not resumed (:func:`_set_aside_incomplete`).
+
+    Returns:
+        The Trainer's output, the checkpoint resumed from (or None) and the skipped checkpoints.
     """
     marker = ckpt_dir / "reviewops_fingerprint.txt"
-    checkpoint = _latest_checkpoint(ckpt_dir) if ckpt_dir.is_dir() else None
     same_job = marker.is_file() and marker.read_text(encoding="utf-8").strip() == fingerprint
-    if checkpoint is not None and not (resume and same_job):
-        shutil.rmtree(ckpt_dir)
-        checkpoint = None
+    skipped: list[str] = []
+    if ckpt_dir.is_dir() and not (resume and same_job):
+        if _latest_checkpoint(ckpt_dir) is not None:
+            shutil.rmtree(ckpt_dir)
+    elif ckpt_dir.is_dir():
+        skipped = _set_aside_incomplete(ckpt_dir)
+    checkpoint = _latest_checkpoint(ckpt_dir) if resume and same_job and ckpt_dir.is_dir() else None
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     marker.write_text(fingerprint, encoding="utf-8")
     output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    return output, str(checkpoint) if checkpoint else None
+    return output, str(checkpoint) if checkpoint else None, skipped
 
 
 def _load_kwargs() -> dict[str, Any]:
@@ -361,7 +485,7 @@ def train_summarizer(settings: Settings, train_df: pd.DataFrame, val_df: pd.Data
                       callbacks=_callbacks(settings, bool(val_rows)))
     _quiet_stdout(trainer)
     fingerprint = _fingerprint(base, kind, prof, cfg.model_dump(mode="json"), train_rows)
-    output, resumed = _train_loop(trainer, ckpt_dir, resume, fingerprint)
+    output, resumed, skipped = _train_loop(trainer, ckpt_dir, resume, fingerprint)
 
     final = trainer.model
     if cfg.lora:
@@ -380,7 +504,7 @@ def train_summarizer(settings: Settings, train_df: pd.DataFrame, val_df: pd.Data
     return TrainResult(name=SUMMARIZER_DIR, model_dir=str(final_dir), base_model=str(base), metrics=metrics,
                        global_step=int(trainer.state.global_step), seconds=round(time.perf_counter() - start, 1),
                        n_train=len(train_rows), n_eval=len(val_rows), resumed_from=resumed,
-                       log_history=list(history))
+                       skipped_checkpoints=skipped, log_history=list(history))
 
 
 # --------------------------------------------------------------------------- sentiment
@@ -507,7 +631,7 @@ def train_sentiment(settings: Settings, train_df: pd.DataFrame, val_df: pd.DataF
         callbacks=_callbacks(settings, bool(val_rows), prof.sentiment_patience), class_weights=weights)
     _quiet_stdout(trainer)
     fingerprint = _fingerprint(base, "sentiment", prof, cfg.model_dump(mode="json"), train_rows)
-    output, resumed = _train_loop(trainer, ckpt_dir, resume, fingerprint)
+    output, resumed, skipped = _train_loop(trainer, ckpt_dir, resume, fingerprint)
 
     final_dir = out_dir / SENTIMENT_DIR
     trainer.model.save_pretrained(str(final_dir))
@@ -520,7 +644,7 @@ def train_sentiment(settings: Settings, train_df: pd.DataFrame, val_df: pd.DataF
     return TrainResult(name=SENTIMENT_DIR, model_dir=str(final_dir), base_model=str(base), metrics=metrics,
                        global_step=int(trainer.state.global_step), seconds=round(time.perf_counter() - start, 1),
                        n_train=len(train_rows), n_eval=len(val_rows), resumed_from=resumed,
-                       log_history=list(history))
+                       skipped_checkpoints=skipped, log_history=list(history))
 
 
 # --------------------------------------------------------------------------- MLflow + orchestration
@@ -529,27 +653,13 @@ def train_sentiment(settings: Settings, train_df: pd.DataFrame, val_df: pd.DataF
 def setup_mlflow(settings: Settings, root: Path | str | None = None) -> str:
     """Point MLflow at ``$MLFLOW_TRACKING_URI`` or ``sqlite:///<root>/mlflow.db`` and select the experiment.
 
-    A new experiment on a sqlite store keeps its artifacts in ``mlartifacts/`` beside the
-    database (not in the current directory). Returns the tracking URI.
+    Kept for callers of the training module; see :func:`reviewops.tracking.setup_experiment`
+    (server probe, bounded retries, artifacts in ``mlartifacts/`` beside a SQLite database).
+    Returns the tracking URI.
     """
-    import mlflow
+    from reviewops.tracking import setup_experiment
 
-    root = Path(root or Path.cwd()).resolve()
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{root / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
-    name = settings.train.experiment
-    if mlflow.get_experiment_by_name(name) is None:
-        artifact_location = None
-        if uri.startswith("sqlite:///"):
-            db = Path(uri[len("sqlite:///"):])
-            artifact_location = (db.parent / "mlartifacts").resolve().as_uri()
-        try:
-            mlflow.create_experiment(name, artifact_location=artifact_location)
-        except Exception:  # noqa: BLE001 - created concurrently by another process
-            if mlflow.get_experiment_by_name(name) is None:
-                raise
-    mlflow.set_experiment(name)
-    return uri
+    return setup_experiment(settings, root)
 
 
 def flatten(data: Any, prefix: str = "") -> dict[str, str]:
@@ -621,11 +731,15 @@ def train_all(settings: Settings, processed_dir: Path | str | None = None, out_d
     Returns:
         ``run_id``, ``experiment_id``, ``tracking_uri``, ``model_uris`` ({name: models:/...}),
         ``model_dirs``, ``metrics``, ``timings`` (seconds), ``child_run_ids``, ``profile``,
-        ``report_path``, and one summary per trained model.
-    """
-    import mlflow
+        ``report_path``, ``failed_stale_runs`` (runs of killed trainings marked FAILED at this
+        start) and one summary per trained model (``skipped_checkpoints`` names incomplete
+        checkpoints that were set aside instead of resumed).
 
-    from reviewops.models.pyfunc import log_sentiment, log_summarizer
+    Raises:
+        ReviewOpsError: missing splits, an unreachable tracking server (within
+            ``tracking.timeout_s``), or a store whose artifacts live outside the project.
+    """
+    from reviewops.tracking import tracking_errors
 
     if only not in (None, SUMMARIZER_DIR, SENTIMENT_DIR):
         raise ReviewOpsError(f"--only must be 'summarizer' or 'sentiment', not {only!r}")
@@ -634,14 +748,32 @@ def train_all(settings: Settings, processed_dir: Path | str | None = None, out_d
     out_dir = Path(out_dir or Path(settings.paths.models_dir) / "trained")
     train_df, val_df = _read_split(processed_dir, "train"), _read_split(processed_dir, "val")
     tracking_uri = setup_mlflow(settings)
+    with tracking_errors(tracking_uri):
+        return _train_tracked(settings, processed_dir, out_dir, train_df, val_df, tracking_uri, only, resume,
+                              log_models, report_path)
+
+
+def _train_tracked(settings: Settings, processed_dir: Path, out_dir: Path, train_df: pd.DataFrame,
+                   val_df: pd.DataFrame, tracking_uri: str, only: str | None, resume: bool, log_models: bool,
+                   report_path: Path | str | None) -> dict[str, Any]:
+    """:func:`train_all` once the store is reachable: one parent run, one nested run per model."""
+    import mlflow
+
+    from reviewops.models.pyfunc import log_sentiment, log_summarizer
+    from reviewops.tracking import fail_dead_runs, process_tags
+
+    # Runs left RUNNING by a killed training would otherwise stay "running" in the UI forever.
+    experiment = mlflow.get_experiment_by_name(settings.train.experiment)
+    failed = fail_dead_runs(experiment.experiment_id,
+                            log=lambda msg: print(f"[train] {msg}", file=sys.stderr, flush=True))
     todo = [only] if only else [SUMMARIZER_DIR, SENTIMENT_DIR]
     trainers = {SUMMARIZER_DIR: train_summarizer, SENTIMENT_DIR: train_sentiment}
 
     result: dict[str, Any] = {"profile": settings.train.profile, "tracking_uri": tracking_uri,
                               "model_uris": {}, "model_dirs": {}, "metrics": {}, "timings": {},
-                              "child_run_ids": {}}
+                              "child_run_ids": {}, "failed_stale_runs": failed}
     start = time.perf_counter()
-    with mlflow.start_run(run_name="train") as parent:
+    with mlflow.start_run(run_name="train", tags=process_tags(**{"reviewops.stage": "train"})) as parent:
         result["run_id"] = parent.info.run_id
         result["experiment_id"] = parent.info.experiment_id
         params = flatten(settings.model_dump(mode="json"))
@@ -655,15 +787,16 @@ def train_all(settings: Settings, processed_dir: Path | str | None = None, out_d
             mlflow.log_params(dict(items[i:i + 100]))
         if "git_commit" in lineage:
             mlflow.set_tag("mlflow.source.git.commit", lineage["git_commit"])
-        mlflow.set_tag("reviewops.stage", "train")
 
         for name in todo:
-            with mlflow.start_run(run_name=f"train-{name}", nested=True) as child:
+            with mlflow.start_run(run_name=f"train-{name}", nested=True, tags=process_tags()) as child:
                 result["child_run_ids"][name] = child.info.run_id
                 mlflow.log_params({"model": name, "profile": settings.train.profile})
                 res = trainers[name](settings, train_df, val_df, out_dir, resume=resume)
                 mlflow.log_params({"base_model": res.base_model, "n_train": res.n_train, "n_eval": res.n_eval,
                                    "resumed_from": res.resumed_from or "none"})
+                if res.skipped_checkpoints:
+                    mlflow.set_tag("reviewops.skipped_checkpoints", "; ".join(res.skipped_checkpoints)[:5000])
             parent_metrics = {f"train/{name}_{k.split('/', 1)[1]}" if k.startswith("train/")
                               else f"train/{name}_{k.replace('/', '_')}": v for k, v in res.metrics.items()}
             parent_metrics[f"train/{name}_seconds"] = res.seconds

@@ -258,3 +258,23 @@ def test_train_cli_missing_data_is_one_line_error(tmp_path: Path, monkeypatch: p
     result = CliRunner().invoke(app, ["train", "--processed-dir", str(tmp_path / "nope"), "--json"])
     assert result.exit_code != 0
     assert "reviewops preprocess" in str(result.exception) or "reviewops preprocess" in result.output
+
+
+def test_logged_models_carry_their_code_and_installable_requirements(
+        project: Path, tiny: dict[str, Path]) -> None:
+    import mlflow
+    from packaging.requirements import Requirement
+
+    settings = quick_settings(project, tiny["causal"], tiny["encoder"])
+    with mlflow.start_run():
+        from reviewops.models.pyfunc import log_sentiment
+
+        info = log_sentiment(str(tiny["encoder"]), settings.sentiment)
+    local = Path(mlflow.artifacts.download_artifacts(info.model_uri))
+    reqs = [Requirement(line) for line in (local / "requirements.txt").read_text().split()
+            if line and not line.startswith("-")]
+    pins = {r.name: str(r.specifier) for r in reqs}
+    assert {"torch", "transformers", "mlflow", "pyyaml"} <= set(pins)
+    assert not [s for s in pins.values() if "+" in s], pins  # pip cannot install a local "+cpu" build tag
+    assert (local / "code" / "reviewops" / "models" / "pyfunc.py").is_file()
+    assert (local / "code" / "reviewops" / "config.py").is_file()

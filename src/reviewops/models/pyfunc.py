@@ -4,6 +4,11 @@ Each wrapper reads the HF model directory from the ``model_dir`` artifact and it
 from the ``config`` artifact (the dumped pydantic section), so ``mlflow.pyfunc.load_model(uri)``
 predicts exactly like the library does. Input: a DataFrame with a ``text`` column (or a list
 of strings); output: a DataFrame.
+
+A logged model carries what it needs to load elsewhere: the ``reviewops`` package itself as
+``code_paths`` (MLflow puts it on ``sys.path`` when loading), and pip requirements that pip can
+install: public versions only, so a local build tag such as torch's ``2.13.0+cpu`` is logged as
+``torch==2.13.0``.
 """
 
 from __future__ import annotations
@@ -55,7 +60,7 @@ def _log(name: str, python_model: Any, model_dir: str, cfg: BaseModel, example_i
             name=name, python_model=python_model,
             artifacts={"model_dir": str(model_dir), "config": str(config_path)},
             signature=infer_signature(example_in, example_out), input_example=example_in,
-            pip_requirements=_requirements())
+            pip_requirements=requirements(), code_paths=[str(package_dir())])
 
 
 class SummarizerPyfunc(mlflow.pyfunc.PythonModel):
@@ -87,15 +92,30 @@ class SentimentPyfunc(mlflow.pyfunc.PythonModel):
         return frame
 
 
-def _requirements() -> list[str]:
-    from importlib.metadata import version
+# What loading a logged model imports: the models' own stack plus what ``reviewops.config`` needs.
+MODEL_REQUIREMENTS = ("torch", "transformers", "tokenizers", "safetensors", "pandas", "numpy", "pydantic",
+                      "pyyaml", "mlflow")
+
+
+def package_dir() -> Path:
+    """The ``reviewops`` package folder, logged with each model as its code."""
+    import reviewops
+
+    return Path(reviewops.__file__).resolve().parent
+
+
+def requirements() -> list[str]:
+    """``name==version`` for :data:`MODEL_REQUIREMENTS`, public versions only (no ``+cpu`` local tags)."""
+    from importlib.metadata import PackageNotFoundError, version
 
     reqs = []
-    for dist in ("torch", "transformers", "pandas", "numpy", "pydantic"):
+    for dist in MODEL_REQUIREMENTS:
         try:
-            reqs.append(f"{dist}=={version(dist)}")
-        except Exception:  # pragma: no cover - all are installed with reviewops
+            public = version(dist).split("+", 1)[0]
+        except PackageNotFoundError:  # pragma: no cover - all are installed with reviewops
             reqs.append(dist)
+            continue
+        reqs.append(f"{dist}=={public}")
     return reqs
 
 

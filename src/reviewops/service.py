@@ -22,7 +22,11 @@ Model source: BentoML models ``serve.summarizer_tag`` / ``serve.sentiment_tag``
 Hugging Face directories from ``REVIEWOPS_SUMMARIZER_DIR`` / ``REVIEWOPS_SENTIMENT_DIR``.
 ``REVIEWOPS_BATCHING=0`` turns adaptive batching off (read at import: batching is part of
 the endpoint definition). With ``$REVIEWOPS_API_TOKEN`` (``serve.auth_token_env``) set,
-every path except ``/healthz``, ``/livez`` and ``/readyz`` needs ``Authorization: Bearer``.
+every path except ``/healthz``, ``/livez`` and ``/readyz`` needs ``Authorization: Bearer``;
+without it the API is open, and the worker says so (a WARNING at start-up, ``X-ReviewOps-Auth:
+off`` on every response, a line in ``/readyz``'s body). Request bodies are capped at
+``serve.max_body_bytes`` bytes received (413), chunked uploads included. ``/docs.json`` documents
+the error bodies (400/401/413/422/503) and the bearer scheme as served (:func:`amend_openapi`).
 """
 
 from __future__ import annotations
@@ -404,20 +408,44 @@ class ReviewAnalyzer:
 # --------------------------------------------------------------------------- auth + body limit
 
 
+def api_token(token_env: str) -> str | None:
+    """The bearer token from ``$token_env`` (surrounding whitespace dropped); None (auth off) when unset or blank."""
+    return os.environ.get(token_env, "").strip() or None
+
+
+def auth_off_message(token_env: str) -> str:
+    """The one line that says the API is open (start-up log, ``/readyz`` body)."""
+    return (f"auth is OFF: set {token_env} to require Authorization: Bearer <token> on every endpoint "
+            "but /healthz, /livez and /readyz")
+
+
 class BearerAuthMiddleware:
     """Pure ASGI middleware: bearer-token auth (when the token env var is set) and a body-size cap.
 
-    The token is read once, when the worker builds its app. Probes (``/healthz``, ``/livez``,
-    ``/readyz``) stay open so an orchestrator can check the process without the secret;
-    ``/metrics``, the OpenAPI page and every API need the token.
+    The token is read once, when the worker builds its app (at start-up: the lifespan call
+    builds the middleware stack); without one the worker logs a WARNING, every response carries
+    ``X-ReviewOps-Auth: off`` and ``/readyz`` says so in its body (its status is untouched, so
+    probes keep BentoML's semantics). Probes (``/healthz``, ``/livez``, ``/readyz``) stay open so
+    an orchestrator can check the process without the secret; ``/metrics``, the OpenAPI page and
+    every API need the token.
+
+    The body cap counts the bytes actually received, not the ``Content-Length`` header (a chunked
+    upload has none): the middleware reads the whole body itself, holding at most
+    ``max_body_bytes``, and answers 413 as soon as it would pass the limit, before the app is
+    called, so no response has started and the 413 is always a clean answer. The app then gets
+    the body in one ``http.request`` message. BentoML parses the body in memory anyway, so this
+    adds no more than one copy of an accepted body.
     """
 
     def __init__(self, app: Any, token_env: str = "REVIEWOPS_API_TOKEN", max_body_bytes: int = 8_000_000,
                  open_paths: frozenset[str] = OPEN_PATHS) -> None:
         self.app = app
-        self.token = os.environ.get(token_env, "").strip() or None
+        self.token_env = token_env
+        self.token = api_token(token_env)
         self.max_body_bytes = max_body_bytes
         self.open_paths = open_paths
+        if self.token is None:
+            logger.warning(auth_off_message(token_env))
 
     async def _reply(self, send: Any, status: int, message: str, headers: list[tuple[bytes, bytes]]) -> None:
         body = json.dumps({"error": message, "status": status}).encode()
@@ -426,26 +454,291 @@ class BearerAuthMiddleware:
                                 (b"content-length", str(len(body)).encode()), *headers]})
         await send({"type": "http.response.body", "body": body})
 
+    def _too_large(self, size: int | None) -> RequestError:
+        got = f"request body of {size} bytes is" if size is not None else "request body is"
+        return RequestError(413, f"{got} over the limit of {self.max_body_bytes} bytes (serve.max_body_bytes)")
+
+    async def _read_body(self, receive: Any) -> bytes | None:
+        """The whole request body, read from ``receive``; None when the client disconnected first.
+
+        Raises:
+            RequestError: 413 once the bytes received pass ``max_body_bytes`` (the rest is not read).
+        """
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                # The server discards the unread rest of the request after the response.
+                raise self._too_large(None)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    @staticmethod
+    def _replay(body: bytes, receive: Any) -> Any:
+        """A ``receive`` that gives the app ``body`` once, then the server's (disconnect) messages."""
+        pending = True
+
+        async def replay() -> dict[str, Any]:
+            nonlocal pending
+            if pending:
+                pending = False
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        return replay
+
+    def _flag_auth_off(self, send: Any, path: str) -> Any:
+        """Wrap ``send``: ``X-ReviewOps-Auth: off`` on the response; on /readyz also a line in the body."""
+        note = (auth_off_message(self.token_env) + "\n").encode()
+        held: dict[str, Any] | None = None
+        parts: list[bytes] = []
+
+        async def flagged(message: dict[str, Any]) -> None:
+            nonlocal held
+            kind = message["type"]
+            if kind == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), (b"x-reviewops-auth", b"off")]}
+                if path == "/readyz":
+                    held = message  # sent with the rewritten body, whose length changes
+                    return
+            elif kind == "http.response.body" and held is not None:
+                parts.append(message.get("body", b""))
+                if message.get("more_body", False):
+                    return
+                original = b"".join(parts).strip()
+                body = (original + b"\n" if original else b"") + note
+                headers = [(k, v) for k, v in held["headers"] if k.lower() != b"content-length"]
+                await send({**held, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+                held = None
+                message = {"type": "http.response.body", "body": body}
+            await send(message)
+
+        return flagged
+
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         path = scope.get("path", "")
         headers = dict(scope.get("headers") or [])
-        if self.token and path not in self.open_paths:
+        if self.token is None:
+            send = self._flag_auth_off(send, path)
+        elif path not in self.open_paths:
             auth = headers.get(b"authorization", b"").decode("latin-1")
             scheme, _, given = auth.partition(" ")
             if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), self.token.encode()):
                 await self._reply(send, 401, "missing or invalid bearer token (Authorization: Bearer <token>)",
                                   [(b"www-authenticate", b'Bearer realm="reviewops"')])
                 return
-        length = headers.get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
-            await self._reply(send, 413, f"request body of {int(length)} bytes is over the limit of "
-                                         f"{self.max_body_bytes} (serve.max_body_bytes)", [])
+        try:
+            # A declared length over the limit is refused before a byte is read; a chunked body (no
+            # Content-Length) is counted while it is read.
+            length = headers.get(b"content-length")
+            if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+                raise self._too_large(int(length))
+            body = await self._read_body(receive)
+        except RequestError as exc:
+            await self._reply(send, exc.status, exc.message, [])
             return
-        await self.app(scope, receive, send)
+        if body is None:
+            return  # the client went away before its request was complete: nobody to answer
+        await self.app(scope, self._replay(body, receive), send)
 
 
 ReviewAnalyzer.add_asgi_middleware(BearerAuthMiddleware, token_env=SERVE.auth_token_env,
                                    max_body_bytes=SERVE.max_body_bytes)
+
+
+# --------------------------------------------------------------------------- OpenAPI: errors + auth as served
+
+BEARER_SCHEME = "bearerAuth"
+_REF = "#/components/schemas/{}"
+_ERROR_STATUSES = {
+    401: "Missing or invalid bearer token (only when the server has a token set). "
+         "Answered with `WWW-Authenticate: Bearer`.",
+    413: "Too many reviews (serve.max_items), a text over serve.max_text_chars with "
+         "serve.on_too_long=reject, or a body over serve.max_body_bytes.",
+    422: "No review given, an empty review (nothing visible), or both `text` and `texts`.",
+    503: "The models service is overloaded (batch queue over its latency budget) or down; retry later.",
+}
+_EXTRA_SCHEMAS: dict[str, dict[str, Any]] = {
+    "ErrorResponse": {
+        "type": "object", "title": "ErrorResponse", "required": ["error", "status"],
+        "description": "Every error the service itself answers (RequestError.response, auth, body limit).",
+        "properties": {"error": {"type": "string", "title": "Error"},
+                       "status": {"type": "integer", "title": "Status", "description": "the HTTP status"}},
+    },
+    "ValidationIssue": {
+        "type": "object", "title": "ValidationIssue", "required": ["type", "loc", "msg"],
+        "description": "One pydantic validation error (input values are not echoed).",
+        "properties": {"type": {"type": "string", "description": "e.g. string_type, json_invalid"},
+                       "loc": {"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]},
+                               "description": "where in the body, e.g. ['texts', 0]"},
+                       "msg": {"type": "string"},
+                       "url": {"type": "string"}},
+    },
+    "BadRequestResponse": {
+        "type": "object", "title": "BadRequestResponse", "required": ["error"],
+        "description": "A body that is not JSON or does not match the request schema: BentoML's answer, "
+                       "`error` says how many errors and `detail` lists them. A 400 passed on from the "
+                       "models service has `status` instead of `detail`.",
+        "properties": {"error": {"type": "string", "title": "Error"},
+                       "detail": {"type": "array", "items": {"$ref": _REF.format("ValidationIssue")}},
+                       "status": {"type": "integer", "title": "Status"}},
+    },
+}
+
+
+def _json_response(description: str, schema: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": {"$ref": _REF.format(schema)}}}}
+
+
+def amend_openapi(spec: dict[str, Any]) -> dict[str, Any]:
+    """BentoML's generated OpenAPI dict, made true to what the service answers (changed in place).
+
+    BentoML documents a 400 whose ``detail`` is a string (it is a list of validation errors), no
+    401/413/422/503 and no auth. This adds the error bodies the service sends (``ErrorResponse``
+    ``{"error", "status"}``; ``BadRequestResponse`` for 400), a bearer security scheme on every
+    path the middleware guards, a required JSON request body, and /readyz's 503.
+    """
+    components = spec.setdefault("components", {})
+    components.setdefault("schemas", {}).update(_EXTRA_SCHEMAS)
+    components["securitySchemes"] = {BEARER_SCHEME: {
+        "type": "http", "scheme": "bearer",
+        "description": f"Required on every path but /healthz, /livez and /readyz when ${SERVE.auth_token_env} "
+                       "is set on the server; without it the API is open and says so (X-ReviewOps-Auth: off)."}}
+    unauthorized = _json_response(_ERROR_STATUSES[401], "ErrorResponse")
+    for path, item in spec.get("paths", {}).items():
+        for method, op in item.items():
+            if not isinstance(op, dict) or method not in ("get", "post", "put", "delete", "patch"):
+                continue
+            # BentoML keys statuses by int; one key type keeps the YAML dump (sorted keys) working.
+            responses = op["responses"] = {str(k): v for k, v in op.get("responses", {}).items()}
+            if path in OPEN_PATHS:
+                op["security"] = []
+                if path == "/readyz":
+                    responses["503"] = {"description": "Not ready: the models service is not up or its models "
+                                                       "are not loaded yet.",
+                                        "content": {"text/plain": {"schema": {"type": "string"}}}}
+            else:
+                op["security"] = [{BEARER_SCHEME: []}]
+                responses["401"] = unauthorized
+            if "x-bentoml-name" in op:  # an API (infrastructure paths take no body and call no model)
+                responses["400"] = _json_response("Invalid JSON or a body that does not match the request "
+                                                  "schema.", "BadRequestResponse")
+                for status in (413, 422, 503):
+                    responses[str(status)] = _json_response(_ERROR_STATUSES[status], "ErrorResponse")
+                if isinstance(op.get("requestBody"), dict):
+                    op["requestBody"]["required"] = True
+            op["responses"] = dict(sorted(responses.items()))
+    return spec
+
+
+def _amended_spec_class() -> type:
+    import attr
+    import yaml
+    from bentoml._internal.service.openapi.specification import OpenAPISpecification
+
+    @attr.frozen
+    class AmendedOpenAPISpecification(OpenAPISpecification):
+        """BentoML's spec object whose dict form (``/docs.json``, the Bento's openapi.yaml) is amended."""
+
+        def asdict(self) -> dict[str, Any]:
+            return amend_openapi(super().asdict())
+
+    # BentoML registers its YAML dumper for the exact class (`bentoml build` writes apis/openapi.yaml).
+    yaml.add_representer(AmendedOpenAPISpecification, lambda dumper, spec: dumper.represent_dict(spec.asdict()))
+    return AmendedOpenAPISpecification
+
+
+def _serve_amended_openapi(service: Any) -> None:
+    """Make ``service.openapi_spec`` (what /docs.json and ``bentoml build`` use) the amended spec.
+
+    BentoML 1.4 has no hook for the spec: it is a property of its ``Service`` class, so the service
+    object gets a subclass that overrides only that property (no new state, same slots).
+    """
+    import attr
+
+    spec_cls = _amended_spec_class()
+    base = type(service)
+
+    class AmendedSpecService(base):  # type: ignore[misc, valid-type]
+        __slots__ = ()
+
+        @property
+        def openapi_spec(self) -> Any:
+            spec = super().openapi_spec
+            return spec_cls(**{f.name: getattr(spec, f.name) for f in attr.fields(type(spec))})
+
+    service.__class__ = AmendedSpecService
+
+
+_serve_amended_openapi(ReviewAnalyzer)
+
+
+# --------------------------------------------------------------------------- logging
+
+
+class OneLineClientErrors(logging.Filter):
+    """Log a rejected request (BentoML's 400 for invalid JSON / wrong types, or another 4xx) as one line.
+
+    BentoML logs every exception of an API call, a client's bad body included, as an ERROR with the
+    full traceback. Attached to that logger, this rewrites such a record into one WARNING line that
+    names the path, the status and the validation errors (no input values); server errors keep
+    their traceback.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if isinstance(record.exc_info, tuple) else None
+        if exc is None:
+            return True
+        status, summary = _client_error(exc)
+        if status is None:
+            return True
+        record.msg = f"{record.getMessage()}: {status} {summary}".replace("\n", " ")
+        record.args = ()
+        record.exc_info = record.exc_text = None
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+def _client_error(exc: BaseException) -> tuple[int | None, str]:
+    """(status, one-line summary) for an exception BentoML answers with a 4xx; (None, "") otherwise."""
+    from bentoml.exceptions import BentoMLException
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        # BentoML answers any ValidationError with 400, also one raised by a bug past the request
+        # parsing: only the request body's own validation is a client error.
+        if not _raised_in(exc, "from_http_request"):
+            return None, ""
+        issues = [f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}"
+                  for err in exc.errors(include_input=False, include_context=False)[:3]]
+        more = f"; +{exc.error_count() - 3} more" if exc.error_count() > 3 else ""
+        return 400, f"{exc.error_count()} validation error(s) for {exc.title}: {'; '.join(issues)}{more}"[:500]
+    if isinstance(exc, BentoMLException) and exc.error_code.value < 500:
+        return exc.error_code.value, f"{type(exc).__name__}: {exc}"[:500]
+    return None, ""
+
+
+def _raised_in(exc: BaseException, function: str) -> bool:
+    """Whether ``function`` (BentoML's request parsing) is on ``exc``'s traceback."""
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_name == function:
+            return True
+        tb = tb.tb_next
+    return False
+
+
+# The logger of bentoml._internal.server.http_app.log_exception, which the API server calls for each
+# failed request (bentoml 1.4).
+BENTOML_REQUEST_LOGGER = "bentoml._internal.server.http_app"
+if not any(isinstance(f, OneLineClientErrors) for f in logging.getLogger(BENTOML_REQUEST_LOGGER).filters):
+    logging.getLogger(BENTOML_REQUEST_LOGGER).addFilter(OneLineClientErrors())

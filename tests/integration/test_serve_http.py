@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import time
+
 import pytest
 
 from reviewops.models.tiny import build_tiny_causal_lm, build_tiny_encoder
@@ -104,3 +107,73 @@ def test_metrics(http):
     assert r.status_code == 200
     assert 'bentoml_service_request_total{endpoint="/sentiment"' in r.text
     assert "bentoml_service_adaptive_batch_size" in r.text
+
+
+def test_chunked_body_over_the_limit_is_refused(http):
+    from reviewops.config import load_settings
+
+    limit = load_settings().serve.max_body_bytes  # the server reads the same params.yaml (same cwd)
+    # Valid JSON that the API would answer 200 (the one text is truncated), sent chunked: no Content-Length.
+    payload = json.dumps({"text": "x" * (limit + 10)}).encode()
+
+    def chunks():
+        for i in range(0, len(payload), 1 << 20):
+            yield payload[i:i + (1 << 20)]
+
+    r = http.post("/sentiment", content=chunks(), headers={**AUTH, "content-type": "application/json"})
+    assert r.status_code == 413 and r.json()["status"] == 413 and "max_body_bytes" in r.json()["error"]
+    small = json.dumps({"texts": ["chunked", "and fine"]}).encode()
+    json_auth = {**AUTH, "content-type": "application/json"}
+    r = http.post("/sentiment", content=iter([small[:9], small[9:]]), headers=json_auth)
+    assert r.status_code == 200 and len(r.json()["results"]) == 2
+    # The connection pool still works after a refused upload.
+    assert http.post("/sentiment", json={"text": "after"}, headers=AUTH).status_code == 200
+
+
+def test_invalid_body_logs_one_line(http, server):
+    start = server.log_path.stat().st_size
+    r = http.post("/sentiment", json={"texts": [1]}, headers=AUTH)
+    assert r.status_code == 400 and r.json()["detail"][0]["loc"] == ["texts", 0]
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with server.log_path.open("rb") as log:
+            log.seek(start)
+            new = log.read().decode(errors="replace")
+        if "Exception on /sentiment [POST]: 400" in new:
+            break
+        time.sleep(0.2)
+    assert "Exception on /sentiment [POST]: 400 1 validation error(s)" in new, new
+    assert "Traceback" not in new
+
+
+@pytest.mark.timeout(110)  # hard stop; 300 examples take ~10 s on 2 cores with the tiny models
+def test_openapi_schema_holds_for_generated_requests(server):
+    """Schemathesis drives the served /docs.json: no 5xx, every status documented, every body as documented."""
+    import schemathesis
+    from hypothesis import HealthCheck, Phase, assume, given, settings
+    from schemathesis import GenerationMode
+    from schemathesis.checks import not_a_server_error
+    from schemathesis.specs.openapi.checks import (
+        content_type_conformance,
+        response_schema_conformance,
+        status_code_conformance,
+    )
+
+    schema = schemathesis.openapi.from_url(f"{server.url}/docs.json", headers=AUTH, timeout=30)
+    strategy = schema.as_strategy() | schema.as_strategy(generation_mode=GenerationMode.NEGATIVE)
+    checks = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+    budget_end = time.monotonic() + 60  # soft budget: later examples are skipped, not run
+    seen: dict[str, int] = {}
+
+    @given(case=strategy)
+    @settings(max_examples=300, deadline=None, database=None, derandomize=True, phases=[Phase.explicit, Phase.generate],
+              suppress_health_check=list(HealthCheck))
+    def run(case):
+        assume(time.monotonic() < budget_end)
+        response = case.call_and_validate(base_url=server.url, headers=AUTH, checks=checks, timeout=60)
+        key = f"{case.method} {case.path} {response.status_code}"
+        seen[key] = seen.get(key, 0) + 1
+
+    run()
+    # The generated requests reached the models, not only the validation in front of them.
+    assert any(k.startswith("POST ") and k.endswith(" 200") for k in seen), seen

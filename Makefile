@@ -7,6 +7,8 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 PY := $(BIN)/python
 STAMP := $(VENV)/.installed
+# Exact versions CI tested, resolved from pyproject.toml by `make lock`; `make install` installs these.
+LOCK := requirements.lock
 
 # Local, offline-friendly defaults: no telemetry, no hub downloads, state inside the project.
 export PATH := $(BIN):$(PATH)
@@ -23,19 +25,30 @@ export BENTOML_HOME := $(CURDIR)/bentoml_home
 export BENTOML_DO_NOT_TRACK := True
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 
-.PHONY: install run test lint bench clean help
+.PHONY: install lock run test lint bench clean help
 
 help:  ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-10s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	# torch is pinned here: the CPU wheel for 2.13.0 is what the install targets.
-	$(PY) -m pip install -q "torch==2.13.0" -e ".[dev]"
+	# Every package at the version in the lock (torch 2.13.0 is the CPU wheel), then ReviewOps itself.
+	$(PY) -m pip install -q -r $(LOCK)
+	$(PY) -m pip install -q --no-deps -e ".[dev]"
+	$(PY) -m pip check
 	@touch $(STAMP)
 
-install: $(STAMP)  ## Create .venv and install ReviewOps with its pinned stack
+install: $(STAMP)  ## Create .venv and install ReviewOps with the locked stack (requirements.lock)
+
+lock:  ## Re-resolve requirements.lock from pyproject.toml in a scratch virtualenv
+	rm -rf .lockenv && $(PYTHON) -m venv .lockenv
+	.lockenv/bin/python -m pip install -q --upgrade pip
+	# torch is pinned here: the CPU wheel for 2.13.0 is what the install targets.
+	.lockenv/bin/python -m pip install -q "torch==2.13.0" ".[dev]"
+	( echo "# Resolved by 'make lock' from pyproject.toml (extras: dev) on Python 3.11; do not edit."; \
+	  .lockenv/bin/python -m pip freeze --exclude-editable | grep -v -i '^reviewops' ) > $(LOCK)
+	rm -rf .lockenv
 
 run: install  ## Run the main job end to end on the embedded default data
 	$(PY) flows/retrain.py

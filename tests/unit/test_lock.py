@@ -1,0 +1,61 @@
+"""requirements.lock: what `make install` installs must satisfy pyproject.toml and be what runs here."""
+
+from __future__ import annotations
+
+import tomllib
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _lock() -> dict[str, Version]:
+    pins = {}
+    for line in (ROOT / "requirements.lock").read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        req = Requirement(line)
+        (spec,) = req.specifier
+        assert spec.operator == "==", f"lock line {line!r} is not an exact pin"
+        pins[canonicalize_name(req.name)] = Version(spec.version)
+    return pins
+
+
+def _declared() -> list[Requirement]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return [Requirement(r) for r in [*project["dependencies"], *project["optional-dependencies"]["dev"]]]
+
+
+def test_lock_satisfies_every_declared_requirement():
+    pins = _lock()
+    problems = []
+    for req in _declared():
+        name = canonicalize_name(req.name)
+        if name not in pins:
+            problems.append(f"{req.name} is not in requirements.lock")
+        elif not req.specifier.contains(pins[name], prereleases=True):
+            problems.append(f"{req.name}: lock has {pins[name]}, pyproject wants {req.specifier}")
+    assert not problems, "run `make lock`: " + "; ".join(problems)
+
+
+def test_lock_pins_torch_to_the_cpu_build_the_makefile_names():
+    assert _lock()["torch"].public == "2.13.0"
+
+
+def test_this_environment_is_the_locked_one():
+    mismatched = []
+    for name, pinned in _lock().items():
+        try:
+            installed = Version(version(name))
+        except PackageNotFoundError:
+            mismatched.append(f"{name} missing")
+            continue
+        if installed != pinned:
+            mismatched.append(f"{name} {installed} != {pinned}")
+    assert not mismatched, "the environment differs from requirements.lock (run `make install`): " + \
+        "; ".join(mismatched[:10])

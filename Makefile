@@ -48,7 +48,7 @@ lock:  ## Re-resolve requirements.lock from pyproject.toml in a scratch virtuale
 	.lockenv/bin/python -m pip install -q "torch==2.13.0" ".[dev]"
 	( echo "# Resolved by 'make lock' from pyproject.toml (extras: dev) on Python 3.11; do not edit."; \
 	  .lockenv/bin/python -m pip freeze --exclude-editable | grep -v -i '^reviewops' ) > $(LOCK)
-	rm -rf .lockenv
+	rm -rf .lockenv build
 
 run: install  ## Run the main job end to end on the embedded default data
 	$(PY) flows/retrain.py

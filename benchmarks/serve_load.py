@@ -13,9 +13,17 @@ exists, a copy with a freshly initialised 3-label head is saved to a temp dir: t
 meaningless but the compute per request is that of the real classifier.
 
 Generation is slow on CPU (a 135M causal LM, 24 new tokens), so /summarize gets few requests.
+When the pulled summarizer is not installed either, a tiny random causal LM stands in (noted in
+the output); ``--tiny`` uses tiny random models for both.
+
+Load phases (instead of the concurrency levels): ``--burst N`` sends N requests at once, one
+connection each, like a client fan-out; ``--steady-seconds S --steady-concurrency C`` keeps C
+clients sending back to back for S seconds. Each prints errors by kind (status code or
+exception), p50/p95 latency of the answered ones and throughput.
 
     python benchmarks/serve_load.py                       # defaults below, ~5 min on 2 cores
     python benchmarks/serve_load.py --sentiment-requests 32 --summarize-requests 8 --levels 1,8
+    python benchmarks/serve_load.py --modes on --burst 200 --steady-seconds 30 --steady-concurrency 16
 """
 
 from __future__ import annotations
@@ -100,19 +108,102 @@ async def run_level(url: str, path: str, concurrency: int, n_requests: int, time
     }
 
 
+async def run_burst(url: str, path: str, n_requests: int, timeout: float) -> dict:
+    """``n_requests`` POSTs sent at once, one connection each (no client-side queueing)."""
+    import httpx
+
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    limits = httpx.Limits(max_connections=n_requests, max_keepalive_connections=n_requests)
+    async with httpx.AsyncClient(base_url=url, timeout=timeout, limits=limits) as client:
+
+        async def one(i: int) -> None:
+            start = time.perf_counter()
+            try:
+                resp = await client.post(path, json={"text": REVIEWS[i % len(REVIEWS)]})
+                if resp.status_code == 200:
+                    latencies.append(time.perf_counter() - start)
+                else:
+                    errors[str(resp.status_code)] = errors.get(str(resp.status_code), 0) + 1
+            except httpx.HTTPError as exc:
+                errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+
+        start = time.perf_counter()
+        await asyncio.gather(*(one(i) for i in range(n_requests)))
+        elapsed = time.perf_counter() - start
+    return _summary("burst", path, n_requests, n_requests, latencies, errors, elapsed)
+
+
+async def run_steady(url: str, path: str, concurrency: int, seconds: float, timeout: float) -> dict:
+    """``concurrency`` clients, each sending its next request when the last is answered, for ``seconds``."""
+    import httpx
+
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    end = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=timeout, limits=limits) as client:
+
+        async def worker(w: int) -> None:
+            i = w
+            while time.perf_counter() < end:
+                start = time.perf_counter()
+                try:
+                    resp = await client.post(path, json={"text": REVIEWS[i % len(REVIEWS)]})
+                    if resp.status_code == 200:
+                        latencies.append(time.perf_counter() - start)
+                    else:
+                        errors[str(resp.status_code)] = errors.get(str(resp.status_code), 0) + 1
+                except httpx.HTTPError as exc:
+                    errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+                i += concurrency
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker(w) for w in range(concurrency)))
+        elapsed = time.perf_counter() - start
+    return _summary("steady", path, concurrency, len(latencies) + sum(errors.values()), latencies, errors, elapsed)
+
+
+def _summary(phase: str, path: str, concurrency: int, n_requests: int, latencies: list[float],
+             errors: dict[str, int], elapsed: float) -> dict:
+    return {
+        "phase": phase, "endpoint": path, "concurrency": concurrency, "requests": n_requests,
+        "ok": len(latencies), "errors": sum(errors.values()), "error_kinds": errors, "seconds": round(elapsed, 2),
+        "rps": round(len(latencies) / elapsed, 2) if elapsed > 0 else 0.0,
+        "p50_ms": round(_pct(latencies, 50) * 1000, 1), "p95_ms": round(_pct(latencies, 95) * 1000, 1),
+        "p99_ms": round(_pct(latencies, 99) * 1000, 1),
+    }
+
+
+def tiny_model_dirs(work: Path) -> tuple[Path, Path, str]:
+    """Tiny random models (reviewops.models.tiny) for both endpoints."""
+    from reviewops.models.tiny import build_tiny_causal_lm, build_tiny_encoder
+
+    return (build_tiny_causal_lm(work / "tiny-sum"), build_tiny_encoder(work / "tiny-sent"),
+            "tiny random models (reviewops.models.tiny) for both")
+
+
 def default_model_dirs(work: Path) -> tuple[Path, Path, str]:
     """(summarizer dir, sentiment dir, note) following the lookup described in the module docstring."""
+    from reviewops import ReviewOpsError
     from reviewops.config import load_settings
     from reviewops.models.pretrained import resolve_model_path
 
     settings = load_settings(ROOT / "params.yaml")
     trained = ROOT / settings.paths.models_dir / "trained"
+    notes = []
     if (trained / "summarizer" / "config.json").is_file():
         summarizer = trained / "summarizer"
     else:
-        summarizer = Path(resolve_model_path(settings.summarizer.model, settings)).resolve()
+        try:
+            summarizer = Path(resolve_model_path(settings.summarizer.model, settings)).resolve()
+        except ReviewOpsError:
+            from reviewops.models.tiny import build_tiny_causal_lm
+
+            summarizer = build_tiny_causal_lm(work / "tiny-sum")
+            notes.append(f"summarizer: tiny random causal LM ({settings.summarizer.model} is not installed)")
     if (trained / "sentiment" / "config.json").is_file():
-        return summarizer, trained / "sentiment", "trained sentiment model"
+        return summarizer, trained / "sentiment", "; ".join(["trained sentiment model", *notes])
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from reviewops.schema import LABELS
@@ -124,16 +215,19 @@ def default_model_dirs(work: Path) -> tuple[Path, Path, str]:
         label2id={lab: i for i, lab in enumerate(LABELS)})
     model.save_pretrained(str(out))
     AutoTokenizer.from_pretrained(str(base)).save_pretrained(str(out))
-    return summarizer, out, f"{base.name} with an untrained 3-label head (no trained sentiment model)"
+    return summarizer, out, "; ".join([f"{base.name} with an untrained 3-label head (no trained sentiment model)",
+                                       *notes])
 
 
 def markdown(results: list[dict]) -> str:
     lines = ["| endpoint | batching | concurrency | requests | ok | errors | req/s | p50 ms | p95 ms | p99 ms |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
+        if "phase" in r:
+            continue
         lines.append(f"| {r['endpoint']} | {r['batching']} | {r['concurrency']} | {r['requests']} | {r['ok']} | "
                      f"{r['errors']} | {r['rps']} | {r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} |")
-    by_key = {(r["endpoint"], r["concurrency"], r["batching"]): r for r in results}
+    by_key = {(r["endpoint"], r["concurrency"], r["batching"]): r for r in results if "phase" not in r}
     lines += ["", "| endpoint | concurrency | req/s on | req/s off | on/off |", "|---|---:|---:|---:|---:|"]
     for (endpoint, conc, mode), r_on in by_key.items():
         r_off = by_key.get((endpoint, conc, "off"))
@@ -141,6 +235,18 @@ def markdown(results: list[dict]) -> str:
             continue
         ratio = round(r_on["rps"] / r_off["rps"], 2) if r_off["rps"] else float("nan")
         lines.append(f"| {endpoint} | {conc} | {r_on['rps']} | {r_off['rps']} | {ratio} |")
+    return "\n".join(lines)
+
+
+def phases_markdown(results: list[dict]) -> str:
+    lines = ["| phase | endpoint | batching | concurrency | requests | ok | errors (kinds) | req/s | p50 ms | p95 ms |",
+             "|---|---|---|---:|---:|---:|---|---:|---:|---:|"]
+    for r in results:
+        if "phase" not in r:
+            continue
+        kinds = ", ".join(f"{k}: {v}" for k, v in sorted(r["error_kinds"].items())) or "-"
+        lines.append(f"| {r['phase']} | {r['endpoint']} | {r['batching']} | {r['concurrency']} | {r['requests']} | "
+                     f"{r['ok']} | {r['errors']} ({kinds}) | {r['rps']} | {r['p50_ms']} | {r['p95_ms']} |")
     return "\n".join(lines)
 
 
@@ -154,13 +260,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=15, help="warm-up requests per endpoint (not measured)")
     parser.add_argument("--modes", default="on,off", help="batching modes to run (on,off)")
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "serve_load.json")
+    parser.add_argument("--burst", type=int, default=0, help="load phase: N requests at once (replaces the levels)")
+    parser.add_argument("--steady-seconds", type=float, default=0.0,
+                        help="load phase: seconds of back-to-back requests (replaces the levels)")
+    parser.add_argument("--steady-concurrency", type=int, default=16, help="clients in the steady phase")
+    parser.add_argument("--phase-endpoint", default="/sentiment", help="endpoint of the load phases")
+    parser.add_argument("--tiny", action="store_true", help="tiny random models for both endpoints")
     args = parser.parse_args(argv)
+    phases = bool(args.burst or args.steady_seconds)
 
     from reviewops.serve_process import serving
 
     with tempfile.TemporaryDirectory(prefix="reviewops-serve-load-") as tmp:
         work = Path(tmp)
-        summarizer, sentiment, note = default_model_dirs(work)
+        summarizer, sentiment, note = tiny_model_dirs(work) if args.tiny else default_model_dirs(work)
         print(f"summarizer: {summarizer}\nsentiment:  {sentiment} ({note})", file=sys.stderr)
         results: list[dict] = []
         for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
@@ -176,8 +289,24 @@ def main(argv: list[str] | None = None) -> int:
                 # batches of 1-3; concurrency 3 fills those batches at once instead of waiting.
                 asyncio.run(run_level(server.url, "/sentiment", 3, args.warmup, args.time_cap))
                 asyncio.run(run_level(server.url, "/summarize", 3, args.warmup, args.time_cap))
-                plan = [("/sentiment", int(c), args.sentiment_requests) for c in args.levels.split(",")]
-                plan += [("/summarize", int(c), args.summarize_requests) for c in args.summarize_levels.split(",")]
+                if phases:
+                    phase_results = []
+                    if args.burst:
+                        phase_results.append(asyncio.run(run_burst(server.url, args.phase_endpoint, args.burst,
+                                                                   args.time_cap)))
+                    if args.steady_seconds:
+                        phase_results.append(asyncio.run(run_steady(server.url, args.phase_endpoint,
+                                                                    args.steady_concurrency, args.steady_seconds,
+                                                                    args.time_cap)))
+                    for res in phase_results:
+                        res["batching"] = mode
+                        results.append(res)
+                        print(f"  {res['phase']} {res['endpoint']} c={res['concurrency']}: {res['ok']}/"
+                              f"{res['requests']} ok, errors {res['errors']} {res['error_kinds'] or ''}, "
+                              f"{res['rps']} req/s, p50 {res['p50_ms']} ms, p95 {res['p95_ms']} ms", file=sys.stderr)
+                plan = [] if phases else (
+                    [("/sentiment", int(c), args.sentiment_requests) for c in args.levels.split(",")]
+                    + [("/summarize", int(c), args.summarize_requests) for c in args.summarize_levels.split(",")])
                 for path, conc, n in plan:
                     res = asyncio.run(run_level(server.url, path, conc, n, args.time_cap))
                     res["batching"] = mode
@@ -185,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"  {path} c={conc}: {res['rps']} req/s, p50 {res['p50_ms']} ms, "
                           f"p95 {res['p95_ms']} ms, errors {res['errors']} {res['error_kinds'] or ''}",
                           file=sys.stderr)
-    table = markdown(results)
+    table = phases_markdown(results) if phases else markdown(results)
     print(table)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"results": results, "summarizer": str(summarizer), "sentiment": note,

@@ -215,12 +215,18 @@ class EvaluateConfig(_Strict):
 
 
 class ServeConfig(_Strict):
-    """BentoML service limits and adaptive batching.
+    """BentoML service limits, adaptive batching, backpressure and model-failure handling.
 
     ``max_batch_size``/``max_latency_ms`` drive the sentiment batcher; generation is two orders
     of magnitude slower on CPU, so the summarizer has its own, looser pair (a request whose
     predicted wait exceeds the max latency is answered 503 by BentoML's dispatcher).
     ``batching`` can be overridden per process with ``REVIEWOPS_BATCHING=0|1``.
+
+    Backpressure (the API in front of the models): at most ``sentiment_max_inflight`` /
+    ``summarizer_max_inflight`` texts are in the models service at once; further requests wait
+    in a FIFO queue of at most ``max_queued_requests`` per model for at most ``max_queue_wait_s``,
+    and are answered 503 with ``Retry-After`` beyond that. ``request_deadline_s`` bounds a request
+    end to end (queue waits and generation stop there) and stays below BentoML's ``timeout_s``.
     """
 
     max_items: int = Field(64, ge=1)
@@ -238,6 +244,25 @@ class ServeConfig(_Strict):
     auth_token_env: str = "REVIEWOPS_API_TOKEN"
     summarizer_tag: str = "review-summarizer:latest"
     sentiment_tag: str = "review-sentiment:latest"
+    sentiment_max_inflight: int = Field(64, ge=1)
+    summarizer_max_inflight: int = Field(8, ge=1)
+    max_queued_requests: int = Field(512, ge=0)
+    max_queue_wait_s: float = Field(60, gt=0)
+    request_deadline_s: float = Field(150, gt=0)
+    model_call_retries: int = Field(5, ge=0)
+    max_summarize_tokens_per_request: int = Field(4096, ge=1)
+    summarizer_max_batch_tokens: int = Field(2048, ge=1)
+    max_model_load_failures: int = Field(3, ge=1)
+    model_load_failure_exit_s: float = Field(30, ge=0)
+
+    @model_validator(mode="after")
+    def _deadline_before_timeout(self) -> ServeConfig:
+        # The service must give up (and stop generating) before BentoML answers 504 and cancels
+        # the request behind its back.
+        if self.request_deadline_s >= self.timeout_s:
+            raise ValueError(f"serve.request_deadline_s={self.request_deadline_s} must be below "
+                             f"serve.timeout_s={self.timeout_s}")
+        return self
 
 
 class DriftConfig(_Strict):

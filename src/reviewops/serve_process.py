@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -62,10 +63,21 @@ def wait_ready(server: Server, timeout: float = 120.0, headers: dict[str, str] |
 
 
 def stop(server: Server, grace: float = 15.0) -> None:
-    """SIGTERM the server's process group (arbiter + workers), SIGKILL after ``grace`` seconds."""
+    """SIGTERM the server's process group (arbiter + workers), SIGKILL after ``grace`` seconds.
+
+    Circus may run a worker in a process group of its own, and a worker waiting on a hung request
+    outlives a killed arbiter; so the descendants are collected first and any left at the end
+    are killed too (they are this server's processes, nothing else).
+    """
     proc = server.process
     if proc.poll() is not None:
         return
+    try:
+        import psutil
+
+        descendants = psutil.Process(proc.pid).children(recursive=True)
+    except Exception:  # psutil missing or the process just ended
+        descendants = []
     try:
         os.killpg(proc.pid, signal.SIGTERM)  # the group this module created (start_new_session)
         proc.wait(timeout=grace)
@@ -74,17 +86,25 @@ def stop(server: Server, grace: float = 15.0) -> None:
         proc.wait(timeout=5)
     except ProcessLookupError:
         pass
+    for child in descendants:
+        try:
+            child.wait(timeout=5)
+        except Exception:
+            with contextlib.suppress(Exception):
+                child.kill()
 
 
 @contextmanager
 def serving(env: dict[str, str] | None = None, log_path: Path | str | None = None, host: str = "127.0.0.1",
             port: int | None = None, target: str = SERVICE, ready_timeout: float = 120.0,
-            cwd: Path | str | None = None, ready_headers: dict[str, str] | None = None) -> Iterator[Server]:
+            cwd: Path | str | None = None, ready_headers: dict[str, str] | None = None,
+            wait_for_ready: bool = True) -> Iterator[Server]:
     """Run ``bentoml serve target`` on ``host:port`` until the block exits; waits for ``/readyz``.
 
     Args:
         env: extra environment (e.g. ``REVIEWOPS_SUMMARIZER_DIR``, ``REVIEWOPS_BATCHING``).
         log_path: where stdout/stderr go (default: a temp file).
+        wait_for_ready: False to get the server at once (e.g. to watch one that never becomes ready).
     """
     import tempfile
 
@@ -101,7 +121,8 @@ def serving(env: dict[str, str] | None = None, log_path: Path | str | None = Non
                                 start_new_session=True)
     server = Server(url=f"http://{host}:{port}", process=proc, log_path=log_path)
     try:
-        wait_ready(server, ready_timeout, headers=ready_headers)
+        if wait_for_ready:
+            wait_ready(server, ready_timeout, headers=ready_headers)
         yield server
     finally:
         stop(server)

@@ -27,25 +27,56 @@ without it the API is open, and the worker says so (a WARNING at start-up, ``X-R
 off`` on every response, a line in ``/readyz``'s body). Request bodies are capped at
 ``serve.max_body_bytes`` bytes received (413), chunked uploads included. ``/docs.json`` documents
 the error bodies (400/401/413/422/503) and the bearer scheme as served (:func:`amend_openapi`).
+
+Under load (see :class:`Admission`): the API lets at most ``serve.sentiment_max_inflight`` /
+``serve.summarizer_max_inflight`` texts into the models service at once, so BentoML's batcher
+never has more queued than it can serve within its latency budget; the rest wait in a FIFO
+queue (``serve.max_queued_requests``, ``serve.max_queue_wait_s``) and are answered 503 with
+``Retry-After`` only when that queue is full or the wait too long (counted in ``/metrics`` as
+``reviewops_shed_requests_total``). A model call that fails on the connection (or is shed by the
+batcher) is retried with backoff: model calls are idempotent. A summarize request is bounded
+(``serve.max_summarize_tokens_per_request``, else 413), sent in chunks that re-queue between
+each other so a small request is not stuck behind a large one, and generation stops for a
+request whose client went away or whose deadline (``serve.request_deadline_s``) passed
+(``reviewops_cancelled_generations_total``).
+
+When the models cannot be loaded (``serve.max_model_load_failures`` attempts), the models worker
+stays up without them: ``/readyz`` answers 503 with the cause, model calls 503 naming it at once,
+and after ``serve.model_load_failure_exit_s`` seconds the whole ``bentoml serve`` stops with exit
+status :data:`EXIT_MODELS_FAILED` (see :func:`_install_supervisor_hook`) instead of restarting the
+worker forever.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import hmac
 import json
 import logging
+import math
 import os
-from collections import OrderedDict
+import random
+import signal
+import sys
+import threading
+import time
+import uuid
+from collections import OrderedDict, deque
+from collections.abc import AsyncIterator, Awaitable
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Literal
 
 import bentoml
+from bentoml.exceptions import BentoMLException
 from pydantic import BaseModel, ConfigDict, Field
 
 from reviewops.config import SentimentConfig, Settings, SummarizerConfig, load_settings
+from reviewops.models.summarizer import token_batches
 from reviewops.schema import LABELS
-from reviewops.text import has_visible_text
+from reviewops.text import CJK_CHAR, has_visible_text
 
 logger = logging.getLogger("reviewops.service")
 
@@ -57,6 +88,10 @@ BATCHING_ENV = "REVIEWOPS_BATCHING"
 # Written by `reviewops package` next to the HF files: the settings section the model was logged with.
 CONFIG_FILE = "reviewops_config.json"
 OPEN_PATHS = frozenset({"/healthz", "/livez", "/readyz"})
+API_PATHS = ("/summarize", "/sentiment", "/analyze")
+# Set by the `bentoml serve` process (the circus arbiter) to its pid; see _install_supervisor_hook.
+SUPERVISOR_ENV = "REVIEWOPS_SERVE_SUPERVISOR_PID"
+EXIT_MODELS_FAILED = 3
 
 
 def _flag(value: str) -> bool:
@@ -75,17 +110,24 @@ BATCHING: bool = _flag(os.environ[BATCHING_ENV]) if BATCHING_ENV in os.environ e
 
 
 class RequestError(Exception):
-    """A client error answered with ``{"error": message, "status": code}`` and no traceback."""
+    """An error answered with ``{"error": message, "status": code}`` (and ``headers``), no traceback."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = headers or {}
 
     def response(self):
         from starlette.responses import JSONResponse
 
-        return JSONResponse({"error": self.message, "status": self.status}, status_code=self.status)
+        return JSONResponse({"error": self.message, "status": self.status}, status_code=self.status,
+                            headers=self.headers or None)
+
+
+def busy(message: str, retry_after: int) -> RequestError:
+    """A 503 that tells the client when to come back."""
+    return RequestError(503, message, {"Retry-After": str(max(1, int(retry_after)))})
 
 
 def check_texts(texts: list[str], max_items: int, max_chars: int,
@@ -126,6 +168,258 @@ def _one_or_many(text: str | None, texts: list[str] | None) -> list[str]:
     return list(texts or [])
 
 
+def estimate_tokens(text: str) -> int:
+    """Tokens of ``text`` as a summarizer tokenizer would count them, roughly: 1 per CJK character, 1 per 4 others.
+
+    The API process has no tokenizer; the estimate only has to size work, not to be exact.
+    """
+    cjk = len(CJK_CHAR.findall(text))
+    return cjk + math.ceil((len(text) - cjk) / 4)
+
+
+def summarize_tokens(texts: list[str], max_source_tokens: int, prompt: str) -> list[int]:
+    """Estimated prompt tokens per text: the review (cut at ``max_source_tokens`` like the model does) + the prompt."""
+    overhead = estimate_tokens(prompt.replace("{text}", ""))
+    return [min(estimate_tokens(t), max_source_tokens) + overhead for t in texts]
+
+
+def check_summarize_budget(tokens: list[int], budget: int) -> None:
+    """Refuse a summarize request whose generation work is over ``budget`` prompt tokens.
+
+    Raises:
+        RequestError: 413 naming the estimate and the limit.
+    """
+    total = sum(tokens)
+    if total > budget:
+        raise RequestError(413, f"{len(tokens)} reviews make about {total} prompt tokens to summarize; the limit "
+                                f"is {budget} per request (serve.max_summarize_tokens_per_request): send fewer "
+                                "or shorter reviews per request")
+
+
+def summarize_chunks(tokens: list[int], max_items: int, max_tokens: int) -> list[list[int]]:
+    """Consecutive chunks of item indices, each at most one model batch (items and padded tokens)."""
+    return token_batches(list(range(len(tokens))), tokens, max_items, max_tokens)
+
+
+# --------------------------------------------------------------------------- metrics
+
+SHED_REASONS = ("queue_full", "queue_timeout", "deadline")
+CANCEL_REASONS = ("deadline", "cancelled")
+_metrics: dict[str, Any] = {}
+_metrics_lock = threading.Lock()
+
+
+def shed_counter() -> Any:
+    """``reviewops_shed_requests_total{endpoint, reason}``: requests answered 503 instead of being served."""
+    return _counter("reviewops_shed_requests", "Requests answered 503 + Retry-After instead of being served "
+                    "(queue full, queue wait or deadline over the limit)", ("endpoint", "reason"),
+                    [(path, reason) for path in API_PATHS for reason in SHED_REASONS])
+
+
+def cancelled_counter() -> Any:
+    """``reviewops_cancelled_generations_total{reason}``: texts whose generation was skipped or stopped."""
+    return _counter("reviewops_cancelled_generations", "Texts whose summary generation was skipped or stopped "
+                    "early: deadline passed, or the request was cancelled (client gone)", ("reason",),
+                    [(reason,) for reason in CANCEL_REASONS])
+
+
+def _counter(name: str, documentation: str, labelnames: tuple[str, ...], children: list[tuple[str, ...]]) -> Any:
+    """A prometheus_client Counter in the default registry, created on first use in this process.
+
+    Not at import: a BentoML worker points prometheus_client at its multiprocess directory
+    (``PROMETHEUS_MULTIPROC_DIR``) so that ``/metrics`` of the API worker sums the counters of
+    every worker, the models worker's included. The known label sets are created at once so the
+    series show 0 before the first event.
+    """
+    with _metrics_lock:
+        if name not in _metrics:
+            from prometheus_client import Counter
+
+            counter = Counter(name, documentation, labelnames)
+            for labels in children:
+                counter.labels(*labels)
+            _metrics[name] = counter
+        return _metrics[name]
+
+
+# --------------------------------------------------------------------------- backpressure
+
+
+class Shed(Exception):
+    """Admission refused: the wait queue is full or the wait passed its limit."""
+
+    def __init__(self, reason: str, retry_after: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class Admission:
+    """FIFO admission of model work: ``capacity`` units (texts) in flight, a bounded wait queue.
+
+    BentoML's batcher sheds (503) whatever it predicts it cannot serve within its latency budget,
+    and its queue has no bound, so a burst sent straight through is half refused. Here requests
+    beyond ``capacity`` texts wait in arrival order instead; a request waits at most
+    ``max_wait_s`` (or until its deadline) and at most ``max_queued`` wait at once; beyond that
+    :meth:`acquire` raises :class:`Shed` with a ``Retry-After`` estimate. A request larger than
+    ``capacity`` takes the whole capacity. One instance per event loop (no locks needed).
+    """
+
+    def __init__(self, name: str, capacity: int, max_queued: int, max_wait_s: float) -> None:
+        self.name = name
+        self.capacity = capacity
+        self.max_queued = max_queued
+        self.max_wait_s = max_wait_s
+        self.in_flight = 0
+        self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
+        self._hold_s = 1.0  # moving average of how long a slot is held, for Retry-After
+
+    @property
+    def queued(self) -> int:
+        """Requests waiting for a slot."""
+        return len(self._waiters)
+
+    def retry_after(self) -> int:
+        """Seconds until the queue ahead has likely drained (1..120)."""
+        ahead = self.in_flight + sum(units for units, _ in self._waiters)
+        return max(1, min(120, math.ceil((ahead / self.capacity + 1) * self._hold_s)))
+
+    async def acquire(self, units: int, deadline: float | None = None) -> int:
+        """Wait for ``units`` texts' worth of capacity; returns the units taken (pass them to :meth:`release`).
+
+        Args:
+            units: texts in the call.
+            deadline: ``time.monotonic()`` value after which waiting is pointless.
+
+        Raises:
+            Shed: ``queue_full``, ``queue_timeout`` (waited ``max_wait_s``) or ``deadline``.
+        """
+        units = max(1, min(units, self.capacity))
+        if not self._waiters and self.in_flight + units <= self.capacity:
+            self.in_flight += units
+            return units
+        if len(self._waiters) >= self.max_queued:
+            raise Shed("queue_full", self.retry_after())
+        wait, reason = self.max_wait_s, "queue_timeout"
+        if deadline is not None and deadline - time.monotonic() < wait:
+            wait, reason = max(0.0, deadline - time.monotonic()), "deadline"
+        entry = (units, asyncio.get_running_loop().create_future())
+        self._waiters.append(entry)
+        try:
+            done, _ = await asyncio.wait({entry[1]}, timeout=wait)
+        except asyncio.CancelledError:
+            self._abandon(entry)
+            raise
+        if not done:
+            self._abandon(entry)
+            raise Shed(reason, self.retry_after())
+        return units
+
+    def release(self, units: int, held_s: float | None = None) -> None:
+        """Give back what :meth:`acquire` returned and let the next waiters in."""
+        self.in_flight -= units
+        if held_s is not None:
+            self._hold_s = 0.8 * self._hold_s + 0.2 * held_s
+        self._wake()
+
+    @contextlib.asynccontextmanager
+    async def slot(self, units: int, deadline: float | None = None) -> AsyncIterator[None]:
+        """``async with admission.slot(n):`` holds ``n`` texts of capacity for the block."""
+        taken = await self.acquire(units, deadline)
+        start = time.monotonic()
+        try:
+            yield
+        finally:
+            self.release(taken, time.monotonic() - start)
+
+    def _abandon(self, entry: tuple[int, asyncio.Future[None]]) -> None:
+        units, future = entry
+        if future.done() and not future.cancelled():
+            self.release(units)  # granted just as the waiter gave up: hand it on
+            return
+        future.cancel()
+        with contextlib.suppress(ValueError):
+            self._waiters.remove(entry)
+        self._wake()  # a waiter that left the head may unblock the next one
+
+    def _wake(self) -> None:
+        while self._waiters:
+            units, future = self._waiters[0]
+            if future.done():
+                self._waiters.popleft()
+                continue
+            if self.in_flight + units > self.capacity:
+                break  # strict FIFO: a small request does not overtake a large one at the head
+            self._waiters.popleft()
+            self.in_flight += units
+            future.set_result(None)
+
+
+# --------------------------------------------------------------------------- a failed model stops the server
+
+
+def _is_serve_supervisor() -> bool:
+    """Whether this process is ``bentoml serve`` itself (the circus arbiter), not a worker or a tool."""
+    argv = sys.argv
+    return len(argv) > 1 and "serve" in argv[1:3] and "bentoml" in argv[0] and \
+        Path(argv[0]).name in ("bentoml", "__main__.py")
+
+
+def _install_supervisor_hook() -> None:
+    """In the ``bentoml serve`` process: on SIGUSR2 from the models worker, stop and exit :data:`EXIT_MODELS_FAILED`.
+
+    BentoML's circus arbiter restarts a worker whose start-up fails, forever (outside a container)
+    or leaves the server up without it (inside one, where it does not respawn), and ``bentoml
+    serve`` exits 0 when stopped. The service module is imported by that process to find the
+    services, so it installs here what the models worker needs to end the server with a status
+    an orchestrator sees: the worker sends SIGUSR2 to its parent (only when its parent's pid is
+    in ``$REVIEWOPS_SERVE_SUPERVISOR_PID``, i.e. this hook is there), the handler hands circus a
+    SIGTERM (its graceful stop of every worker), and at exit the status becomes 3.
+    """
+    failed: list[bool] = []
+
+    def on_models_failed(signum: int, frame: Any) -> None:
+        failed.append(True)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    def exit_status() -> None:
+        if failed:
+            sys.stderr.write(f"reviewops: the models could not be loaded (see the models worker's log above); "
+                             f"bentoml serve exits with status {EXIT_MODELS_FAILED}\n")
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(EXIT_MODELS_FAILED)  # the handlers registered before this one are skipped
+
+    try:
+        signal.signal(signal.SIGUSR2, on_models_failed)
+    except ValueError:  # not the main thread: no hook, the worker then just stays unready
+        return
+    atexit.register(exit_status)
+    os.environ[SUPERVISOR_ENV] = str(os.getpid())
+
+
+if _is_serve_supervisor():
+    _install_supervisor_hook()
+
+
+def stop_server(cause: str) -> bool:
+    """From the models worker: ask ``bentoml serve`` to stop with :data:`EXIT_MODELS_FAILED`; False when it cannot."""
+    supervisor = os.environ.get(SUPERVISOR_ENV, "")
+    if not supervisor.isdigit() or int(supervisor) != os.getppid():
+        logger.error("the models failed to load (%s) and this worker was not started by `bentoml serve` with the "
+                     "reviewops hook: it stays up, not ready, answering 503", cause)
+        return False
+    logger.error("stopping the server: the models failed to load (%s); bentoml serve exits with status %d",
+                 cause, EXIT_MODELS_FAILED)
+    os.kill(os.getppid(), signal.SIGUSR2)
+    return True
+
+
+def _one_line(exc: BaseException, limit: int = 500) -> str:
+    return " ".join(f"{type(exc).__name__}: {exc}".split())[:limit]
+
+
 # --------------------------------------------------------------------------- models service
 
 
@@ -159,10 +453,41 @@ def _stored_info(stored: Any) -> ModelInfo:
 
 _OVERRIDE_DIRS = bool(os.environ.get(SUMMARIZER_DIR_ENV) and os.environ.get(SENTIMENT_DIR_ENV))
 
+# BentoML's client to a dependency replaces its aiohttp session every 100 requests / 300 s and
+# closes the old one with calls still in flight on it: under a burst those calls fail with
+# "Connector is closed" / "Can not write request body". A local socket gains nothing from
+# recycling, so the session lives as long as the worker (the API still retries such failures).
+_KEEP_CLIENT_SESSION = {"max_requests": 2**31 - 1, "max_age": 10 * 365 * 86400.0}
 
-@bentoml.service(name="review_models", workers=1, threads=2, traffic={"timeout": SERVE.timeout_s})
+
+class ModelsUnavailable(BentoMLException):
+    """Raised by :class:`ReviewModels` while its models are not loaded.
+
+    424 between the two services on purpose: BentoML replaces the message of every 5xx answer
+    with a generic one, and the cause is what the API has to pass on (as a 503).
+    """
+
+    error_code = HTTPStatus.FAILED_DEPENDENCY
+
+
+class SummarizeItem(BaseModel):
+    """One text for :meth:`ReviewModels.summarize_batch`, with what it takes to stop working on it."""
+
+    text: str
+    request_id: str = Field("", description="the API request it belongs to (for ReviewModels.cancel)")
+    deadline: float | None = Field(None, description="Unix time after which nobody waits for the summary")
+
+
+@bentoml.service(name="review_models", workers=1, threads=2, traffic={"timeout": SERVE.timeout_s},
+                 runner_connection=_KEEP_CLIENT_SESSION)
 class ReviewModels:
-    """Both models, loaded once; batchable endpoints called by :class:`ReviewAnalyzer`."""
+    """Both models, loaded once; batchable endpoints called by :class:`ReviewAnalyzer`.
+
+    A model that cannot be loaded does not fail the worker (BentoML would restart it, forever):
+    after ``serve.max_model_load_failures`` attempts the worker stays up without models,
+    ``__is_ready__`` is False, every endpoint raises :class:`ModelsUnavailable` with the cause,
+    and after ``serve.model_load_failure_exit_s`` the server is stopped (:func:`stop_server`).
+    """
 
     if not _OVERRIDE_DIRS:
         # Referenced so `bentoml build` bundles them; resolved only when no override dir is set.
@@ -170,18 +495,49 @@ class ReviewModels:
         sentiment_ref = bentoml.models.BentoModel(os.environ.get(SENTIMENT_TAG_ENV) or SERVE.sentiment_tag)
 
     def __init__(self) -> None:
+        self.ready = False
+        self.load_error: str | None = None
+        cancelled_counter()  # in /metrics from the start, at 0
+        # request id -> when it was cancelled; read by the generating thread (dict reads are atomic)
+        self._cancelled: dict[str, float] = {}
+        attempts = SERVE.max_model_load_failures
+        for attempt in range(1, attempts + 1):
+            try:
+                self._load()
+            except Exception as exc:
+                self.load_error = _one_line(exc)
+                logger.error("loading the models failed (attempt %d of %d): %s", attempt, attempts,
+                             self.load_error, exc_info=attempt == attempts)
+                if attempt < attempts:
+                    time.sleep(min(10.0, 2.0 ** (attempt - 1)))  # a file still being copied gets a chance
+                continue
+            self.load_error = None
+            self.ready = True
+            return
+        logger.error("the models could not be loaded after %d attempts; /readyz and every model call answer 503 "
+                     "with the cause, and the server stops in %gs", attempts, SERVE.model_load_failure_exit_s)
+        timer = threading.Timer(SERVE.model_load_failure_exit_s, stop_server, args=(self.load_error,))
+        timer.daemon = True
+        timer.start()
+
+    def _load(self) -> None:
         from reviewops.models.sentiment import SentimentClassifier
         from reviewops.models.summarizer import Summarizer
 
-        self.ready = False
         sum_dir, self.summarizer_info = self._resolve(SUMMARIZER_DIR_ENV, "summarizer_ref")
         sent_dir, self.sentiment_info = self._resolve(SENTIMENT_DIR_ENV, "sentiment_ref")
         sum_cfg = _read_section(sum_dir, SummarizerConfig, SETTINGS.summarizer)
         sent_cfg = _read_section(sent_dir, SentimentConfig, SETTINGS.sentiment)
         logger.info("loading summarizer %s and sentiment %s", sum_dir, sent_dir)
-        self.summarizer = Summarizer.load(sum_dir, sum_cfg)
-        self.classifier = SentimentClassifier.load(sent_dir, sent_cfg)
-        self.ready = True
+        # The cause names the model: an orchestrator's event shows which file to fix.
+        try:
+            self.summarizer = Summarizer.load(sum_dir, sum_cfg)
+        except Exception as exc:
+            raise RuntimeError(f"summarizer {sum_dir}: {_one_line(exc)}") from exc
+        try:
+            self.classifier = SentimentClassifier.load(sent_dir, sent_cfg)
+        except Exception as exc:
+            raise RuntimeError(f"sentiment model {sent_dir}: {_one_line(exc)}") from exc
 
     def _resolve(self, env: str, ref_attr: str) -> tuple[Path, ModelInfo]:
         override = os.environ.get(env)
@@ -203,21 +559,68 @@ class ReviewModels:
     def __is_ready__(self) -> bool:
         return self.ready
 
+    def _require_models(self) -> None:
+        if not self.ready:
+            raise ModelsUnavailable(f"the models failed to load: {self.load_error}" if self.load_error
+                                    else "the models are not loaded")
+
+    def _wanted(self, item: SummarizeItem) -> bool:
+        if item.deadline is not None and time.time() >= item.deadline:
+            return False
+        return not (item.request_id and item.request_id in self._cancelled)
+
     @bentoml.api(batchable=BATCHING, batch_dim=0, max_batch_size=SERVE.summarizer_max_batch_size,
                  max_latency_ms=SERVE.summarizer_max_latency_ms)
-    def summarize_batch(self, texts: list[str]) -> list[str]:
-        """One summary per text (input order)."""
-        return self.summarizer.summarize(texts, batch_size=SERVE.summarizer_max_batch_size)
+    def summarize_batch(self, items: list[SummarizeItem]) -> list[str | None]:
+        """One summary per item (input order); None for an item whose deadline passed or request was cancelled.
+
+        Generation runs in calls of at most ``serve.summarizer_max_batch_size`` texts and
+        ``serve.summarizer_max_batch_tokens`` padded prompt tokens; unwanted items are skipped
+        before each call and their rows stopped after every generated token.
+        """
+        self._require_models()
+        out = self.summarizer.summarize_some(
+            [item.text for item in items], batch_size=SERVE.summarizer_max_batch_size,
+            max_batch_tokens=SERVE.summarizer_max_batch_tokens, wanted=lambda i: self._wanted(items[i]))
+        dropped = [item for item, summary in zip(items, out, strict=True) if summary is None]
+        if dropped:
+            counter = cancelled_counter()
+            for item in dropped:
+                counter.labels("cancelled" if item.request_id in self._cancelled else "deadline").inc()
+            logger.info("summarize_batch: %d of %d texts not generated (deadline passed or request cancelled)",
+                        len(dropped), len(items))
+        return out
 
     @bentoml.api(batchable=BATCHING, batch_dim=0, max_batch_size=SERVE.max_batch_size,
                  max_latency_ms=SERVE.max_latency_ms)
     def sentiment_batch(self, texts: list[str]) -> list[list[float]]:
         """Class probabilities per text, in ``schema.LABELS`` order."""
+        self._require_models()
         return self.classifier.predict_proba(texts, batch_size=SERVE.max_batch_size).tolist()
 
     @bentoml.api
-    def model_info(self) -> dict[str, ModelInfo]:
+    async def cancel(self, request_ids: list[str]) -> int:
+        """Stop generating for these API requests (their clients are gone); returns how many ids are held.
+
+        Async so it runs on the event loop at once, not behind the generation threads.
+        """
+        now = time.time()
+        for rid, when in list(self._cancelled.items()):
+            if now - when > 2 * SERVE.timeout_s:  # no call of that request can still be running
+                self._cancelled.pop(rid, None)
+        for rid in request_ids:
+            self._cancelled[rid] = now
+        return len(self._cancelled)
+
+    @bentoml.api
+    async def load_status(self) -> dict[str, Any]:
+        """``{"ready": bool, "error": cause or None}``: what the API's /readyz reports about the models."""
+        return {"ready": self.ready, "error": self.load_error}
+
+    @bentoml.api
+    async def model_info(self) -> dict[str, ModelInfo]:
         """Versions of the loaded models."""
+        self._require_models()
         return {"summarizer": self.summarizer_info, "sentiment": self.sentiment_info}
 
 
@@ -306,6 +709,64 @@ def product_aggregates(reviews: list[ReviewIn], summaries: list[str], labels: li
     return out
 
 
+def _remote_message(exc: BaseException) -> str:
+    """The ``error`` text of a models-service answer (BentoML sends ``[{"error": ...}]`` for a 4xx)."""
+    text = str(exc)
+    with contextlib.suppress(ValueError):
+        data = json.loads(text)
+        if isinstance(data, list) and data:
+            data = data[0]
+        if isinstance(data, dict) and isinstance(data.get("error"), str):
+            return data["error"]
+    return text
+
+
+def failure_kind(exc: BaseException) -> str | None:
+    """How a failed models-service call can be handled.
+
+    Returns:
+        ``"models"`` (the models are not loaded: answer at once), ``"connection"`` (the request
+        may not have reached the models, or the connection dropped: retry), ``"shed"`` (the
+        batcher refused it, 503: retry after a back-off) or None (anything else, timeouts
+        included: no retry).
+    """
+    import aiohttp
+
+    code = getattr(getattr(exc, "error_code", None), "value", None)
+    if code == HTTPStatus.FAILED_DEPENDENCY:
+        return "models"
+    if isinstance(exc, TimeoutError):
+        return None
+    if isinstance(exc, aiohttp.ClientConnectionError):
+        # ServerDisconnected, "Connector is closed", ClientOSError "Can not write request body", refused.
+        return "connection"
+    message = str(exc).lower()
+    if "session is closed" in message or "connector is closed" in message or "disconnected" in message:
+        return "connection"
+    if code == 503:
+        return "shed"
+    return None
+
+
+async def _wait_disconnected(request: Any, poll_s: float = 0.25) -> None:
+    """Return once the client of ``request`` (a Starlette request) has gone away.
+
+    Sleeps first: most requests are answered within one poll, and then cost only a timer.
+    """
+    while True:
+        await asyncio.sleep(poll_s)
+        if await request.is_disconnected():
+            return
+
+
+def _current_request() -> Any:
+    """The Starlette request being served in this context; None for an in-process call."""
+    try:
+        return ReviewAnalyzer.context.request  # a context variable set by BentoML per request
+    except LookupError:
+        return None
+
+
 @bentoml.service(name="review_analyzer", workers=1, traffic={"timeout": SERVE.timeout_s},
                  labels={"project": "reviewops"})
 class ReviewAnalyzer:
@@ -315,59 +776,209 @@ class ReviewAnalyzer:
 
     # Readiness: BentoML's /readyz here also probes the models service's /readyz (its
     # __is_ready__) when api_server.runner_probe is enabled (the default). An own async
-    # __is_ready__ calling the dependency client hangs in BentoML 1.4.39, so there is none.
+    # __is_ready__ calling the dependency client hangs in BentoML 1.4.39, so there is none;
+    # BearerAuthMiddleware adds the models' own cause to a 503 (models_failure).
 
     def __init__(self) -> None:
         self._info: dict[str, ModelInfo] | None = None
+        self._info_task: asyncio.Task[dict[str, ModelInfo]] | None = None
+        self._admission = {
+            "sentiment_batch": Admission("sentiment", SERVE.sentiment_max_inflight, SERVE.max_queued_requests,
+                                         SERVE.max_queue_wait_s),
+            "summarize_batch": Admission("summarizer", SERVE.summarizer_max_inflight, SERVE.max_queued_requests,
+                                         SERVE.max_queue_wait_s),
+        }
+        self._background: set[asyncio.Task[Any]] = set()
+        shed_counter()  # in /metrics from the start, at 0
 
-    async def _call(self, name: str, **kwargs: Any) -> Any:
-        """Call a ReviewModels endpoint (BentoML's client when remote, a thread when in-process)."""
-        for attempt in range(3):
+    # ------------------------------------------------------------------ calls to the models service
+
+    async def _call(self, name: str, deadline: float | None = None, **kwargs: Any) -> Any:
+        """Call a ReviewModels endpoint (BentoML's client when remote, a thread when in-process).
+
+        Model calls are idempotent, so a call that failed on the connection or was shed by the
+        batcher is retried ``serve.model_call_retries`` times with exponential backoff and jitter,
+        never past ``deadline`` (a ``time.monotonic()`` value); the models stop generating at the
+        deadline themselves, the wait here only adds a grace period as a safety net.
+        """
+        attempt = 0
+        while True:
             try:
-                return await getattr(self.models.to_async, name)(**kwargs)
+                call = getattr(self.models.to_async, name)(**kwargs)
+                if deadline is None:
+                    return await call
+                return await asyncio.wait_for(call, max(0.0, deadline - time.monotonic()) + 10.0)
             except Exception as exc:
-                # Under load the pooled UDS connection to the models process is sometimes closed
-                # by the server as it is reused ("Server disconnected"); model calls are
-                # idempotent, so retry on a fresh connection.
-                if "disconnected" in str(exc).lower() and attempt < 2:
-                    logger.info("models service call %s: %s; retrying", name, exc)
+                kind = failure_kind(exc)
+                if kind == "models":
+                    raise RequestError(503, _remote_message(exc)) from None
+                delay = min(2.0, 0.05 * 2 ** attempt) * random.uniform(0.5, 1.0)
+                if (kind in ("connection", "shed") and attempt < SERVE.model_call_retries
+                        and (deadline is None or time.monotonic() + delay < deadline)):
+                    logger.info("models service call %s: %s (%s); retry %d after %.2fs", name, kind,
+                                _one_line(exc, 200), attempt + 1, delay)
+                    attempt += 1
+                    await asyncio.sleep(delay)
                     continue
-                # The adaptive batcher sheds a call (503) when its queue cannot meet
-                # max_latency_ms, typically in the first instant of a burst; the batch in flight
-                # drains within tens of ms, so one or two short back-offs absorb it.
-                if getattr(getattr(exc, "error_code", None), "value", None) == 503 and attempt < 2:
-                    logger.info("models service shed %s; retrying after a back-off", name)
-                    await asyncio.sleep(0.05 * 2 ** attempt)
-                    continue
-                self._raise_for(name, exc)
-        raise AssertionError("unreachable")
+                self._raise_for(name, exc, kind)
 
-    @staticmethod
-    def _raise_for(name: str, exc: Exception) -> None:
-        """Map a models-service failure to a RequestError (503 when overloaded or down)."""
+    def _raise_for(self, name: str, exc: Exception, kind: str | None) -> None:
+        """Map a models-service failure to a RequestError (503 when overloaded or unreachable)."""
         code = getattr(getattr(exc, "error_code", None), "value", 500)
-        logger.warning("models service call %s failed: %s", name, exc)
-        if code == 503:
-            raise RequestError(503, "the model server is overloaded (batch queue over its latency "
-                                    "budget); retry later") from None
+        logger.warning("models service call %s failed: %s", name, _one_line(exc))
+        retry_after = self._admission.get(name, self._admission["sentiment_batch"]).retry_after()
+        if isinstance(exc, TimeoutError):
+            raise busy(f"the models service did not answer {name} in time; retry later", retry_after) from None
+        if kind == "shed":
+            raise busy("the model server is overloaded (batch queue over its latency budget); retry later",
+                       retry_after) from None
+        if kind == "connection":
+            raise busy("the models service is unreachable; retry later", retry_after) from None
         raise RequestError(503 if code >= 500 else code,
                            f"the models service failed on {name}; see the server log") from None
 
     async def _model_info(self) -> dict[str, ModelInfo]:
         if self._info is None:
-            raw = await self._call("model_info")
-            self._info = {k: v if isinstance(v, ModelInfo) else ModelInfo.model_validate(v) for k, v in raw.items()}
+            # One fetch shared by every request of a burst (each used to make its own call).
+            loop = asyncio.get_running_loop()
+            task = self._info_task
+            if task is None or task.get_loop() is not loop or (task.done() and (task.cancelled() or task.exception())):
+                task = self._info_task = loop.create_task(self._fetch_info())
+            self._info = await asyncio.shield(task)
         return self._info
+
+    async def _fetch_info(self) -> dict[str, ModelInfo]:
+        raw = await self._call("model_info")
+        return {k: v if isinstance(v, ModelInfo) else ModelInfo.model_validate(v) for k, v in raw.items()}
+
+    async def models_failure(self, timeout: float = 1.0) -> str | None:
+        """Why the models service is not ready, in its own words; None when it is, or does not answer in time."""
+        try:
+            status = await asyncio.wait_for(self.models.to_async.load_status(), timeout)
+        except Exception:  # starting up (not accepting yet) or gone: BentoML's own reason says enough
+            return None
+        if not isinstance(status, dict) or status.get("ready"):
+            return None
+        if status.get("error"):
+            return f"models service: the models failed to load: {status['error']}"
+        return "models service: the models are not loaded yet"
+
+    # ------------------------------------------------------------------ backpressure, deadlines, cancellation
+
+    @contextlib.asynccontextmanager
+    async def _slot(self, name: str, units: int, deadline: float, endpoint: str) -> AsyncIterator[None]:
+        admission = self._admission[name]
+        try:
+            taken = await admission.acquire(units, deadline)
+        except Shed as shed:
+            shed_counter().labels(endpoint, shed.reason).inc()
+            why = {"queue_full": f"{admission.queued} requests are already waiting (serve.max_queued_requests)",
+                   "queue_timeout": f"no model slot within serve.max_queue_wait_s={SERVE.max_queue_wait_s:g}s",
+                   "deadline": f"no model slot within serve.request_deadline_s={SERVE.request_deadline_s:g}s"}
+            logger.warning("%s shed (%s): %s", endpoint, shed.reason, why[shed.reason])
+            raise busy(f"the {admission.name} model is busy: {why[shed.reason]}; retry later",
+                       shed.retry_after) from None
+        start = time.monotonic()
+        try:
+            yield
+        finally:
+            admission.release(taken, time.monotonic() - start)
+
+    def _overdue(self, endpoint: str) -> RequestError:
+        shed_counter().labels(endpoint, "deadline").inc()
+        return busy(f"the summaries were not finished within serve.request_deadline_s="
+                    f"{SERVE.request_deadline_s:g}s; the server is busy: retry later",
+                    self._admission["summarize_batch"].retry_after())
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)  # a reference, so the task is not garbage-collected mid-way
+        task.add_done_callback(self._background.discard)
+
+    async def _cancel_generation(self, request_id: str) -> None:
+        """Tell the models to stop generating for ``request_id`` (best effort, bounded)."""
+        try:
+            await asyncio.wait_for(self.models.to_async.cancel(request_ids=[request_id]), 5.0)
+        except Exception as exc:
+            logger.info("cancel of request %s not delivered: %s", request_id, _one_line(exc, 200))
+
+    async def _until_disconnect(self, work: Awaitable[Any], request_id: str | None = None) -> Any:
+        """Await ``work``; stop it when the client goes away first (or BentoML cancels the request).
+
+        Raises:
+            RequestError: 503 when the client disconnected (nobody reads it; it names the case in the log).
+        """
+        task = asyncio.ensure_future(work)
+        request = _current_request()
+        watcher = asyncio.ensure_future(_wait_disconnected(request)) if request is not None else None
+        try:
+            done, _ = await asyncio.wait({task, watcher} - {None}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:  # BentoML's traffic timeout: same clean-up, then let it answer 504
+            if request_id:
+                self._spawn(self._cancel_generation(request_id))
+            task.cancel()
+            if watcher is not None:
+                watcher.cancel()
+            raise
+        if task in done:
+            if watcher is not None:
+                watcher.cancel()
+            return task.result()
+        logger.info("client disconnected; cancelling its request%s", f" {request_id}" if request_id else "")
+        if request_id:
+            # Before cancelling the local wait: in-process the model call runs in a thread that only
+            # this message can stop.
+            await self._cancel_generation(request_id)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        raise RequestError(503, "the client disconnected; the request was cancelled")
+
+    async def _sentiments(self, texts: list[str], deadline: float, endpoint: str) -> list[list[float]]:
+        async with self._slot("sentiment_batch", len(texts), deadline, endpoint):
+            return await self._call("sentiment_batch", deadline=deadline, texts=texts)
+
+    async def _summaries(self, texts: list[str], tokens: list[int], deadline: float, endpoint: str,
+                         request_id: str) -> list[str]:
+        """Summaries of ``texts`` in chunks of at most one model batch, each chunk queued on its own.
+
+        Re-queuing between chunks is what keeps a small request from waiting for all of a large
+        one: it gets a turn after the chunk in flight. The models skip or stop items whose
+        deadline passed (None), and the request is then answered 503.
+        """
+        out: list[str] = [""] * len(texts)
+        epoch_deadline = time.time() + (deadline - time.monotonic())
+        for chunk in summarize_chunks(tokens, SERVE.summarizer_max_batch_size, SERVE.summarizer_max_batch_tokens):
+            if time.monotonic() >= deadline:
+                raise self._overdue(endpoint)
+            items = [SummarizeItem(text=texts[i], request_id=request_id, deadline=epoch_deadline) for i in chunk]
+            async with self._slot("summarize_batch", len(chunk), deadline, endpoint):
+                got = await self._call("summarize_batch", deadline=deadline, items=items)
+            if len(got) != len(chunk) or any(summary is None for summary in got):
+                raise self._overdue(endpoint)
+            for i, summary in zip(chunk, got, strict=True):
+                out[i] = summary
+        return out
 
     def _limits(self, texts: list[str]) -> tuple[list[str], list[int]]:
         return check_texts(texts, SERVE.max_items, SERVE.max_text_chars, SERVE.on_too_long)
 
+    def _summarize_tokens(self, texts: list[str]) -> list[int]:
+        tokens = summarize_tokens(texts, SETTINGS.summarizer.max_source_tokens, SETTINGS.summarizer.prompt)
+        check_summarize_budget(tokens, SERVE.max_summarize_tokens_per_request)
+        return tokens
+
+    # ------------------------------------------------------------------ the API
+
     @bentoml.api(route="/summarize")
     async def summarize(self, text: str | None = None, texts: list[str] | None = None) -> SummarizeResponse:
         """One-line summary (a review title) for one review (`text`) or many (`texts`)."""
+        deadline = time.monotonic() + SERVE.request_deadline_s
         try:
             clean, truncated = self._limits(_one_or_many(text, texts))
-            summaries = await self._call("summarize_batch", texts=clean)
+            tokens = self._summarize_tokens(clean)
+            request_id = uuid.uuid4().hex
+            summaries = await self._until_disconnect(
+                self._summaries(clean, tokens, deadline, "/summarize", request_id), request_id)
             info = await self._model_info()
         except RequestError as exc:
             return exc.response()  # type: ignore[return-value]
@@ -376,9 +987,10 @@ class ReviewAnalyzer:
     @bentoml.api(route="/sentiment")
     async def sentiment(self, text: str | None = None, texts: list[str] | None = None) -> SentimentResponse:
         """Sentiment label and probabilities for one review (`text`) or many (`texts`)."""
+        deadline = time.monotonic() + SERVE.request_deadline_s
         try:
             clean, truncated = self._limits(_one_or_many(text, texts))
-            proba = await self._call("sentiment_batch", texts=clean)
+            proba = await self._until_disconnect(self._sentiments(clean, deadline, "/sentiment"))
             info = await self._model_info()
         except RequestError as exc:
             return exc.response()  # type: ignore[return-value]
@@ -387,12 +999,13 @@ class ReviewAnalyzer:
     @bentoml.api(route="/analyze")
     async def analyze(self, reviews: list[ReviewIn]) -> AnalyzeResponse:
         """Summary + sentiment per review, and a product aggregate per product_id shared by 2+ reviews."""
-        import asyncio
-
+        deadline = time.monotonic() + SERVE.request_deadline_s
         try:
             clean, truncated = self._limits([r.text for r in reviews])
-            summaries, proba = await asyncio.gather(self._call("summarize_batch", texts=clean),
-                                                    self._call("sentiment_batch", texts=clean))
+            tokens = self._summarize_tokens(clean)
+            request_id = uuid.uuid4().hex
+            summaries, proba = await self._until_disconnect(self._both(clean, tokens, deadline, request_id),
+                                                            request_id)
             info = await self._model_info()
         except RequestError as exc:
             return exc.response()  # type: ignore[return-value]
@@ -403,6 +1016,18 @@ class ReviewAnalyzer:
                for i, (r, s, res) in enumerate(zip(reviews, summaries, results, strict=True))]
         products = product_aggregates(reviews, list(summaries), [r.label for r in results])
         return AnalyzeResponse(reviews=out, products=products, models=info)
+
+    async def _both(self, texts: list[str], tokens: list[int], deadline: float,
+                    request_id: str) -> tuple[list[str], list[list[float]]]:
+        summaries = asyncio.ensure_future(self._summaries(texts, tokens, deadline, "/analyze", request_id))
+        proba = asyncio.ensure_future(self._sentiments(texts, deadline, "/analyze"))
+        try:
+            return tuple(await asyncio.gather(summaries, proba))  # type: ignore[return-value]
+        except BaseException:
+            # gather leaves the other task running: stop it too.
+            for task in (summaries, proba):
+                task.cancel()
+            raise
 
 
 # --------------------------------------------------------------------------- auth + body limit
@@ -493,17 +1118,21 @@ class BearerAuthMiddleware:
 
         return replay
 
-    def _flag_auth_off(self, send: Any, path: str) -> Any:
-        """Wrap ``send``: ``X-ReviewOps-Auth: off`` on the response; on /readyz also a line in the body."""
-        note = (auth_off_message(self.token_env) + "\n").encode()
+    def _amend(self, send: Any, path: str) -> Any:
+        """Wrap ``send``: ``X-ReviewOps-Auth: off`` when auth is off; on /readyz also notes in the body.
+
+        A /readyz 503 gets the models service's own cause (e.g. which model file failed to load),
+        which BentoML's "Runners are not ready." does not say; with auth off a line says so.
+        """
         held: dict[str, Any] | None = None
         parts: list[bytes] = []
 
-        async def flagged(message: dict[str, Any]) -> None:
+        async def amended(message: dict[str, Any]) -> None:
             nonlocal held
             kind = message["type"]
             if kind == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), (b"x-reviewops-auth", b"off")]}
+                if self.token is None:
+                    message = {**message, "headers": [*message.get("headers", []), (b"x-reviewops-auth", b"off")]}
                 if path == "/readyz":
                     held = message  # sent with the rewritten body, whose length changes
                     return
@@ -511,15 +1140,24 @@ class BearerAuthMiddleware:
                 parts.append(message.get("body", b""))
                 if message.get("more_body", False):
                     return
+                notes = []
+                if held["status"] == 503:
+                    cause = await _models_failure()
+                    if cause:
+                        notes.append(cause)
+                if self.token is None:
+                    notes.append(auth_off_message(self.token_env))
                 original = b"".join(parts).strip()
-                body = (original + b"\n" if original else b"") + note
+                body = (original + b"\n" if original else b"") + "".join(f"{n}\n" for n in notes).encode()
+                if not notes:
+                    body = b"".join(parts)
                 headers = [(k, v) for k, v in held["headers"] if k.lower() != b"content-length"]
                 await send({**held, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
                 held = None
                 message = {"type": "http.response.body", "body": body}
             await send(message)
 
-        return flagged
+        return amended
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -527,9 +1165,9 @@ class BearerAuthMiddleware:
             return
         path = scope.get("path", "")
         headers = dict(scope.get("headers") or [])
-        if self.token is None:
-            send = self._flag_auth_off(send, path)
-        elif path not in self.open_paths:
+        if self.token is None or path == "/readyz":
+            send = self._amend(send, path)
+        if self.token is not None and path not in self.open_paths:
             auth = headers.get(b"authorization", b"").decode("latin-1")
             scheme, _, given = auth.partition(" ")
             if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), self.token.encode()):
@@ -551,6 +1189,16 @@ class BearerAuthMiddleware:
         await self.app(scope, self._replay(body, receive), send)
 
 
+async def _models_failure() -> str | None:
+    """The models service's cause for not being ready, asked through this worker's ReviewAnalyzer."""
+    try:
+        service = bentoml.get_current_service()
+    except BentoMLException:  # no service instance in this process (a bare middleware)
+        return None
+    probe = getattr(service, "models_failure", None)
+    return await probe() if probe is not None else None
+
+
 ReviewAnalyzer.add_asgi_middleware(BearerAuthMiddleware, token_env=SERVE.auth_token_env,
                                    max_body_bytes=SERVE.max_body_bytes)
 
@@ -563,10 +1211,15 @@ _ERROR_STATUSES = {
     401: "Missing or invalid bearer token (only when the server has a token set). "
          "Answered with `WWW-Authenticate: Bearer`.",
     413: "Too many reviews (serve.max_items), a text over serve.max_text_chars with "
-         "serve.on_too_long=reject, or a body over serve.max_body_bytes.",
+         "serve.on_too_long=reject, a body over serve.max_body_bytes, or (/summarize, /analyze) more "
+         "summarization work than serve.max_summarize_tokens_per_request.",
     422: "No review given, an empty review (nothing visible), or both `text` and `texts`.",
-    503: "The models service is overloaded (batch queue over its latency budget) or down; retry later.",
+    503: "Busy: the wait queue for the models is full, or the request could not be served within "
+         "serve.max_queue_wait_s / serve.request_deadline_s (with `Retry-After`); or the models service is "
+         "unreachable, or its models failed to load (the error names the cause).",
 }
+_RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying (when the service is busy).",
+                                "schema": {"type": "integer", "minimum": 1}}}
 _EXTRA_SCHEMAS: dict[str, dict[str, Any]] = {
     "ErrorResponse": {
         "type": "object", "title": "ErrorResponse", "required": ["error", "status"],
@@ -624,7 +1277,7 @@ def amend_openapi(spec: dict[str, Any]) -> dict[str, Any]:
                 op["security"] = []
                 if path == "/readyz":
                     responses["503"] = {"description": "Not ready: the models service is not up or its models "
-                                                       "are not loaded yet.",
+                                                       "are not loaded yet; a failed load adds its cause.",
                                         "content": {"text/plain": {"schema": {"type": "string"}}}}
             else:
                 op["security"] = [{BEARER_SCHEME: []}]
@@ -634,6 +1287,7 @@ def amend_openapi(spec: dict[str, Any]) -> dict[str, Any]:
                                                   "schema.", "BadRequestResponse")
                 for status in (413, 422, 503):
                     responses[str(status)] = _json_response(_ERROR_STATUSES[status], "ErrorResponse")
+                responses["503"]["headers"] = _RETRY_AFTER
                 if isinstance(op.get("requestBody"), dict):
                     op["requestBody"]["required"] = True
             op["responses"] = dict(sorted(responses.items()))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
+from http import HTTPStatus
 
 import pytest
 
@@ -391,9 +393,11 @@ def test_error_bodies_match_the_documented_schema(client, path, request_kwargs, 
 def test_503_is_documented_as_sent(client, service_module):
     jsonschema = pytest.importorskip("jsonschema")
     spec = client.get("/docs.json").json()
-    body = json.loads(service_module.RequestError(503, "overloaded").response().body)
+    body = json.loads(service_module.busy("overloaded", 3).response().body)
     for path in ("/summarize", "/sentiment", "/analyze"):
         jsonschema.validate(body, response_schema(spec, path, 503))
+        assert "Retry-After" in spec["paths"][path]["post"]["responses"]["503"]["headers"]
+    assert service_module.busy("overloaded", 3).response().headers["retry-after"] == "3"
 
 
 def test_bento_openapi_yaml_is_amended(service_module):
@@ -452,3 +456,374 @@ def test_server_errors_keep_their_traceback(service_module):
         record = logging.getLogger("x").makeRecord("x", logging.ERROR, __file__, 1, "Exception on %s [%s]",
                                                    ("/sentiment", "POST"), exc_info)
         assert log_filter.filter(record) and record.exc_info is exc_info and record.levelno == logging.ERROR
+
+
+# --------------------------------------------------------------------------- backpressure: queue, don't shed
+
+LONG = "The roast is smooth and rich, the bag reseals well and it arrived two days early. " * 62  # ~5,000 chars
+
+
+class FakeModels:
+    """Stands in for ReviewModels (remote or local): records calls, can fail or be slow."""
+
+    def __init__(self, delay: float = 0.0, failures: list[Exception] | None = None) -> None:
+        self.to_async = self
+        self.delay = delay
+        self.failures = list(failures or [])
+        self.calls: list[tuple[str, int]] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.cancelled: list[str] = []
+
+    async def _work(self, name: str, n: int) -> None:
+        self.calls.append((name, n))
+        if self.failures:
+            raise self.failures.pop(0)
+        self.in_flight += n
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(self.delay)
+        finally:
+            self.in_flight -= n
+
+    async def sentiment_batch(self, texts):
+        await self._work("sentiment_batch", len(texts))
+        return [[0.1, 0.2, 0.7] for _ in texts]
+
+    async def summarize_batch(self, items):
+        await self._work("summarize_batch", len(items))
+        return [f"summary of {item.text}" for item in items]
+
+    async def model_info(self):
+        info = {"name": "fake", "version": "1", "source": "dir"}
+        return {"summarizer": info, "sentiment": info}
+
+    async def cancel(self, request_ids):
+        self.cancelled.extend(request_ids)
+        return len(self.cancelled)
+
+    async def load_status(self):
+        return {"ready": True, "error": None}
+
+
+def analyzer_with(service_module, models, **admission):
+    """A ReviewAnalyzer whose models dependency is ``models`` (an instance attribute shadows the descriptor)."""
+    svc = service_module.ReviewAnalyzer()
+    svc.__dict__["models"] = models
+    for name, (capacity, max_queued, max_wait_s) in admission.items():
+        svc._admission[name] = service_module.Admission(name, capacity, max_queued, max_wait_s)
+    return svc
+
+
+def test_admission_is_fifo_and_bounded(service_module):
+    Admission, Shed = service_module.Admission, service_module.Shed
+
+    async def scenario():
+        adm = Admission("t", capacity=2, max_queued=2, max_wait_s=5)
+        assert await adm.acquire(2) == 2
+        granted: list[str] = []
+
+        async def waiter(name, units):
+            taken = await adm.acquire(units)
+            granted.append(name)
+            return taken
+
+        big = asyncio.ensure_future(waiter("big", 9))  # more than the capacity: takes all of it
+        await asyncio.sleep(0)
+        small = asyncio.ensure_future(waiter("small", 1))
+        await asyncio.sleep(0)
+        assert adm.queued == 2
+        with pytest.raises(Shed) as shed:
+            await adm.acquire(1)
+        assert shed.value.reason == "queue_full" and shed.value.retry_after >= 1
+        adm.release(2)
+        assert await big == 2 and not small.done()  # FIFO: the small one does not overtake
+        adm.release(2)
+        assert await small == 1 and granted == ["big", "small"]
+        adm.release(1)
+        assert adm.in_flight == 0 and adm.queued == 0
+
+    asyncio.run(scenario())
+
+
+def test_admission_wait_is_bounded_and_cancellable(service_module):
+    Admission, Shed = service_module.Admission, service_module.Shed
+
+    async def scenario():
+        adm = Admission("t", capacity=1, max_queued=5, max_wait_s=0.2)
+        await adm.acquire(1)
+        start = time.monotonic()
+        with pytest.raises(Shed) as shed:
+            await adm.acquire(1)
+        assert shed.value.reason == "queue_timeout" and 0.15 < time.monotonic() - start < 1
+        with pytest.raises(Shed) as shed:
+            await adm.acquire(1, deadline=time.monotonic() + 0.05)
+        assert shed.value.reason == "deadline"
+        gone = asyncio.ensure_future(adm.acquire(1))
+        await asyncio.sleep(0.01)
+        gone.cancel()
+        await asyncio.gather(gone, return_exceptions=True)
+        assert adm.queued == 0
+        adm.release(1)
+        async with adm.slot(1):
+            assert adm.in_flight == 1
+        assert adm.in_flight == 0
+
+    asyncio.run(scenario())
+
+
+def test_a_burst_is_queued_within_the_models_capacity(service_module):
+    models = FakeModels(delay=0.02)
+    svc = analyzer_with(service_module, models, sentiment_batch=(8, 500, 30))
+
+    async def burst():
+        return await asyncio.gather(*(svc.sentiment(text=f"review {i}") for i in range(200)))
+
+    out = asyncio.run(burst())
+    assert all(isinstance(r, service_module.SentimentResponse) for r in out)
+    assert models.max_in_flight <= 8 and len(models.calls) == 200
+
+
+@pytest.mark.parametrize("make_exc", [
+    lambda: __import__("aiohttp").ClientConnectionError("Connector is closed."),
+    lambda: __import__("aiohttp").ClientOSError(32, "Can not write request body for http://127.0.0.1:3000/x"),
+    lambda: __import__("aiohttp").ServerDisconnectedError(),
+    lambda: RuntimeError("Session is closed"),
+])
+def test_connection_failures_to_the_models_are_retried(service_module, make_exc):
+    models = FakeModels(failures=[make_exc(), make_exc()])
+    svc = analyzer_with(service_module, models)
+    out = asyncio.run(svc.sentiment(text="fine"))
+    assert isinstance(out, service_module.SentimentResponse), getattr(out, "body", out)
+    assert models.calls == [("sentiment_batch", 1)] * 3
+
+
+def test_failure_kinds(service_module):
+    import aiohttp
+    from bentoml.exceptions import BentoMLException
+
+    kind = service_module.failure_kind
+    assert kind(BentoMLException("overloaded", error_code=HTTPStatus.SERVICE_UNAVAILABLE)) == "shed"
+    assert kind(service_module.ModelsUnavailable("no model")) == "models"
+    assert kind(aiohttp.ClientConnectionError("Connector is closed.")) == "connection"
+    assert kind(aiohttp.ServerTimeoutError("read timeout")) is None  # a timeout is not retried
+    assert kind(TimeoutError()) is None and kind(ValueError("x")) is None
+    assert kind(BentoMLException("boom", error_code=HTTPStatus.INTERNAL_SERVER_ERROR)) is None
+
+
+def shed_count(endpoint, reason):
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value("reviewops_shed_requests_total", {"endpoint": endpoint, "reason": reason}) or 0
+
+
+def test_shed_answers_503_with_retry_after_and_is_counted(service_module):
+    models = FakeModels(delay=0.3)
+    svc = analyzer_with(service_module, models, sentiment_batch=(1, 0, 30))  # no waiting room
+    before = shed_count("/sentiment", "queue_full")
+
+    async def two():
+        return await asyncio.gather(svc.sentiment(text="a"), svc.sentiment(text="b"))
+
+    first, second = asyncio.run(two())
+    assert isinstance(first, service_module.SentimentResponse)
+    assert second.status_code == 503 and int(second.headers["retry-after"]) >= 1
+    assert "serve.max_queued_requests" in json.loads(second.body)["error"]
+    assert shed_count("/sentiment", "queue_full") == before + 1
+
+
+def test_shed_counter_is_in_the_default_registry(service_module):
+    from prometheus_client import REGISTRY, generate_latest
+
+    service_module.ReviewAnalyzer()
+    text = generate_latest(REGISTRY).decode()
+    assert 'reviewops_shed_requests_total{endpoint="/analyze",reason="deadline"}' in text
+
+
+# --------------------------------------------------------------------------- summarize: bounded, fair, cancellable
+
+
+def test_over_budget_summarize_gets_413(svc, client, service_module):
+    out = asyncio.run(svc.summarize(texts=[LONG] * 64))
+    assert out.status_code == 413
+    assert "serve.max_summarize_tokens_per_request" in json.loads(out.body)["error"]
+    resp = client.post("/analyze", json={"reviews": [{"text": LONG}] * 64})
+    assert resp.status_code == 413 and "max_summarize_tokens_per_request" in resp.json()["error"]
+
+
+def test_summarize_budget_and_chunks(service_module):
+    tokens = service_module.summarize_tokens(["short review", LONG, "味道很好" * 100], 256, "Title: {text}")
+    assert tokens[0] < 10 and tokens[1] == tokens[2] == 256 + 2  # capped at max_source_tokens, + the prompt
+    service_module.check_summarize_budget(tokens, sum(tokens))
+    with pytest.raises(service_module.RequestError) as exc:
+        service_module.check_summarize_budget(tokens, sum(tokens) - 1)
+    assert exc.value.status == 413
+    chunks = service_module.summarize_chunks([100] * 20 + [300], max_items=8, max_tokens=800)
+    assert chunks == [list(range(8)), list(range(8, 16)), list(range(16, 20)), [20]]
+
+
+def test_a_small_summarize_gets_a_turn_between_chunks_of_a_large_one(service_module):
+    models = FakeModels(delay=0.1)
+    svc = analyzer_with(service_module, models, summarize_batch=(8, 100, 30))
+
+    async def scenario():
+        large = asyncio.ensure_future(svc.summarize(texts=[f"long review {i}" for i in range(24)]))
+        await asyncio.sleep(0.03)  # the large one's first chunk is in the models
+        small = await svc.summarize(text="a small one")
+        return await large, small
+
+    large, small = asyncio.run(scenario())
+    assert len(large.summaries) == 24 and small.summaries == ["summary of a small one"]
+    # Chunks of one model batch; the small request went in right after the first chunk.
+    assert models.calls == [("summarize_batch", 8), ("summarize_batch", 1), ("summarize_batch", 8),
+                            ("summarize_batch", 8)]
+    assert large.summaries[23] == "summary of long review 23"
+
+
+@pytest.fixture
+def slow_summarizer(svc, monkeypatch):
+    """The local tiny summarizer generating 240 tokens per text (~0.5 s per batch of 8 long texts)."""
+    summarizer = svc.models.summarizer
+    monkeypatch.setattr(summarizer, "cfg", summarizer.cfg.model_copy(update={"max_new_tokens": 240}))
+    return summarizer
+
+
+def cancelled_count(reason):
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value("reviewops_cancelled_generations_total", {"reason": reason}) or 0
+
+
+def test_generation_stops_at_the_deadline(svc, service_module, slow_summarizer):
+    models = svc.models
+    items = [service_module.SummarizeItem(text=LONG, request_id="r-full") for _ in range(16)]
+    start = time.monotonic()
+    assert all(models.summarize_batch(items))
+    full_s = time.monotonic() - start
+
+    before = cancelled_count("deadline")
+    items = [service_module.SummarizeItem(text=LONG, request_id="r-late", deadline=time.time() + 0.15)
+             for _ in range(16)]
+    start = time.monotonic()
+    out = models.summarize_batch(items)
+    assert out == [None] * 16 and time.monotonic() - start < full_s / 2, (time.monotonic() - start, full_s)
+    assert cancelled_count("deadline") == before + 16
+    # An item already past its deadline costs nothing.
+    assert models.summarize_batch([service_module.SummarizeItem(text=LONG, deadline=time.time() - 1)]) == [None]
+
+
+def test_api_deadline_answers_503_and_stops_generating(svc, service_module, slow_summarizer, monkeypatch):
+    monkeypatch.setattr(service_module, "SERVE", service_module.SERVE.model_copy(update={"request_deadline_s": 0.3}))
+    before = cancelled_count("deadline")
+    start = time.monotonic()
+    out = asyncio.run(svc.summarize(texts=[LONG] * 15))
+    assert out.status_code == 503 and "serve.request_deadline_s" in json.loads(out.body)["error"]
+    assert int(out.headers["retry-after"]) >= 1
+    assert time.monotonic() - start < 1.0  # ~1 s of generation left undone
+    assert cancelled_count("deadline") > before
+
+
+def test_client_gone_cancels_generation(svc, service_module, slow_summarizer, monkeypatch):
+    class GoneRequest:
+        def __init__(self):
+            self.at = time.monotonic() + 0.2
+
+        async def is_disconnected(self):
+            return time.monotonic() >= self.at
+
+    monkeypatch.setattr(service_module, "_current_request", GoneRequest)
+    before = cancelled_count("cancelled")
+    start = time.monotonic()
+    out = asyncio.run(svc.summarize(texts=[LONG] * 15))
+    assert out.status_code == 503 and "disconnected" in json.loads(out.body)["error"]
+    assert time.monotonic() - start < 1.0
+    # The model call (a thread, in-process) ends at its next token and counts what it dropped.
+    deadline = time.monotonic() + 2
+    while cancelled_count("cancelled") == before and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert cancelled_count("cancelled") > before
+
+
+# --------------------------------------------------------------------------- a model that cannot be loaded
+
+
+@pytest.fixture
+def broken_models(service_module, tiny_dirs, tmp_path, monkeypatch):
+    """ReviewModels over a summarizer whose model.safetensors is truncated; stop_server recorded, not run."""
+    import shutil
+
+    broken = tmp_path / "broken-sum"
+    shutil.copytree(tiny_dirs[0], broken)
+    weights = broken / "model.safetensors"
+    with weights.open("r+b") as fh:
+        fh.truncate(weights.stat().st_size // 2)
+    monkeypatch.setenv("REVIEWOPS_SUMMARIZER_DIR", str(broken))
+    monkeypatch.setattr(service_module, "SERVE", service_module.SERVE.model_copy(
+        update={"max_model_load_failures": 2, "model_load_failure_exit_s": 0.05}))
+    stops: list[str] = []
+    monkeypatch.setattr(service_module, "stop_server", stops.append)
+    models = service_module.ReviewModels()
+    return models, stops
+
+
+def test_load_failure_is_remembered_not_raised(broken_models, service_module):
+    models, stops = broken_models
+    assert not models.__is_ready__() and "broken-sum" in models.load_error and "SafetensorError" in models.load_error
+    with pytest.raises(service_module.ModelsUnavailable) as exc:
+        models.sentiment_batch(["fine"])
+    assert exc.value.error_code == HTTPStatus.FAILED_DEPENDENCY and "broken-sum" in str(exc.value)
+    assert asyncio.run(models.load_status()) == {"ready": False, "error": models.load_error}
+    deadline = time.monotonic() + 5
+    while not stops and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert stops == [models.load_error]  # after serve.model_load_failure_exit_s, once
+
+
+def test_api_answers_503_with_the_cause_at_once(broken_models, service_module):
+    models, _ = broken_models
+    svc = analyzer_with(service_module, models)
+    start = time.monotonic()
+    out = asyncio.run(svc.sentiment(text="fine"))
+    assert out.status_code == 503 and "failed to load" in json.loads(out.body)["error"]
+    assert "broken-sum" in json.loads(out.body)["error"] and time.monotonic() - start < 1
+    assert "broken-sum" in asyncio.run(svc.models_failure())
+
+
+def test_readyz_503_names_the_models_cause(service_module, monkeypatch):
+    async def cause():
+        return "models service: the models failed to load: summarizer /m: SafetensorError: incomplete metadata"
+
+    monkeypatch.setattr(service_module, "_models_failure", cause)
+    monkeypatch.setenv("REVIEWOPS_TEST_TOKEN", "t0k")
+    mw = service_module.BearerAuthMiddleware(readyz_app, token_env="REVIEWOPS_TEST_TOKEN")
+    status, headers, body = response_of(drive(mw, {**http_scope("/readyz"), "test_down": True}, [b""])[0])
+    assert status == 503 and body.startswith(b"Runners are not ready.\nmodels service: the models failed to load")
+    assert int(headers[b"content-length"]) == len(body)
+    status, _, body = response_of(drive(mw, http_scope("/readyz"), [b""])[0])
+    assert status == 200 and body == b"\n"
+
+
+def test_stop_server_only_signals_its_own_supervisor(service_module, monkeypatch):
+    import os
+    import signal
+
+    sent = []
+    monkeypatch.setattr(os, "kill", lambda pid, sig: sent.append((pid, sig)))
+    monkeypatch.delenv(service_module.SUPERVISOR_ENV, raising=False)
+    assert service_module.stop_server("cause") is False and sent == []
+    monkeypatch.setenv(service_module.SUPERVISOR_ENV, str(os.getppid() + 1))
+    assert service_module.stop_server("cause") is False and sent == []
+    monkeypatch.setenv(service_module.SUPERVISOR_ENV, str(os.getppid()))
+    assert service_module.stop_server("cause") is True and sent == [(os.getppid(), signal.SIGUSR2)]
+
+
+def test_summarize_some_skips_and_stops_unwanted_texts(svc, slow_summarizer):
+    from reviewops.models.summarizer import token_batches
+
+    assert token_batches([0, 1, 2], [5, 10, 50], max_items=2, max_tokens=600) == [[0, 1], [2]]  # items
+    assert token_batches([0, 1, 2], [20, 20, 25], max_items=8, max_tokens=60) == [[0, 1], [2]]  # 3 x 25 > 60
+    assert token_batches([1, 0], [70, 5], max_items=8, max_tokens=60) == [[1], [0]]  # 2 x 70 > 60
+    texts = [LONG] * 8 + ["short and sweet"]
+    stop_at = time.monotonic() + 0.1
+    out = slow_summarizer.summarize_some(texts, batch_size=8, wanted=lambda i: i == 8 or time.monotonic() < stop_at)
+    assert out[:8] == [None] * 8 and isinstance(out[8], str) and out[8]

@@ -7,6 +7,7 @@ a fine-tuned model sees at inference exactly the input format it was trained on.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -79,6 +80,44 @@ def _device():
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def token_batches(order: list[int], lengths: list[int], max_items: int,
+                  max_tokens: int | None = None) -> list[list[int]]:
+    """Split ``order`` (indices into ``lengths``) into consecutive generation batches.
+
+    Each batch has at most ``max_items`` items and, with ``max_tokens``, at most that many padded
+    prompt tokens (items x the longest prompt of the batch), so one ``generate`` call has bounded
+    work; an item longer than ``max_tokens`` on its own forms a batch of one.
+    """
+    batches: list[list[int]] = []
+    current: list[int] = []
+    longest = 0
+    for i in order:
+        grown = max(longest, lengths[i])
+        if current and (len(current) >= max_items or (max_tokens and grown * (len(current) + 1) > max_tokens)):
+            batches.append(current)
+            current, grown = [], lengths[i]
+        current.append(i)
+        longest = grown
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _rows_unwanted(rows: list[int], wanted: Callable[[int], bool], num_beams: int) -> Any:
+    """A transformers StoppingCriteria that finishes each generated row whose text is no longer wanted."""
+    import torch
+    from transformers import StoppingCriteria
+
+    class RowsUnwanted(StoppingCriteria):
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            # Checked after every new token: a row whose deadline passed or whose request was
+            # cancelled stops here instead of running to max_new_tokens.
+            done = [not wanted(rows[r // max(1, num_beams)]) for r in range(input_ids.shape[0])]
+            return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+    return RowsUnwanted()
+
+
 class Summarizer:
     """Generate a one-line summary (a review title) for each review.
 
@@ -117,7 +156,7 @@ class Summarizer:
             tokenizer.padding_side = "left"
         return cls(model, tokenizer, cfg, kind)
 
-    def _generate_batch(self, sources: list[str], max_new_tokens: int) -> list[str]:
+    def _generate_batch(self, sources: list[str], max_new_tokens: int, stopping: Any = None) -> list[str]:
         import torch
 
         enc = self.tokenizer(sources, return_tensors="pt", padding=True)
@@ -129,6 +168,10 @@ class Summarizer:
             "do_sample": False,
             "pad_token_id": self.tokenizer.pad_token_id,
         }
+        if stopping is not None:
+            from transformers import StoppingCriteriaList
+
+            gen_kwargs["stopping_criteria"] = StoppingCriteriaList([stopping])
         out = None
         if self.kind == "causal" and self._stop_at_newline:
             # Only the first line is kept: stop there instead of generating to max_new_tokens.
@@ -144,13 +187,36 @@ class Summarizer:
             out = out[:, enc["input_ids"].shape[1]:]  # decode only the new tokens
         return self.tokenizer.batch_decode(out, skip_special_tokens=True)
 
-    def summarize(self, texts: list[str], batch_size: int = 8, max_new_tokens: int | None = None) -> list[str]:
+    def summarize(self, texts: list[str], batch_size: int = 8, max_new_tokens: int | None = None,
+                  max_batch_tokens: int | None = None) -> list[str]:
         """One summary per review, in input order; never an empty string.
 
         Args:
             texts: review bodies (any language the tokenizer covers).
             batch_size: reviews per ``generate`` call (inputs are length-sorted first).
             max_new_tokens: overrides ``cfg.max_new_tokens``.
+            max_batch_tokens: also cap each ``generate`` call at this many padded prompt tokens.
+        """
+        out = self.summarize_some(texts, batch_size, max_new_tokens, max_batch_tokens)
+        return [s or "" for s in out]  # without `wanted` every text gets a summary
+
+    def summarize_some(self, texts: list[str], batch_size: int = 8, max_new_tokens: int | None = None,
+                       max_batch_tokens: int | None = None,
+                       wanted: Callable[[int], bool] | None = None) -> list[str | None]:
+        """:meth:`summarize` that stops working on texts nobody waits for any more.
+
+        Args:
+            texts: review bodies.
+            batch_size: reviews per ``generate`` call.
+            max_new_tokens: overrides ``cfg.max_new_tokens``.
+            max_batch_tokens: cap on padded prompt tokens per ``generate`` call (see :func:`token_batches`).
+            wanted: ``wanted(i)`` says whether text ``i`` is still wanted (its deadline has not
+                passed, its request was not cancelled). It is checked before each ``generate``
+                call, which skips unwanted texts, and after every generated token, which stops
+                the rows of unwanted texts.
+
+        Returns:
+            One summary per text, in input order; None for a text that stopped being wanted.
         """
         texts = [str(t) if t is not None else "" for t in texts]
         if not texts:
@@ -158,12 +224,21 @@ class Summarizer:
         limit = max_new_tokens or self.cfg.max_new_tokens
         sources = [build_source(self.cfg.prompt, t, self.tokenizer, self.cfg.max_source_tokens)
                    for t in texts]
+        lengths = [len(ids) for ids in self.tokenizer(sources)["input_ids"]]
         # Length-sorted batches waste less compute on padding.
-        order = sorted(range(len(texts)), key=lambda i: len(sources[i]))
-        results: list[str] = [""] * len(texts)
-        for start in range(0, len(order), max(1, batch_size)):
-            idx = order[start:start + batch_size]
-            decoded = self._generate_batch([sources[i] for i in idx], limit)
+        order = sorted(range(len(texts)), key=lambda i: lengths[i])
+        results: list[str | None] = [None] * len(texts)
+        for idx in token_batches(order, lengths, max(1, batch_size), max_batch_tokens):
+            if wanted is not None:
+                idx = [i for i in idx if wanted(i)]
+                if not idx:
+                    continue
+            batch = [sources[i] for i in idx]
+            if wanted is None:
+                decoded = self._generate_batch(batch, limit)
+            else:
+                decoded = self._generate_batch(batch, limit, stopping=_rows_unwanted(idx, wanted, self.cfg.num_beams))
             for i, raw in zip(idx, decoded, strict=True):
-                results[i] = first_line(raw)
-        return [r if r else (lead_fallback(t) or "(empty review)") for r, t in zip(results, texts, strict=True)]
+                if wanted is None or wanted(i):
+                    results[i] = first_line(raw) or lead_fallback(texts[i]) or "(empty review)"
+        return results

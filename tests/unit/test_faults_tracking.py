@@ -38,12 +38,14 @@ def _dead_uri() -> str:
 
 @pytest.fixture
 def restore_mlflow(monkeypatch: pytest.MonkeyPatch):
-    old_uri = mlflow.get_tracking_uri()
+    # Earlier tests point the registry elsewhere (configure_mlflow sets both URIs): restore both.
+    old_uri, old_registry = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
     for key in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT",
                 "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"):
         monkeypatch.delenv(key, raising=False)
     yield
     mlflow.set_tracking_uri(old_uri)
+    mlflow.set_registry_uri(old_registry)
 
 
 # --------------------------------------------------------------------------- unreachable server
@@ -105,6 +107,7 @@ def test_probe_names_the_uri_without_password() -> None:
 def test_server_lost_mid_stage_becomes_one_error(restore_mlflow: None) -> None:
     uri = _dead_uri()
     mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
     apply_http_limits(TrackingConfig(max_retries=0, timeout_s=5))
     start = time.monotonic()
     with pytest.raises(ReviewOpsError) as err, tracking_errors(uri):

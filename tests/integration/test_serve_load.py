@@ -134,8 +134,10 @@ def test_small_summarize_is_not_stuck_behind_large_ones(server):
 
     large = {"texts": [LONG] * 30}  # 4 batches each, within the budget (~30 x 271 estimated prompt tokens)
 
+    # Only relative timings are asserted (a shared CI machine can be many times slower than a
+    # quiet one); the client timeout is generous for the same reason.
     async def scenario() -> tuple[float, float, list[int]]:
-        async with httpx.AsyncClient(base_url=server.url, timeout=120, headers=AUTH) as client:
+        async with httpx.AsyncClient(base_url=server.url, timeout=600, headers=AUTH) as client:
             start = time.monotonic()
             big = [asyncio.ensure_future(client.post("/summarize", json=large)) for _ in range(3)]
             await asyncio.sleep(1.0)  # the large ones are generating
@@ -156,10 +158,16 @@ def test_small_summarize_is_not_stuck_behind_large_ones(server):
 def test_generation_stops_when_the_client_goes_away(server):
     import httpx
 
+    # How long a small request takes on this machine right now: the yardstick for "free again soon"
+    # (an absolute bound would fail on a busy machine).
+    start = time.monotonic()
+    assert httpx.post(f"{server.url}/summarize", json={"text": "Good value."}, headers=AUTH,
+                      timeout=300).status_code == 200
+    idle_s = time.monotonic() - start
     before = _metric(server.url, "reviewops_cancelled_generations_total", 'reason="cancelled"')
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(f"{server.url}/summarize", json={"texts": [LONG] * 60}, headers=AUTH, timeout=1.0)
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 120
     after = before
     while time.monotonic() < deadline and after <= before:
         time.sleep(0.5)
@@ -167,8 +175,11 @@ def test_generation_stops_when_the_client_goes_away(server):
     assert after > before, server.log_tail(40)
     # The model is free again soon: a small request is not queued behind the abandoned work.
     start = time.monotonic()
-    r = httpx.post(f"{server.url}/summarize", json={"text": "Good value."}, headers=AUTH, timeout=60)
-    assert r.status_code == 200 and time.monotonic() - start < 3  # the 60 reviews would take ~3 s more
+    r = httpx.post(f"{server.url}/summarize", json={"text": "Good value."}, headers=AUTH, timeout=300)
+    after_s = time.monotonic() - start
+    # The 60 abandoned reviews are 8 batches (~8 small requests' worth of generation each); waiting
+    # for at most the batch in flight stays well under that.
+    assert r.status_code == 200 and after_s < max(3.0, 10 * idle_s), (after_s, idle_s)
 
 
 # --------------------------------------------------------------------------- a corrupt model

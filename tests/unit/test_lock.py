@@ -59,3 +59,12 @@ def test_this_environment_is_the_locked_one():
             mismatched.append(f"{name} {installed} != {pinned}")
     assert not mismatched, "the environment differs from requirements.lock (run `make install`): " + \
         "; ".join(mismatched[:10])
+
+
+def test_floors_exclude_versions_with_known_problems():
+    # bentoml < 1.4.39 and mlflow < 3.10 have published advisories; transformers < 5.2 lacks
+    # TrainingArguments.train_sampling_strategy, which training uses.
+    floors = {"bentoml": "1.4.38", "mlflow": "3.9.99", "transformers": "5.1.99"}
+    declared = {canonicalize_name(r.name): r for r in _declared()}
+    for name, too_old in floors.items():
+        assert not declared[name].specifier.contains(too_old, prereleases=True), (name, str(declared[name].specifier))

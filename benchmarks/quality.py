@@ -93,10 +93,12 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
     # ---- data: the project's stage functions, outputs in the work dir
     _log(f"validating {args.data}")
+    # The work dir is the benchmark's own project: its files are the stages' files.
     val = stage_validate(settings, args.data, parse_column_map(args.columns),
-                         out=workdir / "interim" / "valid.parquet", batch="amazon_quality", build_docs=False)
-    pre = stage_preprocess(settings, Path(val["valid_path"]))
-    spl = stage_split(settings, Path(pre["clean_path"]), workdir / "processed")
+                         out=workdir / "interim" / "valid.parquet", batch="amazon_quality", build_docs=False,
+                         stage=True)
+    pre = stage_preprocess(settings, Path(val["valid_path"]), stage=True)
+    spl = stage_split(settings, Path(pre["clean_path"]), workdir / "processed", stage=True)
     t_data = time.perf_counter() - t_start
     test_df = pd.read_parquet(workdir / "processed" / "test.parquet")
     train_labels = pd.read_parquet(workdir / "processed" / "train.parquet")["label"].tolist()

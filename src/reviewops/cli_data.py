@@ -134,30 +134,53 @@ def validate_cmd(
         err_console.print(f"Data Docs: file://{Path(report['data_docs']).resolve()}")
 
 
+def _stage_input(path: Path | None, stage: bool, default: Path, what: str, example: str) -> Path:
+    if path is not None:
+        return path
+    if stage:
+        return default
+    from reviewops import ReviewOpsError
+
+    raise ReviewOpsError(f"name the {what} to read, e.g. {example} (what `reviewops validate FILE` wrote), "
+                         f"or pass --stage for the DVC stage's {default}")
+
+
+STAGE_HELP = "Read and write the DVC stage's files (what dvc.yaml runs); without it, a batch folder's."
+
+
 def preprocess_cmd(
     ctx: typer.Context,
-    path: Path = typer.Argument(None, help="Valid rows (default: interim/valid.parquet)."),
-    out: Path = typer.Option(None, "--out", "-o", help="Clean rows (default: interim/clean.parquet)."),
+    path: Path = typer.Argument(None, help="Valid rows, e.g. data/interim/batches/<batch>/valid.parquet "
+                                "(with --stage: interim/valid.parquet)."),
+    out: Path = typer.Option(None, "--out", "-o", help="Clean rows (default: clean.parquet beside the input; "
+                             "with --stage: interim/clean.parquet)."),
+    stage: bool = typer.Option(False, "--stage", help=STAGE_HELP),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Strip HTML, normalize Unicode, mask PII, drop duplicates and map ratings to labels.
 
     Duplicates are not lost: they are written to duplicates.parquet beside the output with
-    the id of the row they duplicate; rows left empty by cleaning go to quarantine.
+    the id of the row they duplicate; rows left empty by cleaning go to rejected.parquet in
+    the same folder (with --stage: quarantine/preprocess.parquet). Without --stage nothing is
+    written into the DVC pipeline's folders, so a try-out never dirties `dvc status`.
     """
     from reviewops.pipeline import stage_preprocess
 
     settings = get_settings(ctx)
+    path = _stage_input(path, stage, settings.paths.interim_dir / "valid.parquet", "valid rows",
+                        f"{settings.paths.interim_dir}/batches/<batch>/valid.parquet")
     with progress("preprocessing", enabled=not as_json):
-        report = stage_preprocess(settings, path or settings.paths.interim_dir / "valid.parquet", out)
+        report = stage_preprocess(settings, path, out, stage=stage)
     emit(report, as_json, "preprocess")
 
 
 def split_cmd(
     ctx: typer.Context,
-    path: Path = typer.Argument(None, help="Clean rows (default: interim/clean.parquet)."),
+    path: Path = typer.Argument(None, help="Clean rows, e.g. data/interim/batches/<batch>/clean.parquet "
+                                "(with --stage: interim/clean.parquet)."),
     out_dir: Path = typer.Option(None, "--out-dir", "-o", help="Folder for train/val/test.parquet "
-                                 "(default: paths.processed_dir)."),
+                                 "(default: split/ beside the input; with --stage: paths.processed_dir)."),
+    stage: bool = typer.Option(False, "--stage", help=STAGE_HELP),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Split into train/val/test, stratified by sentiment and grouped by product.
@@ -167,8 +190,10 @@ def split_cmd(
     from reviewops.pipeline import stage_split
 
     settings = get_settings(ctx)
+    path = _stage_input(path, stage, settings.paths.interim_dir / "clean.parquet", "clean rows",
+                        f"{settings.paths.interim_dir}/batches/<batch>/clean.parquet")
     with progress("splitting", enabled=not as_json):
-        report = stage_split(settings, path or settings.paths.interim_dir / "clean.parquet", out_dir)
+        report = stage_split(settings, path, out_dir, stage=stage)
     emit(report, as_json, "split")
 
 

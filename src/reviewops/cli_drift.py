@@ -46,7 +46,8 @@ def drift_cmd(
     if not reference.exists():
         from reviewops import ReviewOpsError
 
-        raise ReviewOpsError(f"reference {reference} not found; run `reviewops split` (or pass --reference)")
+        raise ReviewOpsError(f"reference {reference} not found; run the data stages (`dvc repro split`) "
+                             f"or pass --reference")
     with progress("loading batches", enabled=not as_json):
         ref_df, ref_info = load_batch(reference, settings)
         cur_df, cur_info = load_batch(current, settings)

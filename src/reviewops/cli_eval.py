@@ -157,7 +157,8 @@ def _read_reviews(path: Path) -> pd.DataFrame:
     if path.is_dir():
         files = sorted(path.glob("*.parquet"))
         if not files:
-            raise ReviewOpsError(f"{path} has no .parquet files; run `reviewops split` or pass --data FILE")
+            raise ReviewOpsError(f"{path} has no .parquet files; run the data stages (`dvc repro split`) "
+                                 f"or pass --data FILE")
         return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
     if not path.is_file():
         raise ReviewOpsError(f"{path} not found; pass --data with a processed parquet/CSV/JSONL file")

@@ -795,7 +795,7 @@ def run_evaluation(
     processed_dir = Path(processed_dir or settings.paths.processed_dir)
     test_path = processed_dir / "test.parquet"
     if not test_path.is_file():
-        raise ReviewOpsError(f"{test_path} not found; run `reviewops preprocess` and `reviewops split` first")
+        raise ReviewOpsError(f"{test_path} not found; run the data stages first (`make run`, or `dvc repro split`)")
     test_df = pd.read_parquet(test_path)
     report_path = Path(train_report or reports / "train.json")
     report = read_train_report(report_path) if report_path.is_file() else {"model_dirs": {}, "run_id": None}

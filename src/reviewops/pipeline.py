@@ -173,33 +173,81 @@ def stage_validate(settings: Settings, path: Path, columns: dict[str, str] | Non
     return report
 
 
-def stage_preprocess(settings: Settings, path: Path, out: Path | None = None) -> dict:
+def _not_a_stage_folder(settings: Settings, folder: Path, command: str) -> Path:
+    """Refuse an ad-hoc run whose outputs would land in a DVC stage's folder (interim, processed...)."""
+    paths = settings.paths
+    stage_dirs = {Path(d).resolve() for d in (paths.interim_dir, paths.processed_dir, paths.quarantine_dir,
+                                               paths.reports_dir)}
+    if Path(folder).resolve() in stage_dirs:
+        raise ReviewOpsError(f"{command}: writing into {folder} would replace the DVC pipeline's outputs; "
+                             f"work in a batch folder (`reviewops validate FILE` writes "
+                             f"{paths.interim_dir}/batches/<batch>/), name another --out, or pass --stage "
+                             f"(what dvc.yaml runs)")
+    return Path(folder)
+
+
+def _read_input(path: Path, columns: tuple[str, ...], producer: str) -> pd.DataFrame:
+    """A stage's input Parquet file, refused in one line when it lacks the columns the stage reads."""
+    if not Path(path).is_file():
+        raise ReviewOpsError(f"{path}: file not found (it is written by `reviewops {producer}`)")
+    df = pd.read_parquet(path)
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ReviewOpsError(f"{path}: no column(s) {', '.join(missing)}; this stage reads the output of "
+                             f"`reviewops {producer}`")
+    return df
+
+
+def stage_preprocess(settings: Settings, path: Path, out: Path | None = None, stage: bool = False) -> dict:
     """Clean, mask PII, deduplicate and label validated rows.
 
-    Writes ``clean.parquet`` (``out``), ``duplicates.parquet`` beside it, rows left empty
-    by cleaning to ``<quarantine_dir>/preprocess.parquet`` and ``<reports_dir>/preprocess.json``.
+    With ``stage=True`` (the DVC stage): ``clean.parquet`` at ``out`` (default
+    ``<interim_dir>/clean.parquet``), ``duplicates.parquet`` beside it, rows left empty by
+    cleaning in ``<quarantine_dir>/preprocess.parquet``, the report in
+    ``<reports_dir>/preprocess.json``. Otherwise everything goes to one folder, ``out``'s or the
+    input's (a batch folder): ``clean``, ``duplicates``, ``rejected.parquet`` and
+    ``preprocess.json``; a folder of the DVC pipeline is refused.
     """
     from reviewops.data.clean import preprocess
 
-    out = Path(out or settings.paths.interim_dir / "clean.parquet")
-    result = preprocess(pd.read_parquet(path), settings.preprocess)
+    path = Path(path)
+    if stage:
+        out = Path(out or settings.paths.interim_dir / "clean.parquet")
+        rejected = settings.paths.quarantine_dir / "preprocess.parquet"
+        report_file = settings.paths.reports_dir / "preprocess.json"
+    else:
+        folder = _not_a_stage_folder(settings, Path(out).parent if out else path.parent, "preprocess")
+        out = Path(out or folder / "clean.parquet")
+        rejected, report_file = folder / "rejected.parquet", folder / "preprocess.json"
+    result = preprocess(_read_input(path, ("review_id", "text", "rating"), "validate"), settings.preprocess)
     _write_parquet(result.clean, out)
     dup_path = _write_parquet(result.duplicates, out.with_name("duplicates.parquet"))
-    rej_path = _write_private_parquet(result.rejected, settings.paths.quarantine_dir / "preprocess.parquet")
+    rej_path = _write_private_parquet(result.rejected, rejected)
     report = {**result.report, "clean_path": str(out), "duplicates_path": str(dup_path),
               "rejected_path": str(rej_path)}
-    report["report_path"] = str(write_json(settings.paths.reports_dir / "preprocess.json", report))
+    report["report_path"] = str(write_json(report_file, report))
     return report
 
 
-def stage_split(settings: Settings, path: Path, out_dir: Path | None = None) -> dict:
-    """Grouped, stratified train/val/test split written as Parquet files."""
+def stage_split(settings: Settings, path: Path, out_dir: Path | None = None, stage: bool = False) -> dict:
+    """Grouped, stratified train/val/test split written as Parquet files.
+
+    With ``stage=True`` (the DVC stage) into ``out_dir`` (default ``<processed_dir>``) with the
+    report in ``<reports_dir>/split.json``; otherwise into ``out_dir`` (default ``split/`` beside
+    the input) with ``split.json`` there, never into a folder of the DVC pipeline.
+    """
     from reviewops.data.split import split, split_report
 
-    out_dir = Path(out_dir or settings.paths.processed_dir)
-    parts = split(pd.read_parquet(path), settings.split)
+    path = Path(path)
+    if stage:
+        out_dir = Path(out_dir or settings.paths.processed_dir)
+        report_file = settings.paths.reports_dir / "split.json"
+    else:
+        out_dir = _not_a_stage_folder(settings, Path(out_dir or path.parent / "split"), "split")
+        report_file = out_dir / "split.json"
+    parts = split(_read_input(path, ("review_id", "product_id", "label", "label_id"), "preprocess"), settings.split)
     report = split_report(parts)
     for name, part in parts.items():
         report[name]["path"] = str(_write_parquet(part, out_dir / f"{name}.parquet"))
-    report["report_path"] = str(write_json(settings.paths.reports_dir / "split.json", report))
+    report["report_path"] = str(write_json(report_file, report))
     return report

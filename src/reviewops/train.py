@@ -709,7 +709,7 @@ def data_lineage(processed_dir: Path | str, root: Path | str | None = None) -> d
 def _read_split(processed_dir: Path, split: str) -> pd.DataFrame:
     path = processed_dir / f"{split}.parquet"
     if not path.is_file():
-        raise ReviewOpsError(f"{path} not found; run `reviewops preprocess` and `reviewops split` first")
+        raise ReviewOpsError(f"{path} not found; run the data stages first (`make run`, or `dvc repro split`)")
     return pd.read_parquet(path)
 
 

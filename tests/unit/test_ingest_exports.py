@@ -285,3 +285,43 @@ def test_fast_and_exact_readers_agree_on_tricky_csv(tmp_path):
     assert list(fast.df.columns) == ["id", "text", "rating", "id.1"]
     assert fast.df.equals(exact.df) and fast.record_numbers.tolist() == exact.record_numbers.tolist() == [1, 2, 3, 4]
     assert fast.df["text"].tolist() == [r[1] for r in rows[1:]]
+
+
+def test_adhoc_preprocess_and_split_stay_in_the_batch_folder(tmp_path):
+    path = tmp_path / "tryout.csv"
+    rows = ["review_id,product_id,text,rating"] + [
+        f"t{i},P{i % 12},Review {i}: {'great value and works well' if i % 3 else 'broke fast and disappointed'},"
+        f"{5 if i % 3 else 1}" for i in range(120)]
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    assert _cli(tmp_path, "validate", str(path), "--no-docs", "--json").returncode == 0
+    folder = Path("data/interim/batches/tryout")
+    pre = _cli(tmp_path, "preprocess", str(folder / "valid.parquet"), "--json")
+    assert pre.returncode == 0, pre.stderr
+    report = json.loads(pre.stdout)
+    assert report["clean_path"] == str(folder / "clean.parquet")
+    assert report["report_path"] == str(folder / "preprocess.json")
+    spl = _cli(tmp_path, "split", str(folder / "clean.parquet"), "--json")
+    assert spl.returncode == 0, spl.stderr
+    assert json.loads(spl.stdout)["train"]["path"] == str(folder / "split" / "train.parquet")
+    # nothing in the DVC pipeline's own files
+    assert not (tmp_path / "data" / "interim" / "clean.parquet").exists()
+    assert not (tmp_path / "data" / "processed").exists() and not (tmp_path / "reports").exists()
+    assert not (tmp_path / "data" / "quarantine").exists()
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["preprocess"], "name the valid rows to read"),
+    (["preprocess", "data/interim/valid.parquet"], "would replace the DVC pipeline's outputs"),
+    (["split", "data/interim/clean.parquet", "--out-dir", "data/processed"], "pass --stage"),
+    (["split", "data/interim/clean.parquet"], "no column(s) review_id, product_id, label, label_id"),
+])
+def test_adhoc_runs_refuse_the_stage_files(tmp_path, args, fragment):
+    interim = tmp_path / "data" / "interim"
+    interim.mkdir(parents=True)
+    pd.DataFrame({"text": ["x"], "rating": [5.0]}).to_parquet(interim / "valid.parquet")
+    pd.DataFrame({"text": ["x"], "rating": [5.0]}).to_parquet(interim / "clean.parquet")
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    proc = _cli(tmp_path, *args)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert fragment in proc.stderr
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before

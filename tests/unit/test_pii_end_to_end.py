@@ -88,8 +88,8 @@ def project(tmp_path_factory):
         return proc
 
     run("validate", "data/raw", "--stage", "--batch", "raw", "--json")  # with Data Docs
-    run("preprocess", "--json")
-    run("split", "--json")
+    run("preprocess", "--stage", "--json")
+    run("split", "--stage", "--json")
     run("validate", "inputs/new_batch.csv", "--json", "--no-docs")
     run("ingest", "inputs/new_batch.csv", "--out", "data/interim/ingested.parquet", "--json")
     run("drift", "--current", "inputs/new_batch.csv", "--reference", "data/processed/train.parquet",

@@ -257,7 +257,7 @@ def test_train_cli_missing_data_is_one_line_error(tmp_path: Path, monkeypatch: p
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(app, ["train", "--processed-dir", str(tmp_path / "nope"), "--json"])
     assert result.exit_code != 0
-    assert "reviewops preprocess" in str(result.exception) or "reviewops preprocess" in result.output
+    assert "dvc repro split" in str(result.exception) or "dvc repro split" in result.output
 
 
 def test_logged_models_carry_their_code_and_installable_requirements(

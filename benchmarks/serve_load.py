@@ -63,6 +63,22 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[k]
 
 
+async def _post_one(client, path: str, i: int, latencies: list[float], errors: dict[str, int]) -> None:
+    """POST review ``i``; record its latency when answered 200, else count the status or exception."""
+    import httpx
+
+    start = time.perf_counter()
+    try:
+        resp = await client.post(path, json={"text": REVIEWS[i % len(REVIEWS)]})
+    except httpx.HTTPError as exc:
+        errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+        return
+    if resp.status_code == 200:
+        latencies.append(time.perf_counter() - start)
+    else:
+        errors[str(resp.status_code)] = errors.get(str(resp.status_code), 0) + 1
+
+
 async def run_level(url: str, path: str, concurrency: int, n_requests: int, time_cap: float) -> dict:
     """``n_requests`` POSTs with at most ``concurrency`` in flight, stopped at ``time_cap`` seconds."""
     import httpx
@@ -76,15 +92,7 @@ async def run_level(url: str, path: str, concurrency: int, n_requests: int, time
         while next_index < n_requests:
             i = next_index
             next_index += 1
-            start = time.perf_counter()
-            try:
-                resp = await client.post(path, json={"text": REVIEWS[i % len(REVIEWS)]})
-                if resp.status_code == 200:
-                    latencies.append(time.perf_counter() - start)
-                else:
-                    errors[str(resp.status_code)] = errors.get(str(resp.status_code), 0) + 1
-            except httpx.HTTPError as exc:
-                errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+            await _post_one(client, path, i, latencies, errors)
 
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=url, timeout=time_cap, limits=limits) as client:
@@ -117,19 +125,8 @@ async def run_burst(url: str, path: str, n_requests: int, timeout: float) -> dic
     limits = httpx.Limits(max_connections=n_requests, max_keepalive_connections=n_requests)
     async with httpx.AsyncClient(base_url=url, timeout=timeout, limits=limits) as client:
 
-        async def one(i: int) -> None:
-            start = time.perf_counter()
-            try:
-                resp = await client.post(path, json={"text": REVIEWS[i % len(REVIEWS)]})
-                if resp.status_code == 200:
-                    latencies.append(time.perf_counter() - start)
-                else:
-                    errors[str(resp.status_code)] = errors.get(str(resp.status_code), 0) + 1
-            except httpx.HTTPError as exc:
-                errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
-
         start = time.perf_counter()
-        await asyncio.gather(*(one(i) for i in range(n_requests)))
+        await asyncio.gather(*(_post_one(client, path, i, latencies, errors) for i in range(n_requests)))
         elapsed = time.perf_counter() - start
     return _summary("burst", path, n_requests, n_requests, latencies, errors, elapsed)
 
@@ -147,15 +144,7 @@ async def run_steady(url: str, path: str, concurrency: int, seconds: float, time
         async def worker(w: int) -> None:
             i = w
             while time.perf_counter() < end:
-                start = time.perf_counter()
-                try:
-                    resp = await client.post(path, json={"text": REVIEWS[i % len(REVIEWS)]})
-                    if resp.status_code == 200:
-                        latencies.append(time.perf_counter() - start)
-                    else:
-                        errors[str(resp.status_code)] = errors.get(str(resp.status_code), 0) + 1
-                except httpx.HTTPError as exc:
-                    errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+                await _post_one(client, path, i, latencies, errors)
                 i += concurrency
 
         start = time.perf_counter()

@@ -600,15 +600,20 @@ def _load_error(path: Path | str, what: str, exc: Exception) -> ReviewOpsError:
                           "(re-run `reviewops train`, or pass the path of an intact model)")
 
 
-def _load_summarizer(path: Path | str, settings: Settings, what: str = "summarizer") -> Predict:
-    from reviewops.models.summarizer import Summarizer
-
+def _load_model(cls: Any, path: Path | str, section: Any, what: str) -> Any:
+    """``cls.load(path, section)``, any failure but our own turned into one line naming the folder."""
     try:
-        model = Summarizer.load(path, settings.summarizer)
+        return cls.load(path, section)
     except ReviewOpsError:
         raise
     except Exception as exc:  # noqa: BLE001 - transformers/safetensors/json raise many types for a bad folder
         raise _load_error(path, what, exc) from exc
+
+
+def _load_summarizer(path: Path | str, settings: Settings, what: str = "summarizer") -> Predict:
+    from reviewops.models.summarizer import Summarizer
+
+    model = _load_model(Summarizer, path, settings.summarizer, what)
     bs = settings.evaluate.batch_size
     return lambda texts: model.summarize(list(texts), batch_size=bs)
 
@@ -616,12 +621,7 @@ def _load_summarizer(path: Path | str, settings: Settings, what: str = "summariz
 def _load_classifier(path: Path | str, settings: Settings, what: str = "sentiment") -> Predict:
     from reviewops.models.sentiment import SentimentClassifier
 
-    try:
-        model = SentimentClassifier.load(path, settings.sentiment)
-    except ReviewOpsError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - transformers/safetensors/json raise many types for a bad folder
-        raise _load_error(path, what, exc) from exc
+    model = _load_model(SentimentClassifier, path, settings.sentiment, what)
     return lambda texts: list(model.predict(list(texts)))
 
 

@@ -64,6 +64,11 @@ def _write_private_parquet(df: pd.DataFrame, path: Path) -> Path:
     return path
 
 
+def batch_folder(settings: Settings, batch: str) -> Path:
+    """Where one batch's files live outside the DVC pipeline: ``<interim_dir>/batches/<batch>/``."""
+    return Path(settings.paths.interim_dir) / "batches" / batch
+
+
 @dataclass(frozen=True)
 class ValidateOutputs:
     """Where one validation run writes: valid rows, quarantine, repeats and the JSON report.
@@ -90,7 +95,7 @@ class ValidateOutputs:
     @classmethod
     def for_batch(cls, settings: Settings, batch: str, valid: Path | None = None) -> ValidateOutputs:
         """An ad-hoc batch's folder, ``<interim_dir>/batches/<batch>/`` (quarantine owner-only inside)."""
-        folder = settings.paths.interim_dir / "batches" / batch
+        folder = batch_folder(settings, batch)
         return cls(valid=Path(valid or folder / "valid.parquet"), quarantine=folder / "quarantine.parquet",
                    repeats=folder / "repeats.parquet", report=folder / "report.json")
 

@@ -156,7 +156,9 @@ def generate_batch(out_dir: Path | str, rows: int, seed: int, scenario: str = "l
 
 def batch_dir(settings: Settings, name: str) -> Path:
     """Where one batch's validated and cleaned rows go: ``<interim_dir>/batches/<name>/``."""
-    return Path(settings.paths.interim_dir) / "batches" / name
+    from reviewops.pipeline import batch_folder
+
+    return batch_folder(settings, name)
 
 
 def prepare_batch(settings: Settings, batch_path: Path | str, name: str | None = None,

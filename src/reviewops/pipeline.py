@@ -193,14 +193,20 @@ def _not_a_stage_folder(settings: Settings, folder: Path, command: str) -> Path:
 
 def _read_input(path: Path, columns: tuple[str, ...], producer: str) -> pd.DataFrame:
     """A stage's input Parquet file, refused in one line when it lacks the columns the stage reads."""
+    import pyarrow.parquet as pq
+
     if not Path(path).is_file():
         raise ReviewOpsError(f"{path}: file not found (it is written by `reviewops {producer}`)")
-    df = pd.read_parquet(path)
-    missing = [c for c in columns if c not in df.columns]
+    try:
+        # The footer says which columns there are: a wrong file is refused without reading its rows.
+        names = set(pq.read_schema(path).names)
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a file that is not Parquet
+        raise ReviewOpsError(f"{path}: not a readable Parquet file ({type(exc).__name__}: {exc})") from None
+    missing = [c for c in columns if c not in names]
     if missing:
         raise ReviewOpsError(f"{path}: no column(s) {', '.join(missing)}; this stage reads the output of "
                              f"`reviewops {producer}`")
-    return df
+    return pd.read_parquet(path)
 
 
 def stage_preprocess(settings: Settings, path: Path, out: Path | None = None, stage: bool = False) -> dict:

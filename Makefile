@@ -51,8 +51,8 @@ lock:  ## Re-resolve requirements.lock from pyproject.toml in a scratch virtuale
 	rm -rf .lockenv build
 
 run: install  ## Run the main job end to end on the embedded default data
-	$(PY) flows/retrain.py
-	$(PY) flows/monitor.py --demo
+	$(PY) -m flows.retrain
+	$(PY) -m flows.monitor --demo
 
 test: install  ## Run the test suite
 	$(PY) -m pytest -q

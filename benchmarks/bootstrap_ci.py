@@ -39,12 +39,14 @@ def _macro_f1(y: np.ndarray, p: np.ndarray) -> float:
 
 
 def quality_intervals(result: dict, resamples: int, seed: int) -> list[tuple[str, float, float, float]]:
-    from reviewops.evaluate import rouge_per_example
+    from reviewops.evaluation.evaluate import rouge_per_example
 
     rows = [r for r in result["predictions"] if r.get("prediction") is not None and r.get("reference")]
     refs = [r["reference"] for r in rows]
-    per = {name: rouge_per_example([r[key] for r in rows], refs)
-           for name, key in (("fine-tuned", "prediction"), ("lead-8", "lead"), ("untuned", "untuned"))}
+    per = {
+        name: rouge_per_example([r[key] for r in rows], refs)
+        for name, key in (("fine-tuned", "prediction"), ("lead-8", "lead"), ("untuned", "untuned"))
+    }
     out = []
     for metric in ("rouge1", "rougeL"):
         tuned = np.array([s[metric] for s in per["fine-tuned"]])
@@ -60,13 +62,14 @@ def quality_intervals(result: dict, resamples: int, seed: int) -> list[tuple[str
     return out
 
 
-def recipe_intervals(result: dict, baseline: str, resamples: int,
-                     seed: int) -> list[tuple[str, float, float, float]]:
+def recipe_intervals(result: dict, baseline: str, resamples: int, seed: int) -> list[tuple[str, float, float, float]]:
     pooled: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for name in dict.fromkeys(r["recipe"] for r in result["results"]):
         rows = [r for r in result["results"] if r["recipe"] == name]
-        pooled[name] = (np.array([y for r in rows for y in r["labels"]]),
-                        np.array([p for r in rows for p in r["predictions"]]))
+        pooled[name] = (
+            np.array([y for r in rows for y in r["labels"]]),
+            np.array([p for r in rows for p in r["predictions"]]),
+        )
     if baseline not in pooled:
         raise SystemExit(f"--baseline {baseline!r} is not in the file; recipes there: {sorted(pooled)}")
     y, base = pooled[baseline]
@@ -78,7 +81,8 @@ def recipe_intervals(result: dict, baseline: str, resamples: int,
         out.append((f"{name} pooled macro-F1", _macro_f1(y, preds), low, high))
         if name != baseline:
             low, high = paired_bootstrap(
-                len(y), lambda i, p=preds: _macro_f1(y[i], p[i]) - _macro_f1(y[i], base[i]), resamples, seed)
+                len(y), lambda i, p=preds: _macro_f1(y[i], p[i]) - _macro_f1(y[i], base[i]), resamples, seed
+            )
             out.append((f"{name} - {baseline}", _macro_f1(y, preds) - _macro_f1(y, base), low, high))
     return out
 

@@ -25,9 +25,13 @@ import tempfile
 import time
 from pathlib import Path
 
-PHASES = [("descriptors", "descriptors"), ("Evidently report on all rows", "all_rows_report"),
-          ("embedding", "embedding"), ("Evidently report on the samples", "sample_report"),
-          ("wrote", "outputs")]
+PHASES = [
+    ("descriptors", "descriptors"),
+    ("Evidently report on all rows", "all_rows_report"),
+    ("embedding", "embedding"),
+    ("Evidently report on the samples", "sample_report"),
+    ("wrote", "outputs"),
+]
 
 
 def _rss_mb() -> float:
@@ -47,7 +51,7 @@ def _frame(rows: int, seed: int, scenario: str):
 def worker(rows: int, sample_size: int, tiny: bool) -> dict:
     """One size in this process: generate, run the drift check, report phases and peak RSS."""
     from reviewops.config import Settings
-    from reviewops.drift import run_drift
+    from reviewops.monitoring.drift import run_drift
 
     t0 = time.perf_counter()
     ref = _frame(rows, 1, "base")
@@ -57,15 +61,20 @@ def worker(rows: int, sample_size: int, tiny: bool) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         drift = {"sample_size": sample_size}
         if tiny:
-            from reviewops.models.tiny import build_tiny_encoder
+            from reviewops.testing.tiny import build_tiny_encoder
 
             drift["embedding_model"] = str(build_tiny_encoder(Path(tmp) / "tiny"))
-        settings = Settings.model_validate({"paths": {"reports_dir": str(Path(tmp) / "reports")},
-                                            "drift": drift})
+        settings = Settings.model_validate({"paths": {"reports_dir": str(Path(tmp) / "reports")}, "drift": drift})
         marks: list[tuple[str, float]] = []
         start = time.perf_counter()
-        result = run_drift(ref, cur, settings, name=f"bench-{rows}", track=False,
-                           log=lambda msg: marks.append((msg, time.perf_counter())))
+        result = run_drift(
+            ref,
+            cur,
+            settings,
+            name=f"bench-{rows}",
+            track=False,
+            log=lambda msg: marks.append((msg, time.perf_counter())),
+        )
         total = time.perf_counter() - start
         html_mb = result.html_path.stat().st_size / 1e6
     marks.append(("end", start + total))
@@ -73,11 +82,21 @@ def worker(rows: int, sample_size: int, tiny: bool) -> dict:
     for (msg, t), (_, t_next) in zip(marks, marks[1:], strict=False):
         key = next((k for prefix, k in PHASES if msg.startswith(prefix)), msg)
         phases[key] = round(t_next - t, 2)
-    return {"rows": rows, "ref_rows": len(ref), "cur_rows": len(cur), "unique_texts": int(cur["text"].nunique()),
-            "generate_s": round(gen_s, 2), "drift_s": round(total, 2), "phases": phases,
-            "rss_after_data_mb": round(rss_data, 1), "peak_rss_mb": round(_rss_mb(), 1),
-            "html_mb": round(html_mb, 1), "drifted": result.drifted, "fired": result.decision.fired,
-            "sampling": result.summary["sampling"]["note"]}
+    return {
+        "rows": rows,
+        "ref_rows": len(ref),
+        "cur_rows": len(cur),
+        "unique_texts": int(cur["text"].nunique()),
+        "generate_s": round(gen_s, 2),
+        "drift_s": round(total, 2),
+        "phases": phases,
+        "rss_after_data_mb": round(rss_data, 1),
+        "peak_rss_mb": round(_rss_mb(), 1),
+        "html_mb": round(html_mb, 1),
+        "drifted": result.drifted,
+        "fired": result.decision.fired,
+        "sampling": result.summary["sampling"]["note"],
+    }
 
 
 def main() -> None:
@@ -101,17 +120,21 @@ def main() -> None:
         res = json.loads(proc.stdout.strip().splitlines()[-1])
         results.append(res)
         print(f"done {rows}: {res['drift_s']} s", file=sys.stderr, flush=True)
-    head = (f"{'rows/side':>10} {'drift s':>8} {'x time':>7} {'x rows':>7} {'descr s':>8} {'all-rows rep s':>14} "
-            f"{'embed s':>8} {'sample rep s':>12} {'peak RSS MB':>11} {'RSS w/o check':>13}")
+    head = (
+        f"{'rows/side':>10} {'drift s':>8} {'x time':>7} {'x rows':>7} {'descr s':>8} {'all-rows rep s':>14} "
+        f"{'embed s':>8} {'sample rep s':>12} {'peak RSS MB':>11} {'RSS w/o check':>13}"
+    )
     print(head)
     prev = None
     for r in results:
         p = r["phases"]
         ratio_t = f"{r['drift_s'] / prev['drift_s']:.1f}" if prev else "-"
         ratio_n = f"{r['rows'] / prev['rows']:.0f}" if prev else "-"
-        print(f"{r['rows']:>10} {r['drift_s']:>8.1f} {ratio_t:>7} {ratio_n:>7} {p.get('descriptors', 0):>8.1f} "
-              f"{p.get('all_rows_report', 0):>14.1f} {p.get('embedding', 0):>8.1f} "
-              f"{p.get('sample_report', 0):>12.1f} {r['peak_rss_mb']:>11.0f} {r['rss_after_data_mb']:>13.0f}")
+        print(
+            f"{r['rows']:>10} {r['drift_s']:>8.1f} {ratio_t:>7} {ratio_n:>7} {p.get('descriptors', 0):>8.1f} "
+            f"{p.get('all_rows_report', 0):>14.1f} {p.get('embedding', 0):>8.1f} "
+            f"{p.get('sample_report', 0):>12.1f} {r['peak_rss_mb']:>11.0f} {r['rss_after_data_mb']:>13.0f}"
+        )
         prev = r
     if args.json:
         print(json.dumps(results, indent=2))

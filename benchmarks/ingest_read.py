@@ -46,8 +46,9 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             path = write_generated(Path(tmp), rows, seed=7, scenario="base")
             mb = path.stat().st_size / 1e6
-            t_pandas, df_pandas = _best(lambda p=path: pd.read_csv(p, dtype=str, keep_default_na=False,
-                                                                   encoding="utf-8"), args.repeat)
+            t_pandas, df_pandas = _best(
+                lambda p=path: pd.read_csv(p, dtype=str, keep_default_na=False, encoding="utf-8"), args.repeat
+            )
             t_checked, table = _best(lambda p=path: _read_delimited(p, ",", "utf-8"), args.repeat)
             t_exact, exact = _best(lambda p=path: _read_checked(p, ",", "utf-8"), args.repeat)
             for got in (table, exact):  # same cells as pandas, nothing set aside
@@ -55,13 +56,24 @@ def main() -> None:
                 assert got.df.equals(df_pandas.astype(object))
             t_ingest, _ = _best(lambda p=path: ingest(p), args.repeat)
             t_nomask, _ = _best(lambda p=path: ingest(p, mask_pii=False), args.repeat)
-        r = {"rows": rows, "csv_mb": round(mb, 1), "pandas_read_csv_s": t_pandas, "checked_reader_s": t_checked,
-             "reader_ratio": t_checked / t_pandas, "exact_reader_s": t_exact, "exact_ratio": t_exact / t_pandas,
-             "ingest_s": t_ingest, "ingest_no_mask_s": t_nomask}
+        r = {
+            "rows": rows,
+            "csv_mb": round(mb, 1),
+            "pandas_read_csv_s": t_pandas,
+            "checked_reader_s": t_checked,
+            "reader_ratio": t_checked / t_pandas,
+            "exact_reader_s": t_exact,
+            "exact_ratio": t_exact / t_pandas,
+            "ingest_s": t_ingest,
+            "ingest_no_mask_s": t_nomask,
+        }
         results.append(r)
-        print(f"{rows:>9,} rows ({mb:.0f} MB): pandas.read_csv {t_pandas:.2f}s | ingest's reader {t_checked:.2f}s "
-              f"({r['reader_ratio']:.2f}x) | exact csv-module reader {t_exact:.2f}s ({r['exact_ratio']:.2f}x) | "
-              f"whole ingest {t_ingest:.2f}s (without PII masking {t_nomask:.2f}s)", flush=True)
+        print(
+            f"{rows:>9,} rows ({mb:.0f} MB): pandas.read_csv {t_pandas:.2f}s | ingest's reader {t_checked:.2f}s "
+            f"({r['reader_ratio']:.2f}x) | exact csv-module reader {t_exact:.2f}s ({r['exact_ratio']:.2f}x) | "
+            f"whole ingest {t_ingest:.2f}s (without PII masking {t_nomask:.2f}s)",
+            flush=True,
+        )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

@@ -6,9 +6,9 @@ the project's data/, reports/ or mlflow.db:
 1. ingest ``../shared/data/amazon_fine_food_1k.csv`` (Id/ProductId/Text/Summary/Score/Time),
    validate (Great Expectations, no Data Docs), preprocess, split grouped by product
    (test ≈ 20 %, val ≈ 10 %; actual sizes are printed);
-2. train both models with the ``cpu`` profile (``reviewops.train.train_all``, MLflow in
+2. train both models with the ``cpu`` profile (``reviewops.training.train.train_all``, MLflow in
    ``sqlite:///<workdir>/mlflow.db``);
-3. evaluate on the test split (``reviewops.evaluate.evaluate_models``): ROUGE-1/2/L (CJK-aware)
+3. evaluate on the test split (``reviewops.evaluation.evaluate.evaluate_models``): ROUGE-1/2/L (CJK-aware)
    of the fine-tuned summarizer, the untuned base model and lead-8 on the SAME test rows, and
    sentiment accuracy / macro-F1 / per-class F1 next to a majority-class baseline.
 
@@ -48,8 +48,9 @@ def _log(msg: str) -> None:
 
 def _git_commit() -> str | None:
     try:
-        proc = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                              text=True, check=False, timeout=10)
+        proc = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False, timeout=10
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return proc.stdout.strip() or None
@@ -59,22 +60,29 @@ def _settings(params: Path, workdir: Path, profile: str, user_sets: list[str]):
     """params.yaml, with every output path inside ``workdir``, the 80/20 split, then the user's --set."""
     from reviewops.config import load_settings
 
-    paths = {"interim_dir": "interim", "processed_dir": "processed", "quarantine_dir": "quarantine",
-             "reports_dir": "reports", "gx_dir": "great_expectations"}
+    paths = {
+        "interim_dir": "interim",
+        "processed_dir": "processed",
+        "quarantine_dir": "quarantine",
+        "reports_dir": "reports",
+        "gx_dir": "great_expectations",
+    }
     overrides = [f"paths.{k}={workdir / v}" for k, v in paths.items()]
     overrides += [*SPLIT, f"train.profile={profile}", *user_sets]
     settings = load_settings(params, overrides)
     models_dir = Path(settings.paths.models_dir)
     if not models_dir.is_absolute():  # params paths are relative to the project root
-        settings = settings.model_copy(update={"paths": settings.paths.model_copy(
-            update={"models_dir": ROOT / models_dir})})
+        settings = settings.model_copy(
+            update={"paths": settings.paths.model_copy(update={"models_dir": ROOT / models_dir})}
+        )
     return settings
 
 
 def _with_eval(settings, max_generate: int):
     """Evaluation knobs of this benchmark: the chosen sample, the untuned baseline, no champion."""
-    evaluate = settings.evaluate.model_copy(update={
-        "max_generate_samples": max_generate, "untuned_baseline": True, "compare_champion": False})
+    evaluate = settings.evaluate.model_copy(
+        update={"max_generate_samples": max_generate, "untuned_baseline": True, "compare_champion": False}
+    )
     return settings.model_copy(update={"evaluate": evaluate})
 
 
@@ -82,9 +90,9 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     import pandas as pd
 
     from reviewops.data.ingest import parse_column_map
-    from reviewops.evaluate import evaluate_models, majority_baseline, metrics_of, sentiment_metrics
-    from reviewops.pipeline import stage_preprocess, stage_split, stage_validate
-    from reviewops.train import train_all
+    from reviewops.data.stages import stage_preprocess, stage_split, stage_validate
+    from reviewops.evaluation.evaluate import evaluate_models, majority_baseline, metrics_of, sentiment_metrics
+    from reviewops.training.train import train_all
 
     settings = _settings(args.params, workdir, args.profile, args.set)
     prof = settings.train.active
@@ -94,9 +102,15 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     # ---- data: the project's stage functions, outputs in the work dir
     _log(f"validating {args.data}")
     # The work dir is the benchmark's own project: its files are the stages' files.
-    val = stage_validate(settings, args.data, parse_column_map(args.columns),
-                         out=workdir / "interim" / "valid.parquet", batch="amazon_quality", build_docs=False,
-                         stage=True)
+    val = stage_validate(
+        settings,
+        args.data,
+        parse_column_map(args.columns),
+        out=workdir / "interim" / "valid.parquet",
+        batch="amazon_quality",
+        build_docs=False,
+        stage=True,
+    )
     pre = stage_preprocess(settings, Path(val["valid_path"]), stage=True)
     spl = stage_split(settings, Path(pre["clean_path"]), workdir / "processed", stage=True)
     t_data = time.perf_counter() - t_start
@@ -111,16 +125,26 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         if n_ref > MAX_TEST_CAP:
             why = f"capped at {MAX_TEST_CAP} of {n_ref} (fixed seed {settings.seed}; --max-test to change)"
             _log(f"summarizing {MAX_TEST_CAP} of {n_ref} test rows with a reference: {why}")
-    _log(f"split: train {spl['train']['rows']} / val {spl['val']['rows']} / test {spl['test']['rows']} rows; "
-         f"summarizing {n_gen} ({why})")
+    _log(
+        f"split: train {spl['train']['rows']} / val {spl['val']['rows']} / test {spl['test']['rows']} rows; "
+        f"summarizing {n_gen} ({why})"
+    )
 
     # ---- train: MLflow in the work dir, fresh (no resume), no model logging (the dirs are scored)
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{workdir / 'mlflow.db'}"
-    _log(f"training both models, profile {settings.train.profile} "
-         f"(summarizer {prof.summarizer_max_steps} steps, sentiment {prof.sentiment_max_steps} steps)")
+    _log(
+        f"training both models, profile {settings.train.profile} "
+        f"(summarizer {prof.summarizer_max_steps} steps, sentiment {prof.sentiment_max_steps} steps)"
+    )
     t0 = time.perf_counter()
-    trained = train_all(settings, processed_dir=workdir / "processed", out_dir=workdir / "trained",
-                        resume=False, log_models=False, report_path=workdir / "reports" / "train.json")
+    trained = train_all(
+        settings,
+        processed_dir=workdir / "processed",
+        out_dir=workdir / "trained",
+        resume=False,
+        log_models=False,
+        report_path=workdir / "reports" / "train.json",
+    )
     t_train = time.perf_counter() - t0
 
     # ---- evaluate: fine-tuned, untuned base and lead-8 on the same sampled rows
@@ -131,8 +155,13 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         phases.append((msg, time.perf_counter()))
         _log(msg)
 
-    result = evaluate_models(_with_eval(settings, max(1, n_gen)), test_df, trained["model_dirs"]["summarizer"],
-                             trained["model_dirs"]["sentiment"], log=log)
+    result = evaluate_models(
+        _with_eval(settings, max(1, n_gen)),
+        test_df,
+        trained["model_dirs"]["summarizer"],
+        trained["model_dirs"]["sentiment"],
+        log=log,
+    )
     t_eval = time.perf_counter() - t0
     phases.append(("end", time.perf_counter()))
     eval_phases = {msg: round(phases[i + 1][1] - at, 1) for i, (msg, at) in enumerate(phases[:-1])}
@@ -147,8 +176,10 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         lead: {k: m.get(f"baseline/{lead}/{k}") for k in ("rouge1", "rouge2", "rougeL")},
     }
     sentiment = {
-        "fine_tuned": {k: m.get(f"eval/sentiment_{k}")
-                       for k in ("accuracy", "macro_f1", "f1_negative", "f1_neutral", "f1_positive")},
+        "fine_tuned": {
+            k: m.get(f"eval/sentiment_{k}")
+            for k in ("accuracy", "macro_f1", "f1_negative", "f1_neutral", "f1_positive")
+        },
         "majority": {**sentiment_metrics(labels, majority), "label": majority[0] if majority else None},
     }
     targets = []
@@ -158,8 +189,14 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             ok = ft is not None and bl is not None and ft > bl
             targets.append({"target": f"{metric}: fine-tuned > {base}", "value": ft, "threshold": bl, "pass": ok})
     f1 = sentiment["fine_tuned"]["macro_f1"]
-    targets.append({"target": f"sentiment macro-F1 >= {MIN_MACRO_F1:.2f}", "value": f1, "threshold": MIN_MACRO_F1,
-                    "pass": f1 is not None and f1 >= MIN_MACRO_F1})
+    targets.append(
+        {
+            "target": f"sentiment macro-F1 >= {MIN_MACRO_F1:.2f}",
+            "value": f1,
+            "threshold": MIN_MACRO_F1,
+            "pass": f1 is not None and f1 >= MIN_MACRO_F1,
+        }
+    )
     n_sum = result["meta"]["summarization_rows"]
     return {
         "command": "python " + shlex.join(sys.argv),
@@ -169,9 +206,15 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "overrides": args.set,
         "models": {"summarizer": settings.summarizer.model, "sentiment": settings.sentiment.model},
         "profile_knobs": prof.model_dump(mode="json"),
-        "counts": {"ingested": val["ingested"], "valid": val["valid"], "quarantined": val["quarantined"],
-                   "failures": val["failures"], "duplicates": pre["duplicates"],
-                   "empty_after_cleaning": pre["rejected_empty_after_cleaning"], "clean": pre["clean_rows"]},
+        "counts": {
+            "ingested": val["ingested"],
+            "valid": val["valid"],
+            "quarantined": val["quarantined"],
+            "failures": val["failures"],
+            "duplicates": pre["duplicates"],
+            "empty_after_cleaning": pre["rejected_empty_after_cleaning"],
+            "clean": pre["clean_rows"],
+        },
         "split": {k: spl[k] for k in ("train", "val", "test")},
         "split_config": settings.split.model_dump(mode="json"),
         "summarized_rows": n_sum,
@@ -179,9 +222,15 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "summarized_rows_note": why,
         "test_rows_with_reference": n_ref,
         "rouge": rouge,
-        "rouge_delta": {base: {k: (rouge["fine_tuned"][k] - rouge[base][k])
-                               if None not in (rouge["fine_tuned"][k], rouge[base][k]) else None
-                               for k in ("rouge1", "rouge2", "rougeL")} for base in ("untuned", lead)},
+        "rouge_delta": {
+            base: {
+                k: (rouge["fine_tuned"][k] - rouge[base][k])
+                if None not in (rouge["fine_tuned"][k], rouge[base][k])
+                else None
+                for k in ("rouge1", "rouge2", "rougeL")
+            }
+            for base in ("untuned", lead)
+        },
         "sentiment": sentiment,
         "sentiment_rows": len(labels),
         "targets": targets,
@@ -196,13 +245,18 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             "eval_phases": eval_phases,
             "generate_s_per_row": {
                 name: round(sum(v for k, v in eval_phases.items() if k.startswith(prefix)) / n_sum, 2)
-                if n_sum else None
-                for name, prefix in (("fine_tuned", "summarizing"), ("untuned", "untuned baseline"))},
+                if n_sum
+                else None
+                for name, prefix in (("fine_tuned", "summarizing"), ("untuned", "untuned baseline"))
+            },
             "total": round(time.perf_counter() - t_start, 1),
         },
         # Timings on a shared machine: the 1/5/15-minute load averages say how busy it was.
-        "load_avg": {"start": [round(x, 2) for x in load_start], "end": [round(x, 2) for x in os.getloadavg()],
-                     "cpus": os.cpu_count()},
+        "load_avg": {
+            "start": [round(x, 2) for x in load_start],
+            "end": [round(x, 2) for x in os.getloadavg()],
+            "cpus": os.cpu_count(),
+        },
         "eval_meta": {k: v for k, v in result["meta"].items() if k != "models"},
         "metrics": m,
         "predictions": result["predictions"],
@@ -246,8 +300,10 @@ def render(r: dict[str, Any]) -> str:
         lines.append(f"| {names[key]} | {_f(v['rouge1'])} | {_f(v['rouge2'])} | {_f(v['rougeL'])} |")
     for key in ("untuned", lead):
         d = r["rouge_delta"][key]
-        lines.append(f"| fine-tuned - {names[key]} | {_f(d['rouge1'], True)} | {_f(d['rouge2'], True)} | "
-                     f"{_f(d['rougeL'], True)} |")
+        lines.append(
+            f"| fine-tuned - {names[key]} | {_f(d['rouge1'], True)} | {_f(d['rouge2'], True)} | "
+            f"{_f(d['rougeL'], True)} |"
+        )
     maj = r["sentiment"]["majority"]
     lines += [
         "",
@@ -256,14 +312,19 @@ def render(r: dict[str, Any]) -> str:
         "| system | accuracy | macro-F1 | F1 negative | F1 neutral | F1 positive |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    for name, v in (("fine-tuned", r["sentiment"]["fine_tuned"]),
-                    (f"majority class (`{maj['label']}`, from train)", maj)):
-        lines.append(f"| {name} | {_f(v['accuracy'])} | {_f(v['macro_f1'])} | {_f(v['f1_negative'])} | "
-                     f"{_f(v['f1_neutral'])} | {_f(v['f1_positive'])} |")
+    for name, v in (
+        ("fine-tuned", r["sentiment"]["fine_tuned"]),
+        (f"majority class (`{maj['label']}`, from train)", maj),
+    ):
+        lines.append(
+            f"| {name} | {_f(v['accuracy'])} | {_f(v['macro_f1'])} | {_f(v['f1_negative'])} | "
+            f"{_f(v['f1_neutral'])} | {_f(v['f1_positive'])} |"
+        )
     lines += ["", "### Targets", "", "| target | value | vs | result |", "|---|---:|---:|---|"]
     for tg in r["targets"]:
-        lines.append(f"| {tg['target']} | {_f(tg['value'])} | {_f(tg['threshold'])} | "
-                     f"{'PASS' if tg['pass'] else '**FAIL**'} |")
+        lines.append(
+            f"| {tg['target']} | {_f(tg['value'])} | {_f(tg['threshold'])} | {'PASS' if tg['pass'] else '**FAIL**'} |"
+        )
     phases = ", ".join(f"{k}: {v}" for k, v in t["eval_phases"].items())
     lines += [
         "",
@@ -286,8 +347,12 @@ def render(r: dict[str, Any]) -> str:
         "",
         f"command: `{r['command']}` (git {r['git_commit']})",
         "",
-        "RESULT: " + ("PASS (all targets met)" if r["all_pass"] else
-                      "FAIL (" + "; ".join(tg["target"] for tg in r["targets"] if not tg["pass"]) + ")"),
+        "RESULT: "
+        + (
+            "PASS (all targets met)"
+            if r["all_pass"]
+            else "FAIL (" + "; ".join(tg["target"] for tg in r["targets"] if not tg["pass"]) + ")"
+        ),
     ]
     return "\n".join(lines)
 
@@ -297,14 +362,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="The labelled review file.")
     parser.add_argument("--columns", default=DEFAULT_COLUMNS, help="Column mapping (canonical=Source,...).")
     parser.add_argument("--profile", default="cpu", help="train.profile (default cpu).")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="params.yaml override, repeatable (e.g. train.profiles.cpu.summarizer_max_steps=80).")
-    parser.add_argument("--max-test", type=int, default=None, metavar="N",
-                        help=f"Summarize at most N test rows (default: all with a reference, max {MAX_TEST_CAP}).")
-    parser.add_argument("--workdir", type=Path, default=None,
-                        help="Work directory, kept afterwards (default: a temporary one, removed).")
-    parser.add_argument("--params", type=Path, default=ROOT / "params.yaml",
-                        help="Settings file (default: the project's params.yaml).")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="params.yaml override, repeatable (e.g. train.profiles.cpu.summarizer_max_steps=80).",
+    )
+    parser.add_argument(
+        "--max-test",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"Summarize at most N test rows (default: all with a reference, max {MAX_TEST_CAP}).",
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="Work directory, kept afterwards (default: a temporary one, removed).",
+    )
+    parser.add_argument(
+        "--params", type=Path, default=ROOT / "params.yaml", help="Settings file (default: the project's params.yaml)."
+    )
     parser.add_argument("--json", type=Path, default=None, help="Also write the full result here.")
     args = parser.parse_args(argv)
 
@@ -317,8 +397,8 @@ def main(argv: list[str] | None = None) -> int:
     args.params = args.params.resolve()
     json_out = args.json.resolve() if args.json else None
 
-    from reviewops import ReviewOpsError
     from reviewops.config import ConfigError
+    from reviewops.errors import ReviewOpsError
 
     tmp = None
     if args.workdir is None:

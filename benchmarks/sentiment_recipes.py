@@ -41,8 +41,12 @@ RECIPES: dict[str, list[str]] = {
     "current": [],
     "titles": ["sentiment.augment_with_summaries=true"],
     "cls-titles": ["sentiment.pooling=cls", "sentiment.augment_with_summaries=true"],
-    "previous": ["sentiment.pooling=cls", "sentiment.augment_with_summaries=false",
-                 "train.profiles.cpu.sentiment_max_steps=100", "train.profiles.cpu.sentiment_patience=3"],
+    "previous": [
+        "sentiment.pooling=cls",
+        "sentiment.augment_with_summaries=false",
+        "train.profiles.cpu.sentiment_max_steps=100",
+        "train.profiles.cpu.sentiment_patience=3",
+    ],
 }
 
 
@@ -67,7 +71,7 @@ def clean_rows(data: Path, workdir: Path):
     """The shared file through the project's ingest → validate → preprocess."""
     from reviewops.data.clean import preprocess
     from reviewops.data.ingest import ingest, parse_column_map
-    from reviewops.validation import validate_batch
+    from reviewops.data.validation import validate_batch
 
     settings = recipe_settings(workdir, [])
     raw = ingest(data, parse_column_map(COLUMNS)).df
@@ -103,9 +107,9 @@ def fold_parts(clean, n_folds: int, cfg, seed: int = 0) -> list[dict]:
 
 
 def run_one(parts: dict, recipe: list[str], split_name: str, workdir: Path) -> dict:
-    from reviewops.evaluate import sentiment_metrics
+    from reviewops.evaluation.evaluate import sentiment_metrics
     from reviewops.models.sentiment import SentimentClassifier
-    from reviewops.train import train_sentiment
+    from reviewops.training.train import train_sentiment
 
     settings = recipe_settings(workdir, recipe)
     t0 = time.perf_counter()
@@ -114,26 +118,51 @@ def run_one(parts: dict, recipe: list[str], split_name: str, workdir: Path) -> d
     clf = SentimentClassifier.load(result.model_dir, settings.sentiment)
     preds = clf.predict(parts["test"]["text"].tolist())
     test = sentiment_metrics(parts["test"]["label"].tolist(), preds)
-    return {"split": split_name, "labels": parts["test"]["label"].tolist(), "predictions": list(preds),
-            "steps": result.global_step, "train_s": round(seconds, 1),
-            "n_train": result.n_train, "val_macro_f1": result.metrics.get("eval/macro_f1"),
-            "test_rows": len(parts["test"]), "test_neutral": int((parts["test"]["label"] == "neutral").sum()),
-            "test": test}
+    return {
+        "split": split_name,
+        "labels": parts["test"]["label"].tolist(),
+        "predictions": list(preds),
+        "steps": result.global_step,
+        "train_s": round(seconds, 1),
+        "n_train": result.n_train,
+        "val_macro_f1": result.metrics.get("eval/macro_f1"),
+        "test_rows": len(parts["test"]),
+        "test_neutral": int((parts["test"]["label"] == "neutral").sum()),
+        "test": test,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="The labelled review file.")
-    parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES),
-                        help="Which recipes to train (default: all).")
-    parser.add_argument("--split-seeds", nargs="+", type=int, default=[7, 11],
-                        help="Development split seeds (default 7 11; the quality benchmark uses 42).")
-    parser.add_argument("--folds", type=int, default=0,
-                        help="Instead of split seeds: K-fold cross-validation grouped by product, every "
-                             "development row scored once; the summary pools the K folds' predictions.")
-    parser.add_argument("--holdout-seed", type=int, default=None,
-                        help="Split seed of the benchmark whose test rows are left out (default: "
-                             "params.yaml's split.seed, 42, which quality.py uses).")
+    parser.add_argument(
+        "--recipes",
+        nargs="+",
+        default=list(RECIPES),
+        choices=list(RECIPES),
+        help="Which recipes to train (default: all).",
+    )
+    parser.add_argument(
+        "--split-seeds",
+        nargs="+",
+        type=int,
+        default=[7, 11],
+        help="Development split seeds (default 7 11; the quality benchmark uses 42).",
+    )
+    parser.add_argument(
+        "--folds",
+        type=int,
+        default=0,
+        help="Instead of split seeds: K-fold cross-validation grouped by product, every "
+        "development row scored once; the summary pools the K folds' predictions.",
+    )
+    parser.add_argument(
+        "--holdout-seed",
+        type=int,
+        default=None,
+        help="Split seed of the benchmark whose test rows are left out (default: "
+        "params.yaml's split.seed, 42, which quality.py uses).",
+    )
     parser.add_argument("--json", type=Path, default=None, help="Also write the results here.")
     args = parser.parse_args(argv)
     if not args.data.is_file():
@@ -147,8 +176,10 @@ def main(argv: list[str] | None = None) -> int:
         holdout_seed = cfg.seed if args.holdout_seed is None else args.holdout_seed
         held_out = set(seed_parts(clean, cfg, holdout_seed)["test"]["review_id"])
         clean = clean[~clean["review_id"].isin(held_out)].reset_index(drop=True)
-        _log(f"{len(held_out)} rows of the benchmark's test split (seed {holdout_seed}) left out; "
-             f"{len(clean)} rows for development splits")
+        _log(
+            f"{len(held_out)} rows of the benchmark's test split (seed {holdout_seed}) left out; "
+            f"{len(clean)} rows for development splits"
+        )
         if args.folds:
             splits = {f"fold{i}": parts for i, parts in enumerate(fold_parts(clean, args.folds, cfg))}
         else:
@@ -162,26 +193,33 @@ def main(argv: list[str] | None = None) -> int:
                 t = row["test"]
                 _log(f"  macro-F1 {t['macro_f1']:.3f} ({row['steps']} steps, {row['train_s']} s)")
 
-    from reviewops.evaluate import sentiment_metrics
+    from reviewops.evaluation.evaluate import sentiment_metrics
 
-    print(f"{'recipe':<9} {'split':>6} {'steps':>5} {'train s':>7} {'val F1':>6} {'dev F1':>7} "
-          f"{'F1 neg':>6} {'F1 neu':>6} {'F1 pos':>6}  test rows (neutral)")
+    print(
+        f"{'recipe':<9} {'split':>6} {'steps':>5} {'train s':>7} {'val F1':>6} {'dev F1':>7} "
+        f"{'F1 neg':>6} {'F1 neu':>6} {'F1 pos':>6}  test rows (neutral)"
+    )
     for r in results:
         t = r["test"]
         val = f"{r['val_macro_f1']:.3f}" if r["val_macro_f1"] is not None else "-"
-        print(f"{r['recipe']:<9} {r['split']:>6} {r['steps']:>5} {r['train_s']:>7} {val:>6} "
-              f"{t['macro_f1']:>7.3f} {t['f1_negative']:>6.3f} {t['f1_neutral']:>6.3f} {t['f1_positive']:>6.3f}"
-              f"  {r['test_rows']} ({r['test_neutral']})")
+        print(
+            f"{r['recipe']:<9} {r['split']:>6} {r['steps']:>5} {r['train_s']:>7} {val:>6} "
+            f"{t['macro_f1']:>7.3f} {t['f1_negative']:>6.3f} {t['f1_neutral']:>6.3f} {t['f1_positive']:>6.3f}"
+            f"  {r['test_rows']} ({r['test_neutral']})"
+        )
     for name in args.recipes:
         rows = [r for r in results if r["recipe"] == name]
         scores = [r["test"]["macro_f1"] for r in rows]
         line = f"{name}: mean dev-test macro-F1 {sum(scores) / len(scores):.3f} over {len(scores)} split(s)"
         if args.folds:
-            pooled = sentiment_metrics([y for r in rows for y in r["labels"]],
-                                       [p for r in rows for p in r["predictions"]])
-            line += (f"; pooled over all {sum(r['test_rows'] for r in rows)} rows: macro-F1 "
-                     f"{pooled['macro_f1']:.3f} (neg {pooled['f1_negative']:.3f}, neu {pooled['f1_neutral']:.3f}, "
-                     f"pos {pooled['f1_positive']:.3f}), accuracy {pooled['accuracy']:.3f}")
+            pooled = sentiment_metrics(
+                [y for r in rows for y in r["labels"]], [p for r in rows for p in r["predictions"]]
+            )
+            line += (
+                f"; pooled over all {sum(r['test_rows'] for r in rows)} rows: macro-F1 "
+                f"{pooled['macro_f1']:.3f} (neg {pooled['f1_negative']:.3f}, neu {pooled['f1_neutral']:.3f}, "
+                f"pos {pooled['f1_positive']:.3f}), accuracy {pooled['accuracy']:.3f}"
+            )
         print(line)
     if args.json:
         args.json.write_text(json.dumps({"command": "python " + " ".join(sys.argv), "results": results}, indent=2))

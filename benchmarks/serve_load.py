@@ -1,6 +1,6 @@
 """Load test of the BentoML service with adaptive batching on and off, on 127.0.0.1.
 
-Starts ``bentoml serve reviewops.service:ReviewAnalyzer`` once per batching mode with the
+Starts ``bentoml serve reviewops.serving.service:ReviewAnalyzer`` once per batching mode with the
 default models (``models/trained/{summarizer,sentiment}`` when trained, else the pulled
 ``models/smollm2-135m-instruct`` and ``models/all-minilm-l6-v2``), then drives ``/sentiment``
 and ``/summarize`` with one review per request at several concurrency levels: a fixed number
@@ -107,10 +107,16 @@ async def run_level(url: str, path: str, concurrency: int, n_requests: int, time
     if unfinished > 0:
         errors["unfinished_at_cap"] = unfinished
     return {
-        "endpoint": path, "concurrency": concurrency, "requests": n_requests, "ok": len(latencies),
-        "errors": sum(errors.values()), "error_kinds": errors, "seconds": round(elapsed, 2),
+        "endpoint": path,
+        "concurrency": concurrency,
+        "requests": n_requests,
+        "ok": len(latencies),
+        "errors": sum(errors.values()),
+        "error_kinds": errors,
+        "seconds": round(elapsed, 2),
         "rps": round(len(latencies) / elapsed, 2) if elapsed > 0 else 0.0,
-        "p50_ms": round(_pct(latencies, 50) * 1000, 1), "p95_ms": round(_pct(latencies, 95) * 1000, 1),
+        "p50_ms": round(_pct(latencies, 50) * 1000, 1),
+        "p95_ms": round(_pct(latencies, 95) * 1000, 1),
         "p99_ms": round(_pct(latencies, 99) * 1000, 1),
         "mean_ms": round(statistics.fmean(latencies) * 1000, 1) if latencies else float("nan"),
     }
@@ -124,7 +130,6 @@ async def run_burst(url: str, path: str, n_requests: int, timeout: float) -> dic
     errors: dict[str, int] = {}
     limits = httpx.Limits(max_connections=n_requests, max_keepalive_connections=n_requests)
     async with httpx.AsyncClient(base_url=url, timeout=timeout, limits=limits) as client:
-
         start = time.perf_counter()
         await asyncio.gather(*(_post_one(client, path, i, latencies, errors) for i in range(n_requests)))
         elapsed = time.perf_counter() - start
@@ -153,29 +158,46 @@ async def run_steady(url: str, path: str, concurrency: int, seconds: float, time
     return _summary("steady", path, concurrency, len(latencies) + sum(errors.values()), latencies, errors, elapsed)
 
 
-def _summary(phase: str, path: str, concurrency: int, n_requests: int, latencies: list[float],
-             errors: dict[str, int], elapsed: float) -> dict:
+def _summary(
+    phase: str,
+    path: str,
+    concurrency: int,
+    n_requests: int,
+    latencies: list[float],
+    errors: dict[str, int],
+    elapsed: float,
+) -> dict:
     return {
-        "phase": phase, "endpoint": path, "concurrency": concurrency, "requests": n_requests,
-        "ok": len(latencies), "errors": sum(errors.values()), "error_kinds": errors, "seconds": round(elapsed, 2),
+        "phase": phase,
+        "endpoint": path,
+        "concurrency": concurrency,
+        "requests": n_requests,
+        "ok": len(latencies),
+        "errors": sum(errors.values()),
+        "error_kinds": errors,
+        "seconds": round(elapsed, 2),
         "rps": round(len(latencies) / elapsed, 2) if elapsed > 0 else 0.0,
-        "p50_ms": round(_pct(latencies, 50) * 1000, 1), "p95_ms": round(_pct(latencies, 95) * 1000, 1),
+        "p50_ms": round(_pct(latencies, 50) * 1000, 1),
+        "p95_ms": round(_pct(latencies, 95) * 1000, 1),
         "p99_ms": round(_pct(latencies, 99) * 1000, 1),
     }
 
 
 def tiny_model_dirs(work: Path) -> tuple[Path, Path, str]:
-    """Tiny random models (reviewops.models.tiny) for both endpoints."""
-    from reviewops.models.tiny import build_tiny_causal_lm, build_tiny_encoder
+    """Tiny random models (reviewops.testing.tiny) for both endpoints."""
+    from reviewops.testing.tiny import build_tiny_causal_lm, build_tiny_encoder
 
-    return (build_tiny_causal_lm(work / "tiny-sum"), build_tiny_encoder(work / "tiny-sent"),
-            "tiny random models (reviewops.models.tiny) for both")
+    return (
+        build_tiny_causal_lm(work / "tiny-sum"),
+        build_tiny_encoder(work / "tiny-sent"),
+        "tiny random models (reviewops.testing.tiny) for both",
+    )
 
 
 def default_model_dirs(work: Path) -> tuple[Path, Path, str]:
     """(summarizer dir, sentiment dir, note) following the lookup described in the module docstring."""
-    from reviewops import ReviewOpsError
     from reviewops.config import load_settings
+    from reviewops.errors import ReviewOpsError
     from reviewops.models.pretrained import resolve_model_path
 
     settings = load_settings(ROOT / "params.yaml")
@@ -187,7 +209,7 @@ def default_model_dirs(work: Path) -> tuple[Path, Path, str]:
         try:
             summarizer = Path(resolve_model_path(settings.summarizer.model, settings)).resolve()
         except ReviewOpsError:
-            from reviewops.models.tiny import build_tiny_causal_lm
+            from reviewops.testing.tiny import build_tiny_causal_lm
 
             summarizer = build_tiny_causal_lm(work / "tiny-sum")
             notes.append(f"summarizer: tiny random causal LM ({settings.summarizer.model} is not installed)")
@@ -200,22 +222,32 @@ def default_model_dirs(work: Path) -> tuple[Path, Path, str]:
     base = Path(resolve_model_path(settings.sentiment.model, settings)).resolve()
     out = work / f"{base.name}-3label"
     model = AutoModelForSequenceClassification.from_pretrained(
-        str(base), num_labels=len(LABELS), id2label=dict(enumerate(LABELS)),
-        label2id={lab: i for i, lab in enumerate(LABELS)})
+        str(base),
+        num_labels=len(LABELS),
+        id2label=dict(enumerate(LABELS)),
+        label2id={lab: i for i, lab in enumerate(LABELS)},
+    )
     model.save_pretrained(str(out))
     AutoTokenizer.from_pretrained(str(base)).save_pretrained(str(out))
-    return summarizer, out, "; ".join([f"{base.name} with an untrained 3-label head (no trained sentiment model)",
-                                       *notes])
+    return (
+        summarizer,
+        out,
+        "; ".join([f"{base.name} with an untrained 3-label head (no trained sentiment model)", *notes]),
+    )
 
 
 def markdown(results: list[dict]) -> str:
-    lines = ["| endpoint | batching | concurrency | requests | ok | errors | req/s | p50 ms | p95 ms | p99 ms |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| endpoint | batching | concurrency | requests | ok | errors | req/s | p50 ms | p95 ms | p99 ms |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in results:
         if "phase" in r:
             continue
-        lines.append(f"| {r['endpoint']} | {r['batching']} | {r['concurrency']} | {r['requests']} | {r['ok']} | "
-                     f"{r['errors']} | {r['rps']} | {r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} |")
+        lines.append(
+            f"| {r['endpoint']} | {r['batching']} | {r['concurrency']} | {r['requests']} | {r['ok']} | "
+            f"{r['errors']} | {r['rps']} | {r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} |"
+        )
     by_key = {(r["endpoint"], r["concurrency"], r["batching"]): r for r in results if "phase" not in r}
     lines += ["", "| endpoint | concurrency | req/s on | req/s off | on/off |", "|---|---:|---:|---:|---:|"]
     for (endpoint, conc, mode), r_on in by_key.items():
@@ -228,14 +260,18 @@ def markdown(results: list[dict]) -> str:
 
 
 def phases_markdown(results: list[dict]) -> str:
-    lines = ["| phase | endpoint | batching | concurrency | requests | ok | errors (kinds) | req/s | p50 ms | p95 ms |",
-             "|---|---|---|---:|---:|---:|---|---:|---:|---:|"]
+    lines = [
+        "| phase | endpoint | batching | concurrency | requests | ok | errors (kinds) | req/s | p50 ms | p95 ms |",
+        "|---|---|---|---:|---:|---:|---|---:|---:|---:|",
+    ]
     for r in results:
         if "phase" not in r:
             continue
         kinds = ", ".join(f"{k}: {v}" for k, v in sorted(r["error_kinds"].items())) or "-"
-        lines.append(f"| {r['phase']} | {r['endpoint']} | {r['batching']} | {r['concurrency']} | {r['requests']} | "
-                     f"{r['ok']} | {r['errors']} ({kinds}) | {r['rps']} | {r['p50_ms']} | {r['p95_ms']} |")
+        lines.append(
+            f"| {r['phase']} | {r['endpoint']} | {r['batching']} | {r['concurrency']} | {r['requests']} | "
+            f"{r['ok']} | {r['errors']} ({kinds}) | {r['rps']} | {r['p50_ms']} | {r['p95_ms']} |"
+        )
     return "\n".join(lines)
 
 
@@ -250,15 +286,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--modes", default="on,off", help="batching modes to run (on,off)")
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "serve_load.json")
     parser.add_argument("--burst", type=int, default=0, help="load phase: N requests at once (replaces the levels)")
-    parser.add_argument("--steady-seconds", type=float, default=0.0,
-                        help="load phase: seconds of back-to-back requests (replaces the levels)")
+    parser.add_argument(
+        "--steady-seconds",
+        type=float,
+        default=0.0,
+        help="load phase: seconds of back-to-back requests (replaces the levels)",
+    )
     parser.add_argument("--steady-concurrency", type=int, default=16, help="clients in the steady phase")
     parser.add_argument("--phase-endpoint", default="/sentiment", help="endpoint of the load phases")
     parser.add_argument("--tiny", action="store_true", help="tiny random models for both endpoints")
     args = parser.parse_args(argv)
     phases = bool(args.burst or args.steady_seconds)
 
-    from reviewops.serve_process import serving
+    from reviewops.testing.server import serving
 
     with tempfile.TemporaryDirectory(prefix="reviewops-serve-load-") as tmp:
         work = Path(tmp)
@@ -266,13 +306,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"summarizer: {summarizer}\nsentiment:  {sentiment} ({note})", file=sys.stderr)
         results: list[dict] = []
         for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
-            env = {"REVIEWOPS_SUMMARIZER_DIR": str(summarizer), "REVIEWOPS_SENTIMENT_DIR": str(sentiment),
-                   "REVIEWOPS_BATCHING": "1" if mode == "on" else "0", "BENTOML_HOME": str(work / "bentoml_home")}
+            env = {
+                "REVIEWOPS_SUMMARIZER_DIR": str(summarizer),
+                "REVIEWOPS_SENTIMENT_DIR": str(sentiment),
+                "REVIEWOPS_BATCHING": "1" if mode == "on" else "0",
+                "BENTOML_HOME": str(work / "bentoml_home"),
+            }
             env_no_token = {"REVIEWOPS_API_TOKEN": ""}
             t0 = time.perf_counter()
-            with serving(env={**env, **env_no_token}, log_path=args.out.with_name(f"{args.out.stem}-{mode}.log"),
-                         cwd=ROOT,
-                         ready_timeout=300) as server:
+            with serving(
+                env={**env, **env_no_token},
+                log_path=args.out.with_name(f"{args.out.stem}-{mode}.log"),
+                cwd=ROOT,
+                ready_timeout=300,
+            ) as server:
                 print(f"[batching {mode}] ready in {time.perf_counter() - t0:.1f}s at {server.url}", file=sys.stderr)
                 # Warm-up: BentoML's dispatcher first "trains" its latency model on ~15 calls with
                 # batches of 1-3; concurrency 3 fills those batches at once instead of waiting.
@@ -281,33 +328,56 @@ def main(argv: list[str] | None = None) -> int:
                 if phases:
                     phase_results = []
                     if args.burst:
-                        phase_results.append(asyncio.run(run_burst(server.url, args.phase_endpoint, args.burst,
-                                                                   args.time_cap)))
+                        phase_results.append(
+                            asyncio.run(run_burst(server.url, args.phase_endpoint, args.burst, args.time_cap))
+                        )
                     if args.steady_seconds:
-                        phase_results.append(asyncio.run(run_steady(server.url, args.phase_endpoint,
-                                                                    args.steady_concurrency, args.steady_seconds,
-                                                                    args.time_cap)))
+                        phase_results.append(
+                            asyncio.run(
+                                run_steady(
+                                    server.url,
+                                    args.phase_endpoint,
+                                    args.steady_concurrency,
+                                    args.steady_seconds,
+                                    args.time_cap,
+                                )
+                            )
+                        )
                     for res in phase_results:
                         res["batching"] = mode
                         results.append(res)
-                        print(f"  {res['phase']} {res['endpoint']} c={res['concurrency']}: {res['ok']}/"
-                              f"{res['requests']} ok, errors {res['errors']} {res['error_kinds'] or ''}, "
-                              f"{res['rps']} req/s, p50 {res['p50_ms']} ms, p95 {res['p95_ms']} ms", file=sys.stderr)
-                plan = [] if phases else (
-                    [("/sentiment", int(c), args.sentiment_requests) for c in args.levels.split(",")]
-                    + [("/summarize", int(c), args.summarize_requests) for c in args.summarize_levels.split(",")])
+                        print(
+                            f"  {res['phase']} {res['endpoint']} c={res['concurrency']}: {res['ok']}/"
+                            f"{res['requests']} ok, errors {res['errors']} {res['error_kinds'] or ''}, "
+                            f"{res['rps']} req/s, p50 {res['p50_ms']} ms, p95 {res['p95_ms']} ms",
+                            file=sys.stderr,
+                        )
+                plan = (
+                    []
+                    if phases
+                    else (
+                        [("/sentiment", int(c), args.sentiment_requests) for c in args.levels.split(",")]
+                        + [("/summarize", int(c), args.summarize_requests) for c in args.summarize_levels.split(",")]
+                    )
+                )
                 for path, conc, n in plan:
                     res = asyncio.run(run_level(server.url, path, conc, n, args.time_cap))
                     res["batching"] = mode
                     results.append(res)
-                    print(f"  {path} c={conc}: {res['rps']} req/s, p50 {res['p50_ms']} ms, "
-                          f"p95 {res['p95_ms']} ms, errors {res['errors']} {res['error_kinds'] or ''}",
-                          file=sys.stderr)
+                    print(
+                        f"  {path} c={conc}: {res['rps']} req/s, p50 {res['p50_ms']} ms, "
+                        f"p95 {res['p95_ms']} ms, errors {res['errors']} {res['error_kinds'] or ''}",
+                        file=sys.stderr,
+                    )
     table = phases_markdown(results) if phases else markdown(results)
     print(table)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"results": results, "summarizer": str(summarizer), "sentiment": note,
-                                    "argv": sys.argv[1:]}, indent=2), encoding="utf-8")
+    args.out.write_text(
+        json.dumps(
+            {"results": results, "summarizer": str(summarizer), "sentiment": note, "argv": sys.argv[1:]}, indent=2
+        ),
+        encoding="utf-8",
+    )
     print(f"\nwritten {args.out}", file=sys.stderr)
     return 0
 

@@ -2,7 +2,7 @@
 
 Same model, same tokenized rows, same batch size and step count; only the settings differ:
 
-* ``ours``: what ``reviewops.train`` uses — dynamic padding (to a multiple of 8 on GPU),
+* ``ours``: what ``reviewops.training.train`` uses — dynamic padding (to a multiple of 8 on GPU),
   bf16 autocast + TF32 + SDPA attention + length-grouped batches on a GPU (fp32 on CPU);
 * ``defaults``: ``TrainingArguments`` defaults (fp32, random batches) with eager attention and
   every batch padded to the longest example of the data set (a fixed-shape pipeline).
@@ -45,7 +45,7 @@ def _rows(settings, n_rows: int):
 
     from reviewops.data.generate import generate_reviews
     from reviewops.models.pretrained import resolve_model_path
-    from reviewops.train import _summarizer_rows
+    from reviewops.training.train import _summarizer_rows
 
     base = resolve_model_path(settings.summarizer.model, settings)
     tokenizer = AutoTokenizer.from_pretrained(str(base))
@@ -76,25 +76,36 @@ def run(variant: str, settings, base, tokenizer, rows, steps: int, batch_size: i
     import torch
     from transformers import AutoModelForCausalLM, DataCollatorForSeq2Seq, Trainer, TrainerCallback, TrainingArguments
 
-    from reviewops.train import _load_kwargs, _Rows, _training_args
+    from reviewops.training.train import _load_kwargs, _Rows, _training_args
 
     cuda = torch.cuda.is_available()
     with tempfile.TemporaryDirectory() as out:
         if variant == "ours":
             model = AutoModelForCausalLM.from_pretrained(str(base), **_load_kwargs())
-            collator = DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100, padding=True,
-                                              pad_to_multiple_of=8 if cuda else None)
+            collator = DataCollatorForSeq2Seq(
+                tokenizer, label_pad_token_id=-100, padding=True, pad_to_multiple_of=8 if cuda else None
+            )
             prof = settings.train.active.model_copy(update={"batch_size": batch_size, "grad_accum": 1})
-            args = _training_args(Path(out), prof, settings, 5e-5, steps, has_eval=False,
-                                  save_strategy="no", logging_steps=steps)
+            args = _training_args(
+                Path(out), prof, settings, 5e-5, steps, has_eval=False, save_strategy="no", logging_steps=steps
+            )
         else:
             model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32, attn_implementation="eager")
             longest = max(len(r["input_ids"]) for r in rows)
-            collator = DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100, padding="max_length",
-                                              max_length=longest)
-            args = TrainingArguments(output_dir=out, max_steps=steps, per_device_train_batch_size=batch_size,
-                                     report_to="none", save_strategy="no", disable_tqdm=True,
-                                     logging_steps=steps, use_cpu=not cuda, label_names=["labels"])
+            collator = DataCollatorForSeq2Seq(
+                tokenizer, label_pad_token_id=-100, padding="max_length", max_length=longest
+            )
+            args = TrainingArguments(
+                output_dir=out,
+                max_steps=steps,
+                per_device_train_batch_size=batch_size,
+                report_to="none",
+                save_strategy="no",
+                disable_tqdm=True,
+                logging_steps=steps,
+                use_cpu=not cuda,
+                label_names=["labels"],
+            )
         counting = _Counting(collator)
         times: list[float] = []
 
@@ -111,8 +122,9 @@ def run(variant: str, settings, base, tokenizer, rows, steps: int, batch_size: i
 
         if cuda:
             torch.cuda.reset_peak_memory_stats()
-        trainer = Trainer(model=model, args=args, data_collator=counting, train_dataset=_Rows(rows),
-                          callbacks=[Timer()])
+        trainer = Trainer(
+            model=model, args=args, data_collator=counting, train_dataset=_Rows(rows), callbacks=[Timer()]
+        )
         trainer.train()
         n_params = sum(p.numel() for p in model.parameters())
     timed = slice(warmup, None)
@@ -121,13 +133,18 @@ def run(variant: str, settings, base, tokenizer, rows, steps: int, batch_size: i
     real = sum(counting.real[: len(times)][timed])
     padded = sum(counting.padded[: len(times)][timed])
     return {
-        "variant": variant, "steps_timed": len(times[timed]), "seconds": round(secs, 3),
+        "variant": variant,
+        "steps_timed": len(times[timed]),
+        "seconds": round(secs, 3),
         "step_ms": round(secs / max(1, len(times[timed])) * 1000, 1),
-        "real_tokens_per_s": round(real / secs, 1), "padded_tokens_per_s": round(padded / secs, 1),
+        "real_tokens_per_s": round(real / secs, 1),
+        "padded_tokens_per_s": round(padded / secs, 1),
         "padding_share": round(1 - real / padded, 3) if padded else 0.0,
-        "params": n_params, "model_tflops_per_s": round(6 * n_params * real / secs / 1e12, 3),
+        "params": n_params,
+        "model_tflops_per_s": round(6 * n_params * real / secs / 1e12, 3),
         "peak_gpu_mem_gb": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None,
-        "bf16": bool(args.bf16), "device": torch.cuda.get_device_name() if cuda else "cpu",
+        "bf16": bool(args.bf16),
+        "device": torch.cuda.get_device_name() if cuda else "cpu",
     }
 
 
@@ -146,18 +163,24 @@ def main() -> None:
     settings = load_settings(ROOT / "params.yaml")
     base, tokenizer, rows = _rows(settings, args.rows)
     peak = _peak_tflops(args.peak_tflops)
-    results = [run(v, settings, base, tokenizer, rows, args.steps, args.batch_size, min(args.warmup, args.steps - 1))
-               for v in ("ours", "defaults")]
+    results = [
+        run(v, settings, base, tokenizer, rows, args.steps, args.batch_size, min(args.warmup, args.steps - 1))
+        for v in ("ours", "defaults")
+    ]
     for r in results:
         r["mfu"] = round(r["model_tflops_per_s"] / peak, 4) if peak else None
-    print(f"\nmodel {base}, {len(rows)} rows, batch {args.batch_size}, {args.steps} steps "
-          f"({args.warmup} warm-up), device {results[0]['device']}, peak {peak or 'n/a'} TFLOP/s\n")
+    print(
+        f"\nmodel {base}, {len(rows)} rows, batch {args.batch_size}, {args.steps} steps "
+        f"({args.warmup} warm-up), device {results[0]['device']}, peak {peak or 'n/a'} TFLOP/s\n"
+    )
     print("| settings | step ms | real tokens/s | padded tokens/s | padding | model TFLOP/s | MFU | peak GPU GB |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
-        print(f"| {r['variant']} | {r['step_ms']} | {r['real_tokens_per_s']} | {r['padded_tokens_per_s']} | "
-              f"{r['padding_share']:.0%} | {r['model_tflops_per_s']} | {r['mfu'] if r['mfu'] is not None else 'n/a'} | "
-              f"{r['peak_gpu_mem_gb'] if r['peak_gpu_mem_gb'] is not None else 'n/a'} |")
+        print(
+            f"| {r['variant']} | {r['step_ms']} | {r['real_tokens_per_s']} | {r['padded_tokens_per_s']} | "
+            f"{r['padding_share']:.0%} | {r['model_tflops_per_s']} | {r['mfu'] if r['mfu'] is not None else 'n/a'} | "
+            f"{r['peak_gpu_mem_gb'] if r['peak_gpu_mem_gb'] is not None else 'n/a'} |"
+        )
     ours, base_r = results
     print(f"\nours / defaults, real tokens/s: {ours['real_tokens_per_s'] / base_r['real_tokens_per_s']:.2f}x")
     if args.json:

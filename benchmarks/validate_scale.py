@@ -28,10 +28,11 @@ def _child(rows: int, workdir: Path, docs: bool) -> dict:
     from reviewops.data.clean import preprocess
     from reviewops.data.generate import write_generated
     from reviewops.data.ingest import ingest
-    from reviewops.validation import get_gx_project, validate_batch
+    from reviewops.data.validation import get_gx_project, validate_batch
 
-    settings = Settings(paths=PathsConfig(gx_dir=workdir / "gx", quarantine_dir=workdir / "q",
-                                          reports_dir=workdir / "reports"))
+    settings = Settings(
+        paths=PathsConfig(gx_dir=workdir / "gx", quarantine_dir=workdir / "q", reports_dir=workdir / "reports")
+    )
     ts = time.perf_counter()
     get_gx_project(settings)  # GX import + file context, suite, checkpoint: a fixed start-up cost
     t0 = time.perf_counter()
@@ -84,21 +85,28 @@ def main() -> None:
                 sys.exit(f"size {rows} failed:\n{proc.stderr[-3000:]}")
             results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
             r = results[-1]
-            print(f"{rows:>9,} rows: gx setup {r['gx_setup_s']:.1f}s  ingest {r['ingest_s']:.1f}s  "
-                  f"validate {r['validate_s']:.1f}s  "
-                  f"preprocess {r['preprocess_s']:.1f}s  peak {r['peak_rss_mb']:.0f} MB", flush=True)
+            print(
+                f"{rows:>9,} rows: gx setup {r['gx_setup_s']:.1f}s  ingest {r['ingest_s']:.1f}s  "
+                f"validate {r['validate_s']:.1f}s  "
+                f"preprocess {r['preprocess_s']:.1f}s  peak {r['peak_rss_mb']:.0f} MB",
+                flush=True,
+            )
 
-    print("\n| rows | ingest s | validate s | preprocess s | validate+preprocess s | µs/row | "
-          "peak RSS MB | time ratio vs previous | rows ratio |")
+    print(
+        "\n| rows | ingest s | validate s | preprocess s | validate+preprocess s | µs/row | "
+        "peak RSS MB | time ratio vs previous | rows ratio |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     prev = None
     for r in results:
         per_row = r["validate_plus_preprocess_s"] / r["rows"] * 1e6
         ratio = f"{r['validate_plus_preprocess_s'] / prev['validate_plus_preprocess_s']:.1f}x" if prev else "-"
         rows_ratio = f"{r['rows'] / prev['rows']:.0f}x" if prev else "-"
-        print(f"| {r['rows']:,} | {r['ingest_s']:.1f} | {r['validate_s']:.1f} | {r['preprocess_s']:.1f} | "
-              f"{r['validate_plus_preprocess_s']:.1f} | {per_row:.0f} | {r['peak_rss_mb']:.0f} | {ratio} | "
-              f"{rows_ratio} |")
+        print(
+            f"| {r['rows']:,} | {r['ingest_s']:.1f} | {r['validate_s']:.1f} | {r['preprocess_s']:.1f} | "
+            f"{r['validate_plus_preprocess_s']:.1f} | {per_row:.0f} | {r['peak_rss_mb']:.0f} | {ratio} | "
+            f"{rows_ratio} |"
+        )
         prev = r
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

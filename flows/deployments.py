@@ -3,7 +3,7 @@
 One command, against the Prefect server named by ``PREFECT_API_URL``::
 
     prefect server start --host 127.0.0.1 --port 4200 &       # or any reachable Prefect server
-    PREFECT_API_URL=http://127.0.0.1:4200/api python flows/deployments.py
+    PREFECT_API_URL=http://127.0.0.1:4200/api python -m flows.deployments
 
 This process registers both deployments and runs their flow runs (Prefect 3 ``serve``: no
 agent or work pool needed), one at a time: both touch DVC's repository lock and the trained
@@ -18,14 +18,9 @@ from datetime import timedelta
 
 from prefect import serve
 
+from flows.monitor import monitor_inbox_flow
+from flows.retrain import retrain_flow
 from reviewops.config import Settings, load_settings
-
-try:  # imported as part of the repository (tests)
-    from flows.monitor import monitor_inbox_flow
-    from flows.retrain import retrain_flow
-except ImportError:  # run as a script: `python flows/deployments.py` puts flows/ first on sys.path
-    from monitor import monitor_inbox_flow
-    from retrain import retrain_flow
 
 RETRAIN_DEPLOYMENT = "reviewops-retrain/nightly"
 INBOX_DEPLOYMENT = "reviewops-monitor-inbox/inbox"
@@ -37,14 +32,18 @@ def build_deployments(settings: Settings | None = None) -> list:
     drift = settings.drift
     return [
         retrain_flow.to_deployment(
-            name=RETRAIN_DEPLOYMENT.split("/")[1], cron=drift.retrain_cron,
+            name=RETRAIN_DEPLOYMENT.split("/")[1],
+            cron=drift.retrain_cron,
             description="Full retraining: data.dvc -> dvc repro -> train -> evaluate -> gate.",
-            tags=["reviewops", "retrain"]),
+            tags=["reviewops", "retrain"],
+        ),
         monitor_inbox_flow.to_deployment(
-            name=INBOX_DEPLOYMENT.split("/")[1], interval=timedelta(minutes=drift.inbox_interval_minutes),
+            name=INBOX_DEPLOYMENT.split("/")[1],
+            interval=timedelta(minutes=drift.inbox_interval_minutes),
             concurrency_limit=1,
             description=f"Drift check of each new file in {drift.inbox_dir}; re-tunes on drift.",
-            tags=["reviewops", "monitor"]),
+            tags=["reviewops", "monitor"],
+        ),
     ]
 
 

@@ -1,8 +1,8 @@
 """Monitoring flow: a new batch -> validate -> drift check -> (drifted, no cooldown) re-tune via retraining.
 
-Run ``python flows/monitor.py --demo`` (what ``make run`` does after retraining): it drops a
-drifted synthetic batch into the inbox and processes it. ``python flows/monitor.py BATCH`` checks
-one file; ``python flows/deployments.py`` serves the inbox poller on a schedule.
+Run ``python -m flows.monitor --demo`` (what ``make run`` does after retraining): it drops a
+drifted synthetic batch into the inbox and processes it. ``python -m flows.monitor BATCH`` checks
+one file; ``python -m flows.deployments`` serves the inbox poller on a schedule.
 """
 
 from __future__ import annotations
@@ -15,14 +15,10 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from reviewops import retune
+from flows import retrain
 from reviewops.config import Settings, load_settings
-from reviewops.gate import GateFailedError
-
-try:  # imported as part of the repository (tests, `python -m flows.monitor`)
-    from flows import retrain
-except ImportError:  # run as a script: `python flows/monitor.py` puts flows/ first on sys.path
-    import retrain
+from reviewops.evaluation.gate import GateFailedError
+from reviewops.monitoring import retune
 
 
 @task(name="validate-preprocess-batch", cache_policy=NO_CACHE)
@@ -112,8 +108,14 @@ def monitor_flow(batch: str, settings: Settings | None = None, reference: str | 
     name = retune.batch_name(batch)
     prepared = prepare_batch(settings, batch, name)
     drift = check_drift(settings, prepared["clean_path"], name, reference)
-    summary = {"name": name, "batch": batch, "validation": prepared, "drift": drift,
-               "report": drift["html"], "retune_profile": settings.drift.retune_profile}
+    summary = {
+        "name": name,
+        "batch": batch,
+        "validation": prepared,
+        "drift": drift,
+        "report": drift["html"],
+        "retune_profile": settings.drift.retune_profile,
+    }
     if not drift["drifted"]:
         return write_summary(settings, {**summary, "action": "none: no drift"})
     summary["cooldown"] = cooldown(settings)
@@ -128,8 +130,10 @@ def monitor_flow(batch: str, settings: Settings | None = None, reference: str | 
     summary["retrain_state"] = _retune(tuned_settings)
     summary["retrain"] = retrain_outcome(tuned_settings)
     summary["old_vs_new"] = old_vs_new(tuned_settings, new_files)
-    record_retrain(settings, {"batch": name, "run_id": summary["retrain"]["run_id"],
-                              "gate_passed": summary["retrain"]["gate"]["passed"]})
+    record_retrain(
+        settings,
+        {"batch": name, "run_id": summary["retrain"]["run_id"], "gate_passed": summary["retrain"]["gate"]["passed"]},
+    )
     return write_summary(settings, {**summary, "action": "retrained"})
 
 
@@ -159,47 +163,64 @@ def monitor_inbox_flow(inbox_dir: str | None = None, settings: Settings | None =
         state = monitor_flow(path, settings, return_state=True)
         result = state.result(raise_on_failure=False)
         ok = state.is_completed()
-        detail = {"action": result.get("action"), "summary": result.get("summary_path")} if ok else \
-            {"error": str(result)}
+        detail = (
+            {"action": result.get("action"), "summary": result.get("summary_path")} if ok else {"error": str(result)}
+        )
         record_file(settings, path, "completed" if ok else "failed", detail)
         results[Path(path).name] = result if ok else {"failed": str(result)}
     return {"inbox": str(inbox_dir or settings.drift.inbox_dir), "processed": results}
 
 
 def _print_summary(summary: dict) -> None:
-    from reviewops.cli_common import emit, out_console
+    from reviewops.cli.common import emit, out_console
 
     drift = summary["drift"]
-    emit({s["name"]: f"{'FIRED' if s['fired'] else 'ok'} "
-                     f"({'n/a' if s['score'] is None else round(s['score'], 3)} vs {round(s['threshold'], 3)})"
-          for s in drift["signals"]}, as_json=False,
-         title=f"drift check: {'DRIFTED' if drift['drifted'] else 'no drift'}")
-    rows = {"batch": summary["batch"], "valid rows": summary["validation"]["validation"]["valid"],
-            "quarantined": summary["validation"]["validation"]["quarantined"],
-            "repeated by the exporter": summary["validation"]["validation"].get("repeated", 0),
-            "report": summary["report"], "drift MLflow run": drift.get("mlflow_run_id"),
-            "action": summary["action"]}
+    emit(
+        {
+            s["name"]: f"{'FIRED' if s['fired'] else 'ok'} "
+            f"({'n/a' if s['score'] is None else round(s['score'], 3)} vs {round(s['threshold'], 3)})"
+            for s in drift["signals"]
+        },
+        as_json=False,
+        title=f"drift check: {'DRIFTED' if drift['drifted'] else 'no drift'}",
+    )
+    rows = {
+        "batch": summary["batch"],
+        "valid rows": summary["validation"]["validation"]["valid"],
+        "quarantined": summary["validation"]["validation"]["quarantined"],
+        "repeated by the exporter": summary["validation"]["validation"].get("repeated", 0),
+        "report": summary["report"],
+        "drift MLflow run": drift.get("mlflow_run_id"),
+        "action": summary["action"],
+    }
     if "retrain" in summary:
         outcome, split = summary["retrain"], summary["retune_split"]
-        rows.update({
-            "data version (data.dvc md5)": f"{summary['data']['old_version']} -> {summary['data']['new_version']}",
-            "re-tune rows (train)": f"{split['train']['new']} new + {split['train']['replay']} replayed "
-                                    f"(drift.replay_fraction={split['replay_fraction']})",
-            "starting point": ", ".join(f"{k}: {v['start']}" for k, v in summary["starting_point"].items()
-                                        if isinstance(v, dict)),
-            "re-tune profile": f"{summary['retune_profile']} (drift.retune_profile; quick = a few steps, "
-                               "set cpu or gpu for a real re-tune)",
-            "retrain MLflow run": outcome["run_id"],
-            "gate": "passed" if outcome["gate"]["passed"] else "FAILED (champion kept)",
-            "gate decision": outcome["gate"]["path"],
-        })
+        rows.update(
+            {
+                "data version (data.dvc md5)": f"{summary['data']['old_version']} -> {summary['data']['new_version']}",
+                "re-tune rows (train)": f"{split['train']['new']} new + {split['train']['replay']} replayed "
+                f"(drift.replay_fraction={split['replay_fraction']})",
+                "starting point": ", ".join(
+                    f"{k}: {v['start']}" for k, v in summary["starting_point"].items() if isinstance(v, dict)
+                ),
+                "re-tune profile": f"{summary['retune_profile']} (drift.retune_profile; quick = a few steps, "
+                "set cpu or gpu for a real re-tune)",
+                "retrain MLflow run": outcome["run_id"],
+                "gate": "passed" if outcome["gate"]["passed"] else "FAILED (champion kept)",
+                "gate decision": outcome["gate"]["path"],
+            }
+        )
         old = summary["old_vs_new"]
         for key in ("rougeL", "sentiment_macro_f1"):
-            rows[f"{key}: all / old test rows"] = (f"{old.get(f'eval_all/{key}', float('nan')):.3f} / "
-                                                   f"{old.get(f'eval_old/{key}', float('nan')):.3f}")
+            rows[f"{key}: all / old test rows"] = (
+                f"{old.get(f'eval_all/{key}', float('nan')):.3f} / {old.get(f'eval_old/{key}', float('nan')):.3f}"
+            )
     emit(rows, as_json=False, title="ReviewOps monitor")
-    out_console.print(f"report: file://{Path(summary['report']).resolve()}\n"
-                      "history: evidently ui --workspace reports/evidently_workspace", highlight=False)
+    out_console.print(
+        f"report: file://{Path(summary['report']).resolve()}\n"
+        "history: evidently ui --workspace reports/evidently_workspace",
+        highlight=False,
+    )
 
 
 def _demo(settings: Settings) -> dict:

@@ -1,7 +1,7 @@
 """Retraining flow: raw data -> DVC-tracked validate/preprocess/split -> (models stages).
 
-Run it with ``python flows/retrain.py`` (what ``make run`` does) or deploy it with
-``python flows/deployments.py``.
+Run it with ``python -m flows.retrain`` (what ``make run`` does) or deploy it with
+``python -m flows.deployments``.
 """
 
 from __future__ import annotations
@@ -13,10 +13,13 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from reviewops import evaluate, gate, packaging, train, versioning
 from reviewops.config import Settings, load_settings
+from reviewops.data import versioning
 from reviewops.data.generate import write_generated
+from reviewops.evaluation import evaluate, gate
 from reviewops.models import pretrained
+from reviewops.serving import packaging
+from reviewops.training import train
 
 
 @task(name="ensure-raw-data", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
@@ -148,32 +151,54 @@ def retrain_flow(settings: Settings | None = None, refresh_data: bool = True) ->
 
 
 def _print_summary(result: dict) -> None:
-    from reviewops.cli_common import emit, out_console
+    from reviewops.cli.common import emit, out_console
 
     data = result["data"]
-    emit({
-        "ingested": data["ingested"], "valid": data["valid"], "quarantined": data["quarantined"],
-        "deduplicated": data["deduplicated"], "empty_after_cleaning": data["empty_after_cleaning"],
-        "clean": data["clean"], **{f"split.{k}": v for k, v in data["splits"].items()},
-        "quarantine": data["quarantine_path"], "data_version (data.dvc md5)": data["data_version"],
-        "data_docs": f"file://{Path(data['data_docs']).resolve()}" if data["data_docs"] else None,
-    }, as_json=False, title="ReviewOps retraining: data")
+    emit(
+        {
+            "ingested": data["ingested"],
+            "valid": data["valid"],
+            "quarantined": data["quarantined"],
+            "deduplicated": data["deduplicated"],
+            "empty_after_cleaning": data["empty_after_cleaning"],
+            "clean": data["clean"],
+            **{f"split.{k}": v for k, v in data["splits"].items()},
+            "quarantine": data["quarantine_path"],
+            "data_version (data.dvc md5)": data["data_version"],
+            "data_docs": f"file://{Path(data['data_docs']).resolve()}" if data["data_docs"] else None,
+        },
+        as_json=False,
+        title="ReviewOps retraining: data",
+    )
     if "eval" in result:
         keys = [k for k in result["eval"] if k.startswith(("eval/", "baseline/"))]
-        emit({k: round(result["eval"][k], 4) for k in sorted(keys)}, as_json=False,
-             title="ReviewOps retraining: test-split metrics (fine-tuned vs baselines)")
+        emit(
+            {k: round(result["eval"][k], 4) for k in sorted(keys)},
+            as_json=False,
+            title="ReviewOps retraining: test-split metrics (fine-tuned vs baselines)",
+        )
     if "gate" in result:
         gate_result = result["gate"]
-        rows = {f"{c['name']} ({c.get('value')} vs {c.get('threshold')})": "pass" if c["passed"] else "FAIL"
-                for c in gate_result.get("checks", [])}
-        emit({"passed": gate_result.get("passed"), **rows, "registered": gate_result.get("registered")},
-             as_json=False, title="quality gate")
+        rows = {
+            f"{c['name']} ({c.get('value')} vs {c.get('threshold')})": "pass" if c["passed"] else "FAIL"
+            for c in gate_result.get("checks", [])
+        }
+        emit(
+            {"passed": gate_result.get("passed"), **rows, "registered": gate_result.get("registered")},
+            as_json=False,
+            title="quality gate",
+        )
         if "package" in result:
-            out_console.print(f"Bento: {result['package']['bento']}   serve it: "
-                              f"BENTOML_HOME=bentoml_home .venv/bin/bentoml serve {result['package']['bento']} "
-                              "--host 127.0.0.1 --port 3000", highlight=False)
-        out_console.print("MLflow UI:  .venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db "
-                          "--host 127.0.0.1 --port 5000", highlight=False)
+            out_console.print(
+                f"Bento: {result['package']['bento']}   serve it: "
+                f"BENTOML_HOME=bentoml_home .venv/bin/bentoml serve {result['package']['bento']} "
+                "--host 127.0.0.1 --port 3000",
+                highlight=False,
+            )
+        out_console.print(
+            "MLflow UI:  .venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000",
+            highlight=False,
+        )
 
 
 if __name__ == "__main__":

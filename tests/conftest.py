@@ -39,6 +39,7 @@ def make_project(dest: Path, params_overrides: dict | None = None) -> Path:
     shutil.copy(ROOT / "dvc.yaml", dest / "dvc.yaml")
     shutil.copy(ROOT / "bentofile.yaml", dest / "bentofile.yaml")
     shutil.copytree(ROOT / "src", dest / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    shutil.copytree(ROOT / "flows", dest / "flows", ignore=shutil.ignore_patterns("__pycache__"))
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     for dotted, value in (params_overrides or {}).items():
         node = params

@@ -14,10 +14,20 @@ import csv
 import sys
 from pathlib import Path
 
-EN = ["Soft fabric and true to size.", "Runs small, order one size up.", "Lovely colour, washes well.",
-      "The zipper broke after two wears.", "Comfortable for long days at work."]
-ZH = ["快递太慢了，等了一个星期，包装也破了。", "味道很好，价格实惠，会回购。", "质量一般，和描述不太一样。",
-      "客服态度很好，问题很快解决了。", "非常满意，强烈推荐给大家！"]
+EN = [
+    "Soft fabric and true to size.",
+    "Runs small, order one size up.",
+    "Lovely colour, washes well.",
+    "The zipper broke after two wears.",
+    "Comfortable for long days at work.",
+]
+ZH = [
+    "快递太慢了，等了一个星期，包装也破了。",
+    "味道很好，价格实惠，会回购。",
+    "质量一般，和描述不太一样。",
+    "客服态度很好，问题很快解决了。",
+    "非常满意，强烈推荐给大家！",
+]
 
 
 def main(out: Path) -> None:
@@ -38,8 +48,15 @@ def main(out: Path) -> None:
         w = csv.writer(f)
         w.writerow(["评论编号", "商品编号", "评论内容", "评分", "评论时间"])
         for i in range(100):
-            w.writerow([f"T{i}", f"SKU{i % 6}", f"{ZH[i % 5]}（{i}）", [1, 5, 3, 4, 5][i % 5],
-                        f"2024-03-{1 + i % 28:02d} 12:00"])
+            w.writerow(
+                [
+                    f"T{i}",
+                    f"SKU{i % 6}",
+                    f"{ZH[i % 5]}（{i}）",
+                    [1, 5, 3, 4, 5][i % 5],
+                    f"2024-03-{1 + i % 28:02d} 12:00",
+                ]
+            )
     with (out / "unquoted_commas.csv").open("w", encoding="utf-8") as f:
         f.write("review_id,product_id,text,rating\n")
         f.writelines(f"U{i},P{i % 4},{EN[i % 5].replace('.', ', really.')},{1 + i % 5}\n" for i in range(40))

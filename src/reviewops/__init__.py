@@ -1,7 +1,6 @@
 """ReviewOps: review summarization and sentiment, with the whole MLOps lifecycle around them."""
 
+from reviewops.errors import ReviewOpsError
+
 __version__ = "0.1.0"
-
-
-class ReviewOpsError(Exception):
-    """An expected failure with a one-line message for the user (no traceback is shown)."""
+__all__ = ["ReviewOpsError", "__version__"]

@@ -1,5 +1,5 @@
 """``python -m reviewops``: the same command line as the ``reviewops`` script."""
 
-from reviewops.cli import main
+from reviewops.cli.app import main
 
 main()

@@ -145,17 +145,38 @@ class TrainConfig(_Strict):
     profiles: dict[str, ProfileConfig] = {
         # Tests: seconds on tiny models.
         "quick": ProfileConfig(
-            max_train_samples=64, max_eval_samples=32, summarizer_max_steps=4,
-            sentiment_max_steps=6, batch_size=8, eval_steps=2),
+            max_train_samples=64,
+            max_eval_samples=32,
+            summarizer_max_steps=4,
+            sentiment_max_steps=6,
+            batch_size=8,
+            eval_steps=2,
+        ),
         # Default `make run` on 2 CPU cores: both models plus evaluation in about 12 minutes.
         "cpu": ProfileConfig(
-            max_eval_samples=24, summarizer_max_steps=60, sentiment_max_steps=300, sentiment_patience=10,
-            batch_size=8, sentiment_batch_size=16, eval_steps=10, max_source_tokens=96, max_target_tokens=16,
-            learning_rate_summarizer=1e-4, learning_rate_sentiment=1e-4),
+            max_eval_samples=24,
+            summarizer_max_steps=60,
+            sentiment_max_steps=300,
+            sentiment_patience=10,
+            batch_size=8,
+            sentiment_batch_size=16,
+            eval_steps=10,
+            max_source_tokens=96,
+            max_target_tokens=16,
+            learning_rate_summarizer=1e-4,
+            learning_rate_sentiment=1e-4,
+        ),
         "gpu": ProfileConfig(
-            max_eval_samples=512, summarizer_max_steps=2000, sentiment_max_steps=2000, batch_size=32,
-            eval_steps=200, max_source_tokens=256, max_target_tokens=32,
-            learning_rate_summarizer=5e-5, learning_rate_sentiment=5e-5),
+            max_eval_samples=512,
+            summarizer_max_steps=2000,
+            sentiment_max_steps=2000,
+            batch_size=32,
+            eval_steps=200,
+            max_source_tokens=256,
+            max_target_tokens=32,
+            learning_rate_summarizer=5e-5,
+            learning_rate_sentiment=5e-5,
+        ),
     }
     seed: int = 42
     early_stopping_patience: int = 3
@@ -260,8 +281,9 @@ class ServeConfig(_Strict):
         # The service must give up (and stop generating) before BentoML answers 504 and cancels
         # the request behind its back.
         if self.request_deadline_s >= self.timeout_s:
-            raise ValueError(f"serve.request_deadline_s={self.request_deadline_s} must be below "
-                             f"serve.timeout_s={self.timeout_s}")
+            raise ValueError(
+                f"serve.request_deadline_s={self.request_deadline_s} must be below serve.timeout_s={self.timeout_s}"
+            )
         return self
 
 
@@ -371,7 +393,5 @@ def load_settings(path: Path | str | None = None, overrides: list[str] | None = 
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
         raise ConfigError(f"{path}: {problems}") from None

@@ -20,8 +20,10 @@ _TOKEN = re.compile(f"[{_CJK}]|[^\\W_{_CJK}]+(?:['’][^\\W_{_CJK}]+)*", re.UNIC
 # Characters that show nothing: C0/C1 controls (NUL...) and Unicode format characters (soft hyphen,
 # zero-width space/joiners, bidi marks, word joiner, BOM). A text made of these and whitespace
 # is empty. Kept as escapes so the pattern reads the same in the committed GX suite JSON.
-INVISIBLE_CHARS = (r"\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e"
-                   r"\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb")
+INVISIBLE_CHARS = (
+    r"\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e"
+    r"\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"
+)
 VISIBLE_CHAR_PATTERN = rf"[^\s{INVISIBLE_CHARS}]"
 _VISIBLE = re.compile(VISIBLE_CHAR_PATTERN)
 

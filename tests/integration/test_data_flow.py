@@ -26,8 +26,8 @@ def prefect_server():
 def test_data_flow_counts_and_dvc_lineage(tmp_path, monkeypatch, prefect_server):
     from flows.retrain import data_flow
 
-    from reviewops import versioning
     from reviewops.config import load_settings
+    from reviewops.data import versioning
 
     project = make_project(tmp_path / "proj", {"generate.rows": 600})
     monkeypatch.chdir(project)
@@ -51,8 +51,12 @@ def test_data_flow_counts_and_dvc_lineage(tmp_path, monkeypatch, prefect_server)
     valid_before = Path("data/interim/valid.parquet").read_bytes()
     bad = Path("tryout.csv")
     bad.write_text("review_id,text,rating\n" + "".join(f"{i},only two fields {i}\n" for i in range(5)))
-    proc = subprocess.run([sys.executable, "-m", "reviewops", "validate", str(bad), "--json", "--no-docs"],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "reviewops", "validate", str(bad), "--json", "--no-docs"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 2, proc.stderr
     assert json.loads(proc.stdout)["failures"] == {"field_count_mismatch": 5}
     assert Path("data/interim/valid.parquet").read_bytes() == valid_before

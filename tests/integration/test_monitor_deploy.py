@@ -1,4 +1,4 @@
-"""Deployments end to end: a real Prefect server, `python flows/deployments.py` serving both flows.
+"""Deployments end to end: a real Prefect server, `python -m flows.deployments` serving both flows.
 
 Retraining runs first through its deployment (so a champion exists), then a drifted batch is
 dropped into the inbox and the monitor deployment is triggered; the drift decision, the re-tune
@@ -36,30 +36,33 @@ def _free_port() -> int:
 def _tiny_project(tmp_path: Path) -> Path:
     """A git + DVC project whose default model names are tiny models (so `models pull` is a no-op)."""
     from reviewops.models.pretrained import MARKER, MINILM, SMOLLM2
-    from reviewops.models.tiny import build_tiny_causal_lm, build_tiny_encoder
+    from reviewops.testing.tiny import build_tiny_causal_lm, build_tiny_encoder
 
     models = tmp_path / "proj" / "models"
     for name, build in ((SMOLLM2, build_tiny_causal_lm), (MINILM, build_tiny_encoder)):
         build(models / name)
         (models / name / MARKER).write_text(json.dumps({"name": name, "source": "tiny test model"}))
-    project = make_project(tmp_path / "proj", {
-        "generate.rows": 600,
-        "summarizer.max_new_tokens": 4,
-        "sentiment.max_length": 32,
-        "train.profile": "quick",
-        "evaluate.untuned_baseline": False,
-        "evaluate.behaviour_checks": False,
-        # random-weight models: floors at 0 and any regression allowed, so both gates pass
-        "gate.min_rougeL": 0.0,
-        "gate.min_macro_f1": 0.0,
-        "gate.max_regression": 1.0,
-        "drift.sample_size": 100,
-        "drift.embedding_model": str(models / MINILM),
-        "drift.embedding_plot_rows": 50,
-        "drift.retune_profile": "quick",
-        "drift.inbox_interval_minutes": 600,
-    })
-    from reviewops import versioning
+    project = make_project(
+        tmp_path / "proj",
+        {
+            "generate.rows": 600,
+            "summarizer.max_new_tokens": 4,
+            "sentiment.max_length": 32,
+            "train.profile": "quick",
+            "evaluate.untuned_baseline": False,
+            "evaluate.behaviour_checks": False,
+            # random-weight models: floors at 0 and any regression allowed, so both gates pass
+            "gate.min_rougeL": 0.0,
+            "gate.min_macro_f1": 0.0,
+            "gate.max_regression": 1.0,
+            "drift.sample_size": 100,
+            "drift.embedding_model": str(models / MINILM),
+            "drift.embedding_plot_rows": 50,
+            "drift.retune_profile": "quick",
+            "drift.inbox_interval_minutes": 600,
+        },
+    )
+    from reviewops.data import versioning
 
     versioning.ensure_repo(project)
     return project
@@ -97,22 +100,35 @@ def _stop(proc: subprocess.Popen) -> None:
 
 @pytest.fixture
 def served(tmp_path: Path):
-    """(project, api_url, serve log): Prefect server + `python flows/deployments.py` in a tiny project."""
+    """(project, api_url, serve log): Prefect server + `python -m flows.deployments` in a tiny project."""
     project = _tiny_project(tmp_path)
     port = _free_port()
     api = f"http://127.0.0.1:{port}/api"
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect_home"), "PREFECT_API_URL": api,
-           "BENTOML_HOME": str(tmp_path / "bentoml_home"),
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_ENABLED": "false", "DO_NOT_TRACK": "1",
-           "MLFLOW_TRACKING_URI": f"sqlite:///{project}/mlflow.db", "PREFECT_LOGGING_LEVEL": "INFO"}
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(tmp_path / "prefect_home"),
+        "PREFECT_API_URL": api,
+        "BENTOML_HOME": str(tmp_path / "bentoml_home"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_UI_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{project}/mlflow.db",
+        "PREFECT_LOGGING_LEVEL": "INFO",
+    }
     procs: list[subprocess.Popen] = []
     try:
         server_log = tmp_path / "server.log"
-        procs.append(_start([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                             "--port", str(port)], tmp_path, env, server_log))
+        procs.append(
+            _start(
+                [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                tmp_path,
+                env,
+                server_log,
+            )
+        )
         _wait_http(f"{api}/health", 120, procs[0], server_log)
         serve_log = tmp_path / "serve.log"
-        procs.append(_start([sys.executable, str(ROOT / "flows" / "deployments.py")], project, env, serve_log))
+        procs.append(_start([sys.executable, "-m", "flows.deployments"], project, env, serve_log))
         yield project, api, serve_log
     finally:
         for proc in reversed(procs):
@@ -140,7 +156,7 @@ def test_deployments_retrain_then_drifted_inbox_batch_retunes(served, monkeypatc
     from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from reviewops import retune
+    from reviewops.monitoring import retune
 
     project, api, serve_log = served
     monkeypatch.chdir(project)
@@ -176,8 +192,9 @@ def test_deployments_retrain_then_drifted_inbox_batch_retunes(served, monkeypatc
     assert summary["data"]["new_version"] != summary["data"]["old_version"]
     assert (project / "data" / "raw" / summary["data"]["raw_file"]).is_file()
     split = summary["retune_split"]
-    assert split["train"]["new"] > 0 and split["train"]["replay"] == min(split["train"]["new"],
-                                                                        split["train"]["old_available"])
+    assert split["train"]["new"] > 0 and split["train"]["replay"] == min(
+        split["train"]["new"], split["train"]["old_available"]
+    )
     assert {v["start"] for k, v in summary["starting_point"].items() if isinstance(v, dict)} == {"champion"}
     assert summary["retrain"]["profile"] == "quick"
 
@@ -205,17 +222,24 @@ def test_deployments_retrain_then_drifted_inbox_batch_retunes(served, monkeypatc
     # a batch that fails validation: the monitor run fails with the message, nothing is appended
     raw_before = sorted(p.name for p in (project / "data" / "raw").iterdir())
     bad = project / "data" / "inbox" / "bad.csv"
-    bad.write_text("review_id,product_id,text,summary,rating,timestamp,language\n" + "".join(
-        f"X-{i},P-1,{'fine product' if i % 2 else ''},ok,{9 if i % 3 else 5},2024-01-01T00:00:00Z,en\n"
-        for i in range(30)))
+    bad.write_text(
+        "review_id,product_id,text,summary,rating,timestamp,language\n"
+        + "".join(
+            f"X-{i},P-1,{'fine product' if i % 2 else ''},ok,{9 if i % 3 else 5},2024-01-01T00:00:00Z,en\n"
+            for i in range(30)
+        )
+    )
     with temporary_settings({PREFECT_API_URL: api}):
         run = run_deployment(INBOX_DEPLOYMENT, timeout=120, poll_interval=2)
     assert run.state.is_completed()  # the poller itself goes on
     entry = json.loads(retune.ledger_path(_settings()).read_text())["bad.csv"]
     assert entry["status"] == "failed" and "failed validation" in entry["error"]
     assert sorted(p.name for p in (project / "data" / "raw").iterdir()) == raw_before
-    monitor_runs = [r["state_type"] for r in _post(f"{api}/flow_runs/filter", {"limit": 200})
-                    if flows.get(r["flow_id"]) == "reviewops-monitor"]
+    monitor_runs = [
+        r["state_type"]
+        for r in _post(f"{api}/flow_runs/filter", {"limit": 200})
+        if flows.get(r["flow_id"]) == "reviewops-monitor"
+    ]
     assert sorted(monitor_runs) == ["COMPLETED", "FAILED"]
 
 

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from reviewops.models.tiny import build_tiny_causal_lm, build_tiny_encoder
 from reviewops.schema import LABELS
+from reviewops.testing.tiny import build_tiny_causal_lm, build_tiny_encoder
 
 pytestmark = pytest.mark.integration
 
@@ -18,7 +18,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    from reviewops.serve_process import serving
+    from reviewops.testing.server import serving
 
     root = tmp_path_factory.mktemp("serve-http")
     env = {
@@ -50,15 +50,22 @@ def test_endpoints(http):
     assert r.status_code == 200
     body = r.json()
     assert len(body["summaries"]) == 2 and body["model"] == {
-        "name": "tiny-sum", "version": "local", "source": "dir", "tag": None, "mlflow_run_id": None}
+        "name": "tiny-sum",
+        "version": "local",
+        "source": "dir",
+        "tag": None,
+        "mlflow_run_id": None,
+    }
 
     r = http.post("/sentiment", json={"text": "Awful."}, headers=AUTH)
     assert r.status_code == 200
     probs = r.json()["results"][0]["probabilities"]
     assert list(probs) == LABELS and sum(probs.values()) == pytest.approx(1.0, abs=1e-4)
 
-    reviews = [{"text": "Rich taste", "product_id": "p1", "rating": 5},
-               {"text": "Stale and bitter", "product_id": "p1", "rating": 1}]
+    reviews = [
+        {"text": "Rich taste", "product_id": "p1", "rating": 5},
+        {"text": "Stale and bitter", "product_id": "p1", "rating": 1},
+    ]
     r = http.post("/analyze", json={"reviews": reviews}, headers=AUTH)
     assert r.status_code == 200
     body = r.json()
@@ -73,8 +80,7 @@ def test_concurrent_requests_are_answered(http, server):
 
     async def burst() -> list[int]:
         async with httpx.AsyncClient(base_url=server.url, timeout=60, headers=AUTH) as client:
-            resps = await asyncio.gather(*(client.post("/sentiment", json={"text": f"review {i}"})
-                                           for i in range(12)))
+            resps = await asyncio.gather(*(client.post("/sentiment", json={"text": f"review {i}"}) for i in range(12)))
             return [r.status_code for r in resps]
 
     assert asyncio.run(burst()) == [200] * 12
@@ -118,7 +124,7 @@ def test_chunked_body_over_the_limit_is_refused(http):
 
     def chunks():
         for i in range(0, len(payload), 1 << 20):
-            yield payload[i:i + (1 << 20)]
+            yield payload[i : i + (1 << 20)]
 
     r = http.post("/sentiment", content=chunks(), headers={**AUTH, "content-type": "application/json"})
     assert r.status_code == 413 and r.json()["status"] == 413 and "max_body_bytes" in r.json()["error"]
@@ -166,8 +172,14 @@ def test_openapi_schema_holds_for_generated_requests(server):
     seen: dict[str, int] = {}
 
     @given(case=strategy)
-    @settings(max_examples=300, deadline=None, database=None, derandomize=True, phases=[Phase.explicit, Phase.generate],
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=300,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     def run(case):
         assume(time.monotonic() < budget_end)
         response = case.call_and_validate(base_url=server.url, headers=AUTH, checks=checks, timeout=60)

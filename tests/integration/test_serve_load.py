@@ -11,7 +11,7 @@ import time
 import pytest
 import yaml
 
-from reviewops.models.tiny import build_tiny_causal_lm, build_tiny_encoder
+from reviewops.testing.tiny import build_tiny_causal_lm, build_tiny_encoder
 
 pytestmark = pytest.mark.integration
 
@@ -35,13 +35,18 @@ OVERRIDES = {"summarizer": {"max_new_tokens": 200}, "serve": {"max_summarize_tok
 @pytest.fixture(scope="module")
 def server(tiny_models, tmp_path_factory):
     """The served app: params.yaml's defaults but for OVERRIDES."""
-    from reviewops.serve_process import serving
+    from reviewops.testing.server import serving
 
     root = tmp_path_factory.mktemp("serve-load")
     params = root / "params.yaml"
     params.write_text(yaml.safe_dump(OVERRIDES))
-    env = {"REVIEWOPS_SUMMARIZER_DIR": str(tiny_models[0]), "REVIEWOPS_SENTIMENT_DIR": str(tiny_models[1]),
-           "REVIEWOPS_API_TOKEN": TOKEN, "REVIEWOPS_PARAMS": str(params), "BENTOML_HOME": str(root / "bentoml_home")}
+    env = {
+        "REVIEWOPS_SUMMARIZER_DIR": str(tiny_models[0]),
+        "REVIEWOPS_SENTIMENT_DIR": str(tiny_models[1]),
+        "REVIEWOPS_API_TOKEN": TOKEN,
+        "REVIEWOPS_PARAMS": str(params),
+        "BENTOML_HOME": str(root / "bentoml_home"),
+    }
     with serving(env=env, log_path=root / "serve.log", ready_timeout=120) as srv:
         yield srv
 
@@ -161,8 +166,10 @@ def test_generation_stops_when_the_client_goes_away(server):
     # How long a small request takes on this machine right now: the yardstick for "free again soon"
     # (an absolute bound would fail on a busy machine).
     start = time.monotonic()
-    assert httpx.post(f"{server.url}/summarize", json={"text": "Good value."}, headers=AUTH,
-                      timeout=300).status_code == 200
+    assert (
+        httpx.post(f"{server.url}/summarize", json={"text": "Good value."}, headers=AUTH, timeout=300).status_code
+        == 200
+    )
     idle_s = time.monotonic() - start
     before = _metric(server.url, "reviewops_cancelled_generations_total", 'reason="cancelled"')
     with pytest.raises(httpx.ReadTimeout):
@@ -188,8 +195,8 @@ def test_generation_stops_when_the_client_goes_away(server):
 def test_corrupt_model_fails_readiness_with_cause_and_stops_the_server(tiny_models, tmp_path):
     import httpx
 
-    from reviewops.serve_process import serving
-    from reviewops.service import EXIT_MODELS_FAILED
+    from reviewops.serving.service import EXIT_MODELS_FAILED
+    from reviewops.testing.server import serving
 
     broken = tmp_path / "broken-sum"
     shutil.copytree(tiny_models[0], broken)
@@ -198,8 +205,13 @@ def test_corrupt_model_fails_readiness_with_cause_and_stops_the_server(tiny_mode
         fh.truncate(weights.stat().st_size // 2)
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump({"serve": {"max_model_load_failures": 2, "model_load_failure_exit_s": 10}}))
-    env = {"REVIEWOPS_SUMMARIZER_DIR": str(broken), "REVIEWOPS_SENTIMENT_DIR": str(tiny_models[1]),
-           "REVIEWOPS_API_TOKEN": TOKEN, "REVIEWOPS_PARAMS": str(params), "BENTOML_HOME": str(tmp_path / "home")}
+    env = {
+        "REVIEWOPS_SUMMARIZER_DIR": str(broken),
+        "REVIEWOPS_SENTIMENT_DIR": str(tiny_models[1]),
+        "REVIEWOPS_API_TOKEN": TOKEN,
+        "REVIEWOPS_PARAMS": str(params),
+        "BENTOML_HOME": str(tmp_path / "home"),
+    }
     with serving(env=env, log_path=tmp_path / "serve.log", wait_for_ready=False) as srv:
         # /readyz: 503 with the cause (which model, what is wrong) within a bounded time.
         body, end = "", time.monotonic() + 90

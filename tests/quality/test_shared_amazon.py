@@ -7,7 +7,7 @@ import pytest
 from reviewops.config import PathsConfig, Settings
 from reviewops.data.clean import preprocess
 from reviewops.data.ingest import ingest, parse_column_map
-from reviewops.validation import validate_batch
+from reviewops.data.validation import validate_batch
 from tests.conftest import AMAZON_COLUMNS
 
 pytestmark = pytest.mark.quality

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from reviewops.config import SplitConfig
-from tests.unit.test_split import _clean
+from tests.unit.data.test_split import _clean
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
@@ -54,8 +54,9 @@ def test_recipe_benchmark_overrides_are_valid_settings(tmp_path):
 
 
 def _recipes_json(preds_by_recipe, labels):
-    return {"results": [{"recipe": name, "labels": labels, "predictions": preds}
-                        for name, preds in preds_by_recipe.items()]}
+    return {
+        "results": [{"recipe": name, "labels": labels, "predictions": preds} for name, preds in preds_by_recipe.items()]
+    }
 
 
 def test_bootstrap_recipe_intervals_are_paired():

@@ -57,8 +57,9 @@ def test_this_environment_is_the_locked_one():
             continue
         if installed != pinned:
             mismatched.append(f"{name} {installed} != {pinned}")
-    assert not mismatched, "the environment differs from requirements.lock (run `make install`): " + \
-        "; ".join(mismatched[:10])
+    assert not mismatched, "the environment differs from requirements.lock (run `make install`): " + "; ".join(
+        mismatched[:10]
+    )
 
 
 def test_floors_exclude_versions_with_known_problems():

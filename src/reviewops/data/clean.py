@@ -28,12 +28,54 @@ MASKS = {"url": "[URL]", "email": "[EMAIL]", "phone": "[PHONE]"}
 # Tags that end a line or a block, or hold a separate run of text (script, style, title): replaced
 # by a space so that "Good<br>stuff" does not become "Goodstuff". Inline tags (b, i, a, span...) are
 # removed without a space: "un<b>believ</b>able".
-_BLOCK_TAGS = frozenset({
-    "address", "article", "aside", "blockquote", "body", "br", "caption", "dd", "div", "dl", "dt",
-    "figcaption", "figure", "footer", "h1", "h2", "h3", "h4", "h5", "h6", "head", "header", "hr", "html",
-    "li", "main", "nav", "ol", "option", "p", "pre", "script", "section", "style", "table", "tbody", "td",
-    "textarea", "tfoot", "th", "thead", "title", "tr", "ul",
-})
+_BLOCK_TAGS = frozenset(
+    {
+        "address",
+        "article",
+        "aside",
+        "blockquote",
+        "body",
+        "br",
+        "caption",
+        "dd",
+        "div",
+        "dl",
+        "dt",
+        "figcaption",
+        "figure",
+        "footer",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "head",
+        "header",
+        "hr",
+        "html",
+        "li",
+        "main",
+        "nav",
+        "ol",
+        "option",
+        "p",
+        "pre",
+        "script",
+        "section",
+        "style",
+        "table",
+        "tbody",
+        "td",
+        "textarea",
+        "tfoot",
+        "th",
+        "thead",
+        "title",
+        "tr",
+        "ul",
+    }
+)
 # Where markup can start: `<` then a letter (tag), `/` (end tag), `!` (comment, doctype) or `?`
 # (processing instruction). Any other `<` ("I <3 it", "<$10", "a < b") is text to HTMLParser too.
 _MARKUP_OPEN = re.compile(r"<[A-Za-z/!?]")
@@ -182,7 +224,7 @@ _DIGITS = re.compile(r"\d{3}")
 def _phone_or_reference(match: re.Match[str]) -> str:
     """``[PHONE]`` for a phone number; a bare digit run labelled as a reference stays."""
     if match.lastgroup == "bare":
-        window = match.string[max(0, match.start() - _CONTEXT_CHARS):match.start()]
+        window = match.string[max(0, match.start() - _CONTEXT_CHARS) : match.start()]
         keywords = list(_NUMBER_CONTEXT.finditer(window))
         last = keywords[-1] if keywords else None
         if last is not None and last.group("ref") and _WITHIN_TWO_WORDS.fullmatch(window, last.end()):
@@ -222,8 +264,12 @@ _NONWORD = re.compile(r"[\W_]+", re.UNICODE)
 
 def _drop_invisible_char(match: re.Match[str]) -> str:
     text, i = match.string, match.start()
-    if (match.group() in _JOINERS and 0 < i < len(text) - 1
-            and _VISIBLE.match(text, i - 1) and _VISIBLE.match(text, i + 1)):
+    if (
+        match.group() in _JOINERS
+        and 0 < i < len(text) - 1
+        and _VISIBLE.match(text, i - 1)
+        and _VISIBLE.match(text, i + 1)
+    ):
         return match.group()
     return ""
 
@@ -283,12 +329,15 @@ def preprocess(df: pd.DataFrame, cfg: PreprocessConfig) -> PreprocessResult:
     raw_text = out["text"].fillna("").astype(str)
     out["text"] = [clean_text(t, cfg.mask_pii) for t in raw_text]
     if "summary" in out:
-        out["summary"] = [None if s is None or (isinstance(s, float) and np.isnan(s))
-                          else clean_text(s, cfg.mask_pii) for s in out["summary"]]
+        out["summary"] = [
+            None if s is None or (isinstance(s, float) and np.isnan(s)) else clean_text(s, cfg.mask_pii)
+            for s in out["summary"]
+        ]
     lengths = out["text"].str.len()
     truncated = int((lengths > cfg.max_text_chars).sum())
-    out.loc[lengths > cfg.max_text_chars, "text"] = out.loc[
-        lengths > cfg.max_text_chars, "text"].str.slice(0, cfg.max_text_chars)
+    out.loc[lengths > cfg.max_text_chars, "text"] = out.loc[lengths > cfg.max_text_chars, "text"].str.slice(
+        0, cfg.max_text_chars
+    )
 
     empty = out["text"].str.len() == 0
     rejected = out[empty].assign(quarantine_reason="text_empty_after_cleaning")
@@ -325,5 +374,6 @@ def preprocess(df: pd.DataFrame, cfg: PreprocessConfig) -> PreprocessResult:
         "labels": {k: int(v) for k, v in clean["label"].value_counts().sort_index().items()},
     }
     assert report["clean_rows"] + report["duplicates"] + report["rejected_empty_after_cleaning"] == len(df)
-    return PreprocessResult(clean.reset_index(drop=True), duplicates.reset_index(drop=True),
-                            rejected.reset_index(drop=True), report)
+    return PreprocessResult(
+        clean.reset_index(drop=True), duplicates.reset_index(drop=True), rejected.reset_index(drop=True), report
+    )

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from reviewops import ReviewOpsError
+from reviewops.errors import ReviewOpsError
 from reviewops.schema import CANONICAL_COLUMNS
 from reviewops.text import detect_language
 
@@ -79,12 +79,13 @@ def parse_column_map(spec: str | None) -> dict[str, str]:
         if not item.strip():
             continue
         if "=" not in item:
-            raise ReviewOpsError(f"column mapping item {item.strip()!r} must look like canonical=SourceColumn "
-                                 f"(e.g. text=Text,rating=Score)")
+            raise ReviewOpsError(
+                f"column mapping item {item.strip()!r} must look like canonical=SourceColumn "
+                f"(e.g. text=Text,rating=Score)"
+            )
         key, source = (part.strip() for part in item.split("=", 1))
         if key not in MAPPABLE_COLUMNS:
-            raise ReviewOpsError(f"column mapping: unknown column {key!r}; valid names: "
-                                 f"{', '.join(MAPPABLE_COLUMNS)}")
+            raise ReviewOpsError(f"column mapping: unknown column {key!r}; valid names: {', '.join(MAPPABLE_COLUMNS)}")
         if not source:
             raise ReviewOpsError(f"column mapping: {key}= names no source column")
         if key in mapping:
@@ -98,8 +99,11 @@ def parse_column_map(spec: str | None) -> dict[str, str]:
 
 
 _BOMS = (  # longest first: the UTF-32 LE BOM starts with the UTF-16 LE one
-    (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
-    (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"),
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
 )
 _CHUNK = 1 << 20
 # GB18030 decodes many byte pairs that are really Latin-1 or cp1252 text ("naïve" -> "na" + a rare
@@ -175,12 +179,13 @@ def detect_encoding(path: Path, forced: str | None = None) -> str:
         try:
             name = codecs.lookup(forced).name
         except LookupError:
-            raise ReviewOpsError(f"unknown encoding {forced!r}; use a Python codec name such as "
-                                 f"utf-8, gb18030, utf-16, latin-1 or cp1252") from None
+            raise ReviewOpsError(
+                f"unknown encoding {forced!r}; use a Python codec name such as "
+                f"utf-8, gb18030, utf-16, latin-1 or cp1252"
+            ) from None
         byte, offset = _first_bad_byte(path, name)
         if offset >= 0:
-            raise _fail(path, f"not valid {forced} text (byte 0x{byte:02x} at offset {offset}); "
-                              f"check --encoding")
+            raise _fail(path, f"not valid {forced} text (byte 0x{byte:02x} at offset {offset}); check --encoding")
         return name
     with path.open("rb") as f:
         head = f.read(4096)
@@ -188,8 +193,11 @@ def detect_encoding(path: Path, forced: str | None = None) -> str:
         if head.startswith(bom):
             byte, offset = _first_bad_byte(path, name)
             if offset >= 0:
-                raise _fail(path, f"starts with a {name.upper()} byte-order mark but byte 0x{byte:02x} "
-                                  f"at offset {offset} is not {name.upper()}")
+                raise _fail(
+                    path,
+                    f"starts with a {name.upper()} byte-order mark but byte 0x{byte:02x} "
+                    f"at offset {offset} is not {name.upper()}",
+                )
             return name
     utf16 = _utf16_without_bom(head)
     if utf16 and _first_bad_byte(path, utf16)[1] < 0:
@@ -199,8 +207,11 @@ def detect_encoding(path: Path, forced: str | None = None) -> str:
         return "utf-8"
     if _first_bad_byte(path, "gb18030")[1] < 0 and _looks_like_gb18030(path):
         return "gb18030"
-    raise _fail(path, f"not UTF-8 text (byte 0x{byte:02x} at offset {offset}), nor UTF-16 or GB18030; "
-                      f"re-encode it as UTF-8 or name its encoding, e.g. --encoding latin-1")
+    raise _fail(
+        path,
+        f"not UTF-8 text (byte 0x{byte:02x} at offset {offset}), nor UTF-16 or GB18030; "
+        f"re-encode it as UTF-8 or name its encoding, e.g. --encoding latin-1",
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -276,11 +287,14 @@ def _read_with_arrow(path: Path, sep: str, encoding: str, header: list[str]) -> 
     try:
         table = pacsv.read_csv(
             path,
-            read_options=pacsv.ReadOptions(encoding=encoding, column_names=names, skip_rows=1,
-                                           block_size=1 << 24),
+            read_options=pacsv.ReadOptions(encoding=encoding, column_names=names, skip_rows=1, block_size=1 << 24),
             parse_options=pacsv.ParseOptions(delimiter=sep, newlines_in_values=True, invalid_row_handler=on_invalid),
-            convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
-                                                 strings_can_be_null=False, quoted_strings_can_be_null=False))
+            convert_options=pacsv.ConvertOptions(
+                column_types={n: pa.string() for n in names},
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
     except (pa.ArrowException, UnicodeDecodeError, ValueError):
         return None
     if ragged:
@@ -313,10 +327,14 @@ def _read_checked(path: Path, sep: str, encoding: str) -> TableRead:
                     rows.append(fields)
                     numbers.append(record)
                 else:
-                    malformed.append({
-                        "source_row": record, "raw_record": sep.join(fields),
-                        "quarantine_detail": f"line {start}: {len(fields)} fields where the header has "
-                                             f"{width} (an unquoted {sep!r} inside a value?)"})
+                    malformed.append(
+                        {
+                            "source_row": record,
+                            "raw_record": sep.join(fields),
+                            "quarantine_detail": f"line {start}: {len(fields)} fields where the header has "
+                            f"{width} (an unquoted {sep!r} inside a value?)",
+                        }
+                    )
         except csv.Error as exc:
             raise _fail(path, f"malformed {path.suffix[1:].upper()} near line {reader.line_num} ({exc})") from None
     df = pd.DataFrame(rows, columns=_unique_header(header), dtype=object)
@@ -356,8 +374,9 @@ def read_records(path: Path, encoding: str | None = None) -> TableRead:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
-        raise _fail(path, f"unsupported file type {suffix or '(no extension)'!r}; "
-                          f"use one of {', '.join(SUPPORTED_SUFFIXES)}")
+        raise _fail(
+            path, f"unsupported file type {suffix or '(no extension)'!r}; use one of {', '.join(SUPPORTED_SUFFIXES)}"
+        )
     if not path.is_file():
         raise _fail(path, "file not found")
     try:
@@ -404,19 +423,28 @@ def _resolve_columns(path: Path, df: pd.DataFrame, user_map: dict[str, str]) -> 
     delim = _guess_delimiter(available)
     missing_mapped = [src for src in user_map.values() if src not in available]
     if missing_mapped:
-        hint = (f"; the delimiter looks like {delim!r}, not ','" if delim else "")
-        raise _fail(path, f"mapped column(s) {', '.join(map(repr, missing_mapped))} not found; "
-                          f"available columns: {', '.join(map(repr, available))}{hint}")
+        hint = f"; the delimiter looks like {delim!r}, not ','" if delim else ""
+        raise _fail(
+            path,
+            f"mapped column(s) {', '.join(map(repr, missing_mapped))} not found; "
+            f"available columns: {', '.join(map(repr, available))}{hint}",
+        )
     mapping.update(user_map)
     unresolved = [name for name in REQUIRED_SOURCE_COLUMNS if name not in mapping]
     if unresolved:
         if delim:
-            raise _fail(path, f"columns {', '.join(unresolved)} not found: only one column was read and "
-                              f"the delimiter looks like {delim!r}; save the file comma-separated "
-                              f"(or tab-separated as .tsv)")
-        raise _fail(path, f"no column for {', '.join(unresolved)}; available columns: "
-                          f"{', '.join(map(repr, available))}; map them with e.g. "
-                          f"--columns text=<column>,rating=<column>")
+            raise _fail(
+                path,
+                f"columns {', '.join(unresolved)} not found: only one column was read and "
+                f"the delimiter looks like {delim!r}; save the file comma-separated "
+                f"(or tab-separated as .tsv)",
+            )
+        raise _fail(
+            path,
+            f"no column for {', '.join(unresolved)}; available columns: "
+            f"{', '.join(map(repr, available))}; map them with e.g. "
+            f"--columns text=<column>,rating=<column>",
+        )
     return mapping
 
 
@@ -432,13 +460,27 @@ def _as_str(series: pd.Series, missing: str | None, blank_is_missing: bool = Fal
     return pd.Series(out, index=series.index, dtype=object)
 
 
-_NUMBER_WORDS = {"zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5,
-                 "零": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5}
+_NUMBER_WORDS = {
+    "zero": 0,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "零": 0,
+    "一": 1,
+    "二": 2,
+    "两": 2,
+    "三": 3,
+    "四": 4,
+    "五": 5,
+}
 # "4", "4.5", "4,5" (decimal comma: one or two digits after it, so "1,000" is not 1.0), "+4",
 # then an optional unit: "stars", "star", "/5", "out of 5", "of 5", "星", "颗星", "分".
 _RATING_FORM = re.compile(
     r"^(?P<num>[+]?\d+(?:[.,]\d{1,2})?|zero|one|two|three|four|five|[零一二两三四五])\s*"
-    r"(?:stars?|/\s*5|out\s+of\s+5|of\s+5|颗星|星|分)?$")
+    r"(?:stars?|/\s*5|out\s+of\s+5|of\s+5|颗星|星|分)?$"
+)
 _STAR_GLYPHS = re.compile(r"^[★☆\s]+$")
 
 
@@ -527,12 +569,14 @@ def _masked(values: pd.Series, mask: bool) -> pd.Series:
         return values
     from reviewops.data.clean import mask_pii
 
-    return pd.Series([v if v is None else mask_pii(v) for v in values.to_numpy(dtype=object)],
-                     index=values.index, dtype=object)
+    return pd.Series(
+        [v if v is None else mask_pii(v) for v in values.to_numpy(dtype=object)], index=values.index, dtype=object
+    )
 
 
-def _canonical(path: Path, df: pd.DataFrame, user_map: dict[str, str], rows: np.ndarray | None = None,
-               mask: bool = True) -> pd.DataFrame:
+def _canonical(
+    path: Path, df: pd.DataFrame, user_map: dict[str, str], rows: np.ndarray | None = None, mask: bool = True
+) -> pd.DataFrame:
     mapping = _resolve_columns(path, df, user_map)
     n = len(df)
     name = path.name
@@ -544,8 +588,7 @@ def _canonical(path: Path, df: pd.DataFrame, user_map: dict[str, str], rows: np.
         out["review_id"] = _as_str(df[mapping["review_id"]], None, blank_is_missing=True)
     else:
         out["review_id"] = [f"r-{hashlib.sha1(f'{name}:{r}'.encode()).hexdigest()[:12]}" for r in rows]
-    out["product_id"] = (_as_str(df[mapping["product_id"]], "unknown") if "product_id" in mapping
-                         else "unknown")
+    out["product_id"] = _as_str(df[mapping["product_id"]], "unknown") if "product_id" in mapping else "unknown"
     out["text"] = _masked(_as_str(df[mapping["text"]], ""), mask)
     if "summary" in mapping:
         # CSV cannot tell "no title" from "", so an empty title is no title.
@@ -583,9 +626,14 @@ def _malformed_frame(path: Path, records: list[dict], mask: bool) -> pd.DataFram
 
 def _list_files(path: Path) -> list[Path]:
     if path.is_dir():
-        files = sorted((p for p in path.iterdir()
-                        if p.is_file() and not p.name.startswith(".")
-                        and p.suffix.lower() in SUPPORTED_SUFFIXES), key=lambda p: p.name)
+        files = sorted(
+            (
+                p
+                for p in path.iterdir()
+                if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in SUPPORTED_SUFFIXES
+            ),
+            key=lambda p: p.name,
+        )
         if not files:
             raise _fail(path, f"directory has no {', '.join(SUPPORTED_SUFFIXES)} files")
         return files
@@ -594,8 +642,9 @@ def _list_files(path: Path) -> list[Path]:
     return [path]
 
 
-def ingest(path: Path, columns: dict[str, str] | None = None, *, encoding: str | None = None,
-           mask_pii: bool = True) -> IngestResult:
+def ingest(
+    path: Path, columns: dict[str, str] | None = None, *, encoding: str | None = None, mask_pii: bool = True
+) -> IngestResult:
     """Read a file, or every supported file in a directory (sorted by name, not recursive).
 
     Defaults for unmapped columns: ``review_id`` -> ``r-<sha1("<file name>:<row>")[:12]>``,
@@ -621,8 +670,10 @@ def ingest(path: Path, columns: dict[str, str] | None = None, *, encoding: str |
     user_map = dict(columns or {})
     unknown = [k for k in user_map if k not in MAPPABLE_COLUMNS]
     if unknown:
-        raise ReviewOpsError(f"column mapping: unknown column(s) {', '.join(map(repr, unknown))}; "
-                             f"valid names: {', '.join(MAPPABLE_COLUMNS)}")
+        raise ReviewOpsError(
+            f"column mapping: unknown column(s) {', '.join(map(repr, unknown))}; "
+            f"valid names: {', '.join(MAPPABLE_COLUMNS)}"
+        )
     frames, bad = [], []
     per_file: dict[str, int] = {}
     encodings: dict[str, str] = {}
@@ -641,7 +692,12 @@ def ingest(path: Path, columns: dict[str, str] | None = None, *, encoding: str |
             encodings[file.name] = table.encoding
     df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     df["source_row"] = df["source_row"].astype("int64")
-    malformed = (pd.concat(bad, ignore_index=True) if bad
-                 else pd.DataFrame(columns=MALFORMED_COLUMNS))
-    return IngestResult(df=df, files=[f.name for f in files], rows=len(df) + len(malformed),
-                        per_file=per_file, encodings=encodings, malformed=malformed)
+    malformed = pd.concat(bad, ignore_index=True) if bad else pd.DataFrame(columns=MALFORMED_COLUMNS)
+    return IngestResult(
+        df=df,
+        files=[f.name for f in files],
+        rows=len(df) + len(malformed),
+        per_file=per_file,
+        encodings=encodings,
+        malformed=malformed,
+    )

@@ -13,14 +13,15 @@ from __future__ import annotations
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
-from reviewops import ReviewOpsError
 from reviewops.config import SplitConfig
+from reviewops.errors import ReviewOpsError
 
 SPLITS = ("train", "val", "test")
 
 
-def _carve(df: pd.DataFrame, share: float, seed: int,
-           max_product_share: float = 1.0) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _carve(
+    df: pd.DataFrame, share: float, seed: int, max_product_share: float = 1.0
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split off about ``share`` of rows as one fold of a StratifiedGroupKFold.
 
     Folds where one product exceeds ``max_product_share`` of the fold's rows are used only when
@@ -32,7 +33,8 @@ def _carve(df: pd.DataFrame, share: float, seed: int,
     if n_splits < 2:
         raise ReviewOpsError(
             f"cannot split {len(df)} rows grouped by product: only {n_groups} product(s); "
-            "need at least 3 distinct product_id values")
+            "need at least 3 distinct product_id values"
+        )
     folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     target = share * len(df)
     best, best_key = None, None
@@ -60,8 +62,9 @@ def split(df: pd.DataFrame, cfg: SplitConfig) -> dict[str, pd.DataFrame]:
     # Sort first so the same rows give the same split whatever order they arrive in.
     df = df.sort_values("review_id", kind="stable").reset_index(drop=True)
     rest, test = _carve(df, cfg.test_size, cfg.seed, cfg.max_product_share)
-    train, val = _carve(rest.reset_index(drop=True), cfg.val_size / (1 - cfg.test_size), cfg.seed + 1,
-                        cfg.max_product_share)
+    train, val = _carve(
+        rest.reset_index(drop=True), cfg.val_size / (1 - cfg.test_size), cfg.seed + 1, cfg.max_product_share
+    )
     parts = {"train": train, "val": val, "test": test}
     return {name: part.sort_values("review_id").reset_index(drop=True) for name, part in parts.items()}
 
@@ -69,10 +72,13 @@ def split(df: pd.DataFrame, cfg: SplitConfig) -> dict[str, pd.DataFrame]:
 def split_report(parts: dict[str, pd.DataFrame]) -> dict:
     """Rows and label counts per split."""
     return {
-        name: {"rows": len(part),
-               "products": int(part["product_id"].nunique()),
-               "top_product_share": round(float(part["product_id"].value_counts(normalize=True).iloc[0]), 3)
-               if len(part) else 0.0,
-               "labels": {k: int(v) for k, v in part["label"].value_counts().sort_index().items()}}
+        name: {
+            "rows": len(part),
+            "products": int(part["product_id"].nunique()),
+            "top_product_share": round(float(part["product_id"].value_counts(normalize=True).iloc[0]), 3)
+            if len(part)
+            else 0.0,
+            "labels": {k: int(v) for k, v in part["label"].value_counts().sort_index().items()},
+        }
         for name, part in parts.items()
     }

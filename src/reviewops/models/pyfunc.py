@@ -45,8 +45,9 @@ def _read_config(context: Any) -> dict[str, Any]:
     return json.loads(Path(path).read_text(encoding="utf-8")) if path else {}
 
 
-def _log(name: str, python_model: Any, model_dir: str, cfg: BaseModel, example_in: pd.DataFrame,
-         example_out: pd.DataFrame) -> Any:
+def _log(
+    name: str, python_model: Any, model_dir: str, cfg: BaseModel, example_in: pd.DataFrame, example_out: pd.DataFrame
+) -> Any:
     from mlflow.models import infer_signature
 
     # The settings section travels as a JSON artifact, not ``model_config=``: MLflow would also
@@ -57,10 +58,14 @@ def _log(name: str, python_model: Any, model_dir: str, cfg: BaseModel, example_i
         config_path = Path(tmp) / "reviewops_config.json"
         config_path.write_text(cfg.model_dump_json(indent=2), encoding="utf-8")
         return mlflow.pyfunc.log_model(
-            name=name, python_model=python_model,
+            name=name,
+            python_model=python_model,
             artifacts={"model_dir": str(model_dir), "config": str(config_path)},
-            signature=infer_signature(example_in, example_out), input_example=example_in,
-            pip_requirements=requirements(), code_paths=[str(package_dir())])
+            signature=infer_signature(example_in, example_out),
+            input_example=example_in,
+            pip_requirements=requirements(),
+            code_paths=[str(package_dir())],
+        )
 
 
 class SummarizerPyfunc(mlflow.pyfunc.PythonModel):
@@ -93,8 +98,17 @@ class SentimentPyfunc(mlflow.pyfunc.PythonModel):
 
 
 # What loading a logged model imports: the models' own stack plus what ``reviewops.config`` needs.
-MODEL_REQUIREMENTS = ("torch", "transformers", "tokenizers", "safetensors", "pandas", "numpy", "pydantic",
-                      "pyyaml", "mlflow")
+MODEL_REQUIREMENTS = (
+    "torch",
+    "transformers",
+    "tokenizers",
+    "safetensors",
+    "pandas",
+    "numpy",
+    "pydantic",
+    "pyyaml",
+    "mlflow",
+)
 
 
 def package_dir() -> Path:
@@ -119,18 +133,21 @@ def requirements() -> list[str]:
     return reqs
 
 
-def log_summarizer(model_dir: str, cfg: SummarizerConfig, name: str = "summarizer",
-                   example: list[str] | None = None) -> Any:
+def log_summarizer(
+    model_dir: str, cfg: SummarizerConfig, name: str = "summarizer", example: list[str] | None = None
+) -> Any:
     """Log a summarizer directory as a pyfunc model in the active run; returns ``ModelInfo``."""
     example_in = pd.DataFrame({"text": example or ["Great coffee, smooth and rich. Will buy again."]})
     example_out = pd.DataFrame({"summary": ["great coffee"] * len(example_in)})
     return _log(name, SummarizerPyfunc(), model_dir, cfg, example_in, example_out)
 
 
-def log_sentiment(model_dir: str, cfg: SentimentConfig, name: str = "sentiment",
-                  example: list[str] | None = None) -> Any:
+def log_sentiment(
+    model_dir: str, cfg: SentimentConfig, name: str = "sentiment", example: list[str] | None = None
+) -> Any:
     """Log a sentiment classifier directory as a pyfunc model in the active run; returns ``ModelInfo``."""
     example_in = pd.DataFrame({"text": example or ["Great coffee, smooth and rich. Will buy again."]})
-    example_out = pd.DataFrame({"label": ["positive"] * len(example_in),
-                                **{c: [1 / 3] * len(example_in) for c in PROBA_COLUMNS}})
+    example_out = pd.DataFrame(
+        {"label": ["positive"] * len(example_in), **{c: [1 / 3] * len(example_in) for c in PROBA_COLUMNS}}
+    )
     return _log(name, SentimentPyfunc(), model_dir, cfg, example_in, example_out)

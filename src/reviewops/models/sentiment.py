@@ -64,9 +64,16 @@ def _classification_loss(model: Any, logits: Any, labels: Any) -> Any:
     return torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)
 
 
-def _mean_pooled_forward(self: Any, input_ids: Any = None, attention_mask: Any = None, token_type_ids: Any = None,
-                         position_ids: Any = None, inputs_embeds: Any = None, labels: Any = None,
-                         **kwargs: Any) -> Any:
+def _mean_pooled_forward(
+    self: Any,
+    input_ids: Any = None,
+    attention_mask: Any = None,
+    token_type_ids: Any = None,
+    position_ids: Any = None,
+    inputs_embeds: Any = None,
+    labels: Any = None,
+    **kwargs: Any,
+) -> Any:
     """``forward`` of a BERT-family sequence classifier that reads the masked mean of the token states.
 
     Bound to one model instance by :func:`apply_pooling`. The attention mask travels as an argument
@@ -79,13 +86,21 @@ def _mean_pooled_forward(self: Any, input_ids: Any = None, attention_mask: Any =
     return_dict = kwargs.pop("return_dict", None)
     if return_dict is None:
         return_dict = getattr(self.config, "return_dict", True)
-    outputs = self.base_model(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
-                              position_ids=position_ids, inputs_embeds=inputs_embeds, return_dict=True, **kwargs)
+    outputs = self.base_model(
+        input_ids,
+        attention_mask=attention_mask,
+        token_type_ids=token_type_ids,
+        position_ids=position_ids,
+        inputs_embeds=inputs_embeds,
+        return_dict=True,
+        **kwargs,
+    )
     pooled = masked_mean(outputs.last_hidden_state, attention_mask)
     logits = self.classifier(self.dropout(pooled))
     loss = None if labels is None else _classification_loss(self, logits, labels)
-    output = SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states,
-                                      attentions=outputs.attentions)
+    output = SequenceClassifierOutput(
+        loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+    )
     return output if return_dict else output.to_tuple()
 
 
@@ -112,9 +127,11 @@ def supports_mean_pooling(model: Any) -> bool:
     """True for BERT-family classifiers: a ``base_model.pooler`` read through ``dropout`` + ``classifier``."""
     import torch
 
-    return (getattr(getattr(model, "base_model", None), "pooler", None) is not None
-            and isinstance(getattr(model, "dropout", None), torch.nn.Dropout)
-            and isinstance(getattr(model, "classifier", None), torch.nn.Linear))
+    return (
+        getattr(getattr(model, "base_model", None), "pooler", None) is not None
+        and isinstance(getattr(model, "dropout", None), torch.nn.Dropout)
+        and isinstance(getattr(model, "classifier", None), torch.nn.Linear)
+    )
 
 
 def apply_pooling(model: Any, pooling: str) -> str:
@@ -137,8 +154,10 @@ def apply_pooling(model: Any, pooling: str) -> str:
         pooling = recorded if recorded in ("cls", "mean") else architecture
     if pooling == "mean":
         if not supports_mean_pooling(model):
-            raise ValueError(f"sentiment.pooling=mean needs a BERT-family encoder with a pooler; "
-                             f"{type(model).__name__} has none: use sentiment.pooling=cls")
+            raise ValueError(
+                f"sentiment.pooling=mean needs a BERT-family encoder with a pooler; "
+                f"{type(model).__name__} has none: use sentiment.pooling=cls"
+            )
         # A per-instance forward rather than a patched pooler: BERT hands its pooler only the token
         # states, and smuggling the mask in through module state raced between serving threads.
         if not _mean_pooling_applied(model):
@@ -182,9 +201,14 @@ class SentimentClassifier:
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         out = np.zeros((len(texts), len(LABELS)), dtype=np.float32)
         for start in range(0, len(order), max(1, batch_size)):
-            idx = order[start:start + batch_size]
-            enc = self.tokenizer([texts[i] for i in idx], truncation=True, max_length=self.cfg.max_length,
-                                 padding=True, return_tensors="pt").to(self.model.device)
+            idx = order[start : start + batch_size]
+            enc = self.tokenizer(
+                [texts[i] for i in idx],
+                truncation=True,
+                max_length=self.cfg.max_length,
+                padding=True,
+                return_tensors="pt",
+            ).to(self.model.device)
             with torch.no_grad():
                 logits = self.model(**enc).logits.float()
             probs = torch.softmax(logits, dim=-1)[:, self._order].cpu().numpy()

@@ -80,8 +80,9 @@ def _device():
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def token_batches(order: list[int], lengths: list[int], max_items: int,
-                  max_tokens: int | None = None) -> list[list[int]]:
+def token_batches(
+    order: list[int], lengths: list[int], max_items: int, max_tokens: int | None = None
+) -> list[list[int]]:
     """Split ``order`` (indices into ``lengths``) into consecutive generation batches.
 
     Each batch has at most ``max_items`` items and, with ``max_tokens``, at most that many padded
@@ -184,11 +185,16 @@ class Summarizer:
             with torch.no_grad():
                 out = self.model.generate(**enc, **gen_kwargs)
         if self.kind == "causal":
-            out = out[:, enc["input_ids"].shape[1]:]  # decode only the new tokens
+            out = out[:, enc["input_ids"].shape[1] :]  # decode only the new tokens
         return self.tokenizer.batch_decode(out, skip_special_tokens=True)
 
-    def summarize(self, texts: list[str], batch_size: int = 8, max_new_tokens: int | None = None,
-                  max_batch_tokens: int | None = None) -> list[str]:
+    def summarize(
+        self,
+        texts: list[str],
+        batch_size: int = 8,
+        max_new_tokens: int | None = None,
+        max_batch_tokens: int | None = None,
+    ) -> list[str]:
         """One summary per review, in input order; never an empty string.
 
         Args:
@@ -200,9 +206,14 @@ class Summarizer:
         out = self.summarize_some(texts, batch_size, max_new_tokens, max_batch_tokens)
         return [s or "" for s in out]  # without `wanted` every text gets a summary
 
-    def summarize_some(self, texts: list[str], batch_size: int = 8, max_new_tokens: int | None = None,
-                       max_batch_tokens: int | None = None,
-                       wanted: Callable[[int], bool] | None = None) -> list[str | None]:
+    def summarize_some(
+        self,
+        texts: list[str],
+        batch_size: int = 8,
+        max_new_tokens: int | None = None,
+        max_batch_tokens: int | None = None,
+        wanted: Callable[[int], bool] | None = None,
+    ) -> list[str | None]:
         """:meth:`summarize` that stops working on texts nobody waits for any more.
 
         Args:
@@ -222,8 +233,7 @@ class Summarizer:
         if not texts:
             return []
         limit = max_new_tokens or self.cfg.max_new_tokens
-        sources = [build_source(self.cfg.prompt, t, self.tokenizer, self.cfg.max_source_tokens)
-                   for t in texts]
+        sources = [build_source(self.cfg.prompt, t, self.tokenizer, self.cfg.max_source_tokens) for t in texts]
         lengths = [len(ids) for ids in self.tokenizer(sources)["input_ids"]]
         # Length-sorted batches waste less compute on padding.
         order = sorted(range(len(texts)), key=lambda i: lengths[i])

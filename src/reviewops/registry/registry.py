@@ -228,6 +228,20 @@ def _model_uri(name_or_uri: str, alias: str) -> tuple[str, str]:
     return f"models:/{name_or_uri}/{mv.version}", f"{name_or_uri}-v{mv.version}"
 
 
+def champion_dir(name: str, alias: str = CHAMPION) -> Path | None:
+    """The Hugging Face folder of ``name@alias`` (downloaded once), or None when the alias is unset.
+
+    The one lookup of a registered champion's model files; callers decide what "no champion"
+    means for them (a base model, the freshly trained folder, or skipping a comparison).
+
+    Raises:
+        ReviewOpsError: the alias exists but its model cannot be downloaded or has no model folder.
+    """
+    if get_alias_version(name, alias) is None:
+        return None
+    return download_model_dir(name, alias)
+
+
 def download_model_dir(name_or_uri: str, alias: str = CHAMPION, dst: Path | str | None = None) -> Path:
     """Download a logged pyfunc model and return the Hugging Face directory inside it.
 

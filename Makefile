@@ -9,6 +9,8 @@ PY := $(BIN)/python
 STAMP := $(VENV)/.installed
 # Exact versions CI tested, resolved from pyproject.toml by `make lock`; `make install` installs these.
 LOCK := requirements.lock
+# Everything ruff checks and formats (mypy's files are set in pyproject.toml: src/).
+CODE := src flows tests benchmarks docs
 
 # Local, offline-friendly defaults: no telemetry, no hub downloads, state inside the project.
 export PATH := $(BIN):$(PATH)
@@ -25,7 +27,7 @@ export BENTOML_HOME := $(CURDIR)/bentoml_home
 export BENTOML_DO_NOT_TRACK := True
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 
-.PHONY: install lock run test lint bench clean help
+.PHONY: install lock run test test-fast check lint format bench clean help
 
 help:  ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-10s %s\n", $$1, $$2}'
@@ -54,11 +56,22 @@ run: install  ## Run the main job end to end on the embedded default data
 	$(PY) -m flows.retrain
 	$(PY) -m flows.monitor --demo
 
-test: install  ## Run the test suite
+test: install  ## Run every test (unit, integration with real servers, quality): what CI runs
 	$(PY) -m pytest -q
 
-lint: install  ## Ruff
-	$(BIN)/ruff check src flows tests benchmarks
+test-fast: install  ## Unit tests only (no servers): the quick loop while editing
+	$(PY) -m pytest -q -m "not integration and not slow" tests/unit
+
+check: install  ## Lint, format check and type check (what CI runs before the tests)
+	$(BIN)/ruff check $(CODE)
+	$(BIN)/ruff format --check $(CODE)
+	$(BIN)/mypy
+
+lint: check  ## Alias of check
+
+format: install  ## Apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix $(CODE)
+	$(BIN)/ruff format $(CODE)
 
 bench: install  ## Scale benchmark for validation + preprocessing
 	$(PY) benchmarks/validate_scale.py

@@ -231,8 +231,8 @@ class EvaluateConfig(_Strict):
     batch_size: int = Field(8, ge=1)
     # Test rows summarized per model (a fixed-seed sample of rows with a reference). Decoupled from
     # train.active.max_eval_samples, the validation rows for eval loss (24 on cpu: too few for a
-    # stable ROUGE); None keeps the old coupling, so settings built in code behave as before.
-    max_generate_samples: int | None = Field(None, ge=1)
+    # stable ROUGE); None couples the two again. The default is params.yaml's (one source of truth).
+    max_generate_samples: int | None = Field(100, ge=1)
 
 
 class ServeConfig(_Strict):
@@ -378,7 +378,7 @@ def load_settings(path: Path | str | None = None, overrides: list[str] | None = 
             the message names the offending key.
     """
     explicit = path is not None or "REVIEWOPS_PARAMS" in os.environ
-    path = Path(path or os.environ.get("REVIEWOPS_PARAMS", DEFAULT_PARAMS))
+    path = Path(path or os.environ.get("REVIEWOPS_PARAMS") or DEFAULT_PARAMS)
     data: dict[str, Any] = {}
     if path.exists():
         try:

@@ -16,6 +16,23 @@ def test_params_yaml_matches_schema_and_defaults():
     assert settings.train.active is settings.train.profiles[settings.train.profile]
 
 
+def _differences(defaults: object, params: object, key: str = "") -> list[str]:
+    if isinstance(defaults, dict) and isinstance(params, dict):
+        keys = sorted(set(defaults) | set(params))
+        return [d for k in keys for d in _differences(defaults.get(k), params.get(k), f"{key}.{k}".lstrip("."))]
+    return [] if defaults == params else [f"{key}: typed default {defaults!r}, params.yaml {params!r}"]
+
+
+def test_params_yaml_states_the_typed_defaults():
+    """One source of defaults: params.yaml spells out the typed defaults of config.py, no value differs.
+
+    A Bento (no params.yaml inside) and code that builds ``Settings()`` then behave like ``make run``.
+    """
+    defaults = Settings().model_dump()
+    params = load_settings(ROOT / "params.yaml").model_dump()
+    assert _differences(defaults, params) == []
+
+
 def test_dvc_yaml_params_exist_in_settings():
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     fields = set(Settings.model_fields)

@@ -39,7 +39,7 @@ def _macro_f1(y: np.ndarray, p: np.ndarray) -> float:
 
 
 def quality_intervals(result: dict, resamples: int, seed: int) -> list[tuple[str, float, float, float]]:
-    from reviewops.evaluation.evaluate import rouge_per_example
+    from reviewops.evaluation.metrics import rouge_per_example
 
     rows = [r for r in result["predictions"] if r.get("prediction") is not None and r.get("reference")]
     refs = [r["reference"] for r in rows]

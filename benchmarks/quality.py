@@ -91,7 +91,10 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
     from reviewops.data.ingest import parse_column_map
     from reviewops.data.stages import stage_preprocess, stage_split, stage_validate
-    from reviewops.evaluation.evaluate import evaluate_models, majority_baseline, metrics_of, sentiment_metrics
+    from reviewops.evaluation.baselines import majority_baseline
+    from reviewops.evaluation.evaluate import evaluate_models
+    from reviewops.evaluation.metrics import sentiment_metrics
+    from reviewops.evaluation.scorecard import metrics_of
     from reviewops.training.train import train_all
 
     settings = _settings(args.params, workdir, args.profile, args.set)

@@ -107,7 +107,7 @@ def fold_parts(clean, n_folds: int, cfg, seed: int = 0) -> list[dict]:
 
 
 def run_one(parts: dict, recipe: list[str], split_name: str, workdir: Path) -> dict:
-    from reviewops.evaluation.evaluate import sentiment_metrics
+    from reviewops.evaluation.metrics import sentiment_metrics
     from reviewops.models.sentiment import SentimentClassifier
     from reviewops.training.train import train_sentiment
 
@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
                 t = row["test"]
                 _log(f"  macro-F1 {t['macro_f1']:.3f} ({row['steps']} steps, {row['train_s']} s)")
 
-    from reviewops.evaluation.evaluate import sentiment_metrics
+    from reviewops.evaluation.metrics import sentiment_metrics
 
     print(
         f"{'recipe':<9} {'split':>6} {'steps':>5} {'train s':>7} {'val F1':>6} {'dev F1':>7} "

@@ -112,13 +112,13 @@ def train_models(settings: Settings) -> dict:
 @task(name="evaluate", cache_policy=NO_CACHE)
 def evaluate_models(settings: Settings) -> dict:
     """Test-split metrics, baselines (lead-8, untuned) and behaviour checks (reports/eval.json)."""
-    return evaluate.metrics_of(evaluate.run_evaluation(settings))
+    return evaluate.metrics_of(evaluate.run_evaluate(settings))
 
 
 @task(name="quality-gate", cache_policy=NO_CACHE)
 def quality_gate(settings: Settings) -> dict:
     """Floors + no regression vs champion; registers and (if configured) promotes on pass."""
-    return gate.gate_stage(settings).to_dict()
+    return gate.run_gate(settings).to_dict()
 
 
 @task(name="package-bento", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -12,37 +12,72 @@ from reviewops.cli.common import JSON_OPTION, emit, err_console, get_settings, o
 if TYPE_CHECKING:
     import pandas as pd
 
+    from reviewops.config import Settings
 
-def evaluate_cmd(
-    ctx: typer.Context,
-    processed_dir: Path = typer.Option(
-        None, "--processed-dir", help="Folder with test.parquet (default: paths.processed_dir)."
-    ),
-    summarizer: Path = typer.Option(
-        None,
+
+# Options of ``reviewops evaluate``, named once so the command's signature stays short.
+ProcessedDirOption = Annotated[
+    Path | None,
+    typer.Option("--processed-dir", help="Folder with test.parquet (default: paths.processed_dir)."),
+]
+SummarizerOption = Annotated[
+    Path | None,
+    typer.Option(
         "--summarizer",
         help="Trained summarizer directory (default: from reports/train.json, else models/trained/summarizer).",
     ),
-    sentiment: Path = typer.Option(
-        None,
+]
+SentimentOption = Annotated[
+    Path | None,
+    typer.Option(
         "--sentiment",
         help="Trained sentiment directory (default: from reports/train.json, else models/trained/sentiment).",
     ),
-    base_summarizer: Path = typer.Option(
-        None,
+]
+BaseSummarizerOption = Annotated[
+    Path | None,
+    typer.Option(
         "--base-summarizer",
         help="Untuned summarizer for the baseline (default: summarizer.model resolved under models/).",
     ),
-    out: Path = typer.Option(None, "--out", "-o", help="Result JSON (default: <reports_dir>/eval.json)."),
-    train_report: Path = typer.Option(
-        None, "--train-report", help="Training report with run_id/model dirs (default: <reports_dir>/train.json)."
-    ),
-    log_mlflow: bool = typer.Option(True, "--log/--no-log", help="Log metrics and the predictions table to MLflow."),
-    compare_champion: bool = typer.Option(
-        None,
+]
+EvalOutOption = Annotated[
+    Path | None, typer.Option("--out", "-o", help="Result JSON (default: <reports_dir>/eval.json).")
+]
+TrainReportOption = Annotated[
+    Path | None,
+    typer.Option("--train-report", help="Training report with run_id/model dirs (default: <reports_dir>/train.json)."),
+]
+LogOption = Annotated[bool, typer.Option("--log/--no-log", help="Log metrics and the predictions table to MLflow.")]
+CompareChampionOption = Annotated[
+    bool | None,
+    typer.Option(
         "--compare-champion/--no-compare-champion",
         help="Re-score the registry champion on the same rows (default: evaluate.compare_champion).",
     ),
+]
+# What ``reviewops evaluate`` prints of the result's meta (the JSON on disk holds everything).
+_EVAL_META_KEYS = (
+    "test_rows",
+    "summarization_rows",
+    "summarization_sampled",
+    "sample_seed",
+    "out",
+    "mlflow_run_id",
+    "notes",
+)
+
+
+def evaluate_cmd(
+    ctx: typer.Context,
+    processed_dir: ProcessedDirOption = None,
+    summarizer: SummarizerOption = None,
+    sentiment: SentimentOption = None,
+    base_summarizer: BaseSummarizerOption = None,
+    out: EvalOutOption = None,
+    train_report: TrainReportOption = None,
+    log_mlflow: LogOption = True,
+    compare_champion: CompareChampionOption = None,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Score the trained models on the test split, next to baselines and behaviour checks.
@@ -55,7 +90,8 @@ def evaluate_cmd(
 
     Example: reviewops --set train.profile=quick evaluate --no-log
     """
-    from reviewops.evaluation.evaluate import metrics_of, run_evaluation
+    from reviewops.evaluation.evaluate import run_evaluate
+    from reviewops.evaluation.scorecard import metrics_of
     from reviewops.registry.tracking import tracking_errors
 
     settings = get_settings(ctx)
@@ -66,43 +102,26 @@ def evaluate_cmd(
                 err_console.log(msg)
             advance()
 
-        result = run_evaluation(
+        result = run_evaluate(
             settings,
-            processed_dir,
-            summarizer,
-            sentiment,
-            base_summarizer,
-            out,
-            train_report,
-            log_mlflow,
-            compare_champion,
+            processed_dir=processed_dir,
+            summarizer_path=summarizer,
+            sentiment_path=sentiment,
+            base_summarizer_path=base_summarizer,
+            out_json=out,
+            train_report=train_report,
+            log_mlflow=log_mlflow,
+            compare_champion=compare_champion,
             log=log,
         )
-    meta = result["meta"]
+    # The headline numbers: every metric but the slices, of which only rougeL and macro-F1.
     summary = {
         k: round(v, 4)
         for k, v in metrics_of(result).items()
         if not k.startswith("slice/") or k.endswith(("/rougeL", "/sentiment_macro_f1"))
     }
-    emit(
-        {
-            **summary,
-            "meta": {
-                k: meta.get(k)
-                for k in (
-                    "test_rows",
-                    "summarization_rows",
-                    "summarization_sampled",
-                    "sample_seed",
-                    "out",
-                    "mlflow_run_id",
-                    "notes",
-                )
-            },
-        },
-        as_json,
-        "evaluation",
-    )
+    meta = {k: result["meta"].get(k) for k in _EVAL_META_KEYS}
+    emit({**summary, "meta": meta}, as_json, "evaluation")
 
 
 def gate_cmd(
@@ -127,13 +146,13 @@ def gate_cmd(
 
     Example: reviewops --set gate.min_rougeL=0.1 gate
     """
-    from reviewops.evaluation.gate import GateFailedError, gate_stage
+    from reviewops.evaluation.gate import GateFailedError, run_gate
     from reviewops.registry.tracking import tracking_errors
 
     settings = get_settings(ctx)
     try:
         with tracking_errors():
-            decision = gate_stage(settings, eval_json, train_report, out)
+            decision = run_gate(settings, eval_json=eval_json, train_report=train_report, out_json=out)
     except GateFailedError as exc:
         if as_json:
             emit(exc.decision.to_dict(), True)
@@ -214,6 +233,20 @@ def _read_reviews(path: Path) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
+def _load_product_models(settings: Settings, summarizer: Path | None, sentiment: Path | None) -> tuple[Any, Any]:
+    """The (summarizer, sentiment classifier) that ``summarize-product`` uses; None where not given."""
+    summ = sent = None
+    if summarizer is not None:
+        from reviewops.models.summarizer import Summarizer
+
+        summ = Summarizer.load(summarizer, settings.summarizer)
+    if sentiment is not None:
+        from reviewops.models.sentiment import SentimentClassifier
+
+        sent = SentimentClassifier.load(sentiment, settings.sentiment)
+    return summ, sent
+
+
 def summarize_product_cmd(
     ctx: typer.Context,
     product_id: str = typer.Argument(..., help="The product_id whose reviews to summarize."),
@@ -251,15 +284,7 @@ def summarize_product_cmd(
     if rows.empty:
         sample = ", ".join(map(str, df["product_id"].astype(str).unique()[:5]))
         raise ReviewOpsError(f"no reviews for product {product_id!r}; known ids include: {sample}")
-    summ = sent = None
-    if summarizer is not None:
-        from reviewops.models.summarizer import Summarizer
-
-        summ = Summarizer.load(summarizer, settings.summarizer)
-    if sentiment is not None:
-        from reviewops.models.sentiment import SentimentClassifier
-
-        sent = SentimentClassifier.load(sentiment, settings.sentiment)
+    summ, sent = _load_product_models(settings, summarizer, sentiment)
     with progress(f"summarizing {len(rows)} reviews", enabled=not as_json):
         result = summarize_product(rows, summ, sent, top_k=top_k)
     if as_json:

@@ -1,10 +1,11 @@
 """Quality gate: absolute floors on the candidate, and no regression against the champion.
 
-:func:`decide` is pure (numbers in, decision out). :func:`run_gate` is the pipeline step:
-it finds the champion's numbers, decides, logs every number and the decision to MLflow,
-and only on a pass touches the registry (register both models, alias ``challenger``,
+:func:`decide` is pure (numbers in, decision out). :func:`decide_and_register` is the
+pipeline step: it finds the champion's numbers, decides, logs every number and the decision
+to MLflow, and only on a pass touches the registry (register both models, alias ``challenger``,
 promote to ``champion`` when ``gate.auto_promote``). A failed gate raises
 :class:`GateFailedError` with the failed checks as a table, leaving the registry unchanged.
+:func:`run_gate` is the stage from files (``reports/eval.json`` -> ``reports/gate.json``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from reviewops.config import GateConfig, Settings
 from reviewops.errors import ReviewOpsError
+from reviewops.reports import write_json
 
 ROUGE_KEY = "eval/rougeL"
 F1_KEY = "eval/sentiment_macro_f1"
@@ -112,6 +114,46 @@ def _number(metrics: dict[str, Any] | None, key: str) -> float | None:
     return None if math.isnan(value) else value
 
 
+def _floor_checks(candidate: dict[str, Any], cfg: GateConfig) -> list[GateCheck]:
+    """``floor/<metric>``: each gated metric against its absolute floor (missing fails)."""
+    checks = []
+    for key, floor_attr, _model in GATED_METRICS:
+        value, floor = _number(candidate, key), float(getattr(cfg, floor_attr))
+        checks.append(
+            GateCheck(
+                f"floor/{key.removeprefix('eval/')}",
+                value,
+                floor,
+                value is not None and value >= floor,
+                f"gate.{floor_attr}" if value is not None else f"{key} missing from evaluation",
+            )
+        )
+    return checks
+
+
+def _regression_checks(
+    candidate: dict[str, Any], champion: dict[str, Any], cfg: GateConfig, notes: list[str]
+) -> list[GateCheck]:
+    """``regression/<metric>``: no more than ``gate.max_regression`` below the champion's number."""
+    checks = []
+    for key, _floor_attr, _model in GATED_METRICS:
+        ref = _number(champion, key)
+        if ref is None:
+            notes.append(f"champion has no {key}: regression check skipped")
+            continue
+        value, threshold = _number(candidate, key), ref - cfg.max_regression
+        checks.append(
+            GateCheck(
+                f"regression/{key.removeprefix('eval/')}",
+                value,
+                threshold,
+                value is not None and value >= threshold,
+                f"champion {ref:.4f} - gate.max_regression {cfg.max_regression}",
+            )
+        )
+    return checks
+
+
 def decide(candidate: dict[str, Any], champion: dict[str, Any] | None, cfg: GateConfig) -> GateDecision:
     """Judge a candidate's metrics.
 
@@ -131,39 +173,12 @@ def decide(candidate: dict[str, Any], champion: dict[str, Any] | None, cfg: Gate
         champion: the champion's metrics on the same keys, or None when there is no champion.
         cfg: thresholds.
     """
-    checks: list[GateCheck] = []
+    checks = _floor_checks(candidate, cfg)
     notes: list[str] = []
-    for key, floor_attr, _model in GATED_METRICS:
-        short = key.removeprefix("eval/")
-        value, floor = _number(candidate, key), float(getattr(cfg, floor_attr))
-        checks.append(
-            GateCheck(
-                f"floor/{short}",
-                value,
-                floor,
-                value is not None and value >= floor,
-                f"gate.{floor_attr}" if value is not None else f"{key} missing from evaluation",
-            )
-        )
     if champion is None:
         notes.append("no champion yet: only the absolute floors apply")
     else:
-        for key, _floor_attr, _model in GATED_METRICS:
-            short = key.removeprefix("eval/")
-            ref = _number(champion, key)
-            if ref is None:
-                notes.append(f"champion has no {key}: regression check skipped")
-                continue
-            value, threshold = _number(candidate, key), ref - cfg.max_regression
-            checks.append(
-                GateCheck(
-                    f"regression/{short}",
-                    value,
-                    threshold,
-                    value is not None and value >= threshold,
-                    f"champion {ref:.4f} - gate.max_regression {cfg.max_regression}",
-                )
-            )
+        checks += _regression_checks(candidate, champion, cfg, notes)
         fp_c, fp_ch = candidate.get(FINGERPRINT_KEY), champion.get(FINGERPRINT_KEY)
         if fp_c and fp_ch and fp_c != fp_ch:
             notes.append(
@@ -216,7 +231,63 @@ def champion_from_registry(cfg: GateConfig) -> dict[str, Any] | None:
     return merged
 
 
-def run_gate(settings: Settings, eval_result: dict[str, Any], model_uris: dict[str, Any]) -> GateDecision:
+def _require_uris(model_uris: dict[str, Any]) -> None:
+    missing = [k for k in ("summarizer_uri", "sentiment_uri") if not model_uris.get(k)]
+    if missing:
+        raise ReviewOpsError(
+            f"the training report lacks {missing}; re-run `reviewops train` (it writes reports/train.json)"
+        )
+
+
+def _judge(
+    settings: Settings, eval_result: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any] | None, GateDecision]:
+    """(candidate metrics, champion metrics, decision): the champion re-scored by evaluate, else the registry's."""
+    candidate = candidate_metrics(eval_result)
+    champion = champion_from_eval(eval_result) if settings.evaluate.compare_champion else None
+    if champion is None:
+        champion = champion_from_registry(settings.gate)
+    return candidate, champion, decide(candidate, champion, settings.gate)
+
+
+def _gate_params(cfg: GateConfig, model_uris: dict[str, Any], champion: dict[str, Any] | None) -> dict[str, Any]:
+    """The gate run's params: thresholds, the candidates' URIs and where the champion's numbers came from."""
+    return {
+        "gate.min_rougeL": cfg.min_rougeL,
+        "gate.min_macro_f1": cfg.min_macro_f1,
+        "gate.max_regression": cfg.max_regression,
+        "gate.auto_promote": cfg.auto_promote,
+        "summarizer_uri": model_uris["summarizer_uri"],
+        "sentiment_uri": model_uris["sentiment_uri"],
+        "train_run_id": model_uris.get("run_id") or "",
+        "champion_source": (champion or {}).get("source", "none"),
+    }
+
+
+def _gate_numbers(
+    candidate: dict[str, Any], champion: dict[str, Any] | None, decision: GateDecision
+) -> dict[str, float]:
+    """The gate run's metrics: every candidate and champion number, and each check's value and verdict."""
+    from reviewops.evaluation.evaluate import mlflow_metric_name
+
+    numbers = {f"candidate/{k}": v for k, v in candidate.items() if _number(candidate, k) is not None}
+    numbers.update(
+        {
+            f"champion/{k}": v
+            for k, v in (champion or {}).items()
+            if k.startswith("eval/") and _number(champion, k) is not None
+        }
+    )
+    for c in decision.checks:
+        numbers[f"gate/{c.name}/threshold"] = c.threshold
+        numbers[f"gate/{c.name}/passed"] = float(c.passed)
+        if c.value is not None:
+            numbers[f"gate/{c.name}/value"] = c.value
+    numbers["gate/passed"] = float(decision.passed)
+    return {mlflow_metric_name(k): float(v) for k, v in numbers.items()}
+
+
+def decide_and_register(settings: Settings, eval_result: dict[str, Any], model_uris: dict[str, Any]) -> GateDecision:
     """Decide, log, and (on a pass) register and alias the candidate models.
 
     The champion's numbers come from ``champion/eval/*`` in ``eval_result`` when
@@ -228,7 +299,7 @@ def run_gate(settings: Settings, eval_result: dict[str, Any], model_uris: dict[s
 
     Args:
         settings: ``gate.*`` thresholds, names and ``auto_promote``.
-        eval_result: the output of :func:`reviewops.evaluation.evaluate.evaluate_models`.
+        eval_result: the output of :func:`reviewops.evaluation.evaluate.run_evaluate`.
         model_uris: ``{"summarizer_uri", "sentiment_uri", "run_id"}`` as written by training
             to ``reports/train.json``.
 
@@ -241,58 +312,22 @@ def run_gate(settings: Settings, eval_result: dict[str, Any], model_uris: dict[s
     """
     import mlflow
 
-    from reviewops.evaluation.evaluate import mlflow_metric_name
     from reviewops.registry.tracking import configure_mlflow, process_tags
 
-    cfg = settings.gate
-    missing = [k for k in ("summarizer_uri", "sentiment_uri") if not model_uris.get(k)]
-    if missing:
-        raise ReviewOpsError(
-            f"the training report lacks {missing}; re-run `reviewops train` (it writes reports/train.json)"
-        )
+    _require_uris(model_uris)
     configure_mlflow(settings)
-    candidate = candidate_metrics(eval_result)
-    champion = champion_from_eval(eval_result) if settings.evaluate.compare_champion else None
-    if champion is None:
-        champion = champion_from_registry(cfg)
-    decision = decide(candidate, champion, cfg)
-
+    candidate, champion, decision = _judge(settings, eval_result)
     train_run = model_uris.get("run_id")
     tags = process_tags(**{"reviewops.stage": "gate"})
     if train_run:
         tags["mlflow.parentRunId"] = str(train_run)
     nested = mlflow.active_run() is not None
     with mlflow.start_run(run_name="gate", tags=tags, nested=nested) as run:
-        mlflow.log_params(
-            {
-                "gate.min_rougeL": cfg.min_rougeL,
-                "gate.min_macro_f1": cfg.min_macro_f1,
-                "gate.max_regression": cfg.max_regression,
-                "gate.auto_promote": cfg.auto_promote,
-                "summarizer_uri": model_uris["summarizer_uri"],
-                "sentiment_uri": model_uris["sentiment_uri"],
-                "train_run_id": train_run or "",
-                "champion_source": (champion or {}).get("source", "none"),
-            }
-        )
-        numbers = {f"candidate/{k}": v for k, v in candidate.items() if _number(candidate, k) is not None}
-        numbers.update(
-            {
-                f"champion/{k}": v
-                for k, v in (champion or {}).items()
-                if k.startswith("eval/") and _number(champion, k) is not None
-            }
-        )
-        for c in decision.checks:
-            numbers[f"gate/{c.name}/threshold"] = c.threshold
-            numbers[f"gate/{c.name}/passed"] = float(c.passed)
-            if c.value is not None:
-                numbers[f"gate/{c.name}/value"] = c.value
-        numbers["gate/passed"] = float(decision.passed)
-        mlflow.log_metrics({mlflow_metric_name(k): float(v) for k, v in numbers.items()})
+        mlflow.log_params(_gate_params(settings.gate, model_uris, champion))
+        mlflow.log_metrics(_gate_numbers(candidate, champion, decision))
         mlflow.set_tag("gate.decision", "passed" if decision.passed else "failed")
         if decision.passed:
-            _register_candidates(decision, candidate, model_uris, cfg, run.info.run_id)
+            _register_candidates(decision, candidate, model_uris, settings.gate, run.info.run_id)
         mlflow.log_dict(decision.to_dict(), "gate/decision.json")
     if not decision.passed:
         # Raised after the run closes so the gate run ends FINISHED with its decision logged.
@@ -323,8 +358,9 @@ def _register_candidates(
         decision.registered[model] = entry
 
 
-def gate_stage(
+def run_gate(
     settings: Settings,
+    *,
     eval_json: Path | str | None = None,
     train_report: Path | str | None = None,
     out_json: Path | str | None = None,
@@ -334,7 +370,7 @@ def gate_stage(
     The decision file is written whether the gate passes or fails.
 
     Raises:
-        GateFailedError: as :func:`run_gate`.
+        GateFailedError: as :func:`decide_and_register`.
         ReviewOpsError: an input file is missing.
     """
     from reviewops.evaluation.evaluate import read_train_report
@@ -346,11 +382,10 @@ def gate_stage(
     eval_result = json.loads(eval_path.read_text(encoding="utf-8"))
     uris = read_train_report(train_report or reports / "train.json")
     out = Path(out_json or reports / "gate.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
     try:
-        decision = run_gate(settings, eval_result, uris)
+        decision = decide_and_register(settings, eval_result, uris)
     except GateFailedError as exc:
-        out.write_text(json.dumps(exc.decision.to_dict(), indent=2, ensure_ascii=False), encoding="utf-8")
+        write_json(out, exc.decision.to_dict())
         raise
-    out.write_text(json.dumps(decision.to_dict(), indent=2, ensure_ascii=False), encoding="utf-8")
+    write_json(out, decision.to_dict())
     return decision

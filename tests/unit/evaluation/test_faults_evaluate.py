@@ -13,7 +13,7 @@ import pytest
 from reviewops.errors import ReviewOpsError
 from reviewops.evaluation.evaluate import evaluate_models
 from reviewops.testing.tiny import build_tiny_causal_lm, build_tiny_encoder
-from tests.unit.evaluation.test_evaluate import _settings, _test_df
+from tests.unit.evaluation.fakes import make_settings, make_test_df
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def test_cli_evaluate_corrupt_models_print_one_error_line(models: dict[str, Path], tmp_path: Path) -> None:
     processed = tmp_path / "processed"
     processed.mkdir()
-    _test_df(6).to_parquet(processed / "test.parquet")
+    make_test_df(6).to_parquet(processed / "test.parquet")
     cases = {
         "truncated": (
             ["--summarizer", str(models["truncated"]), "--sentiment", str(models["sentiment"])],
@@ -87,4 +87,6 @@ def test_cli_evaluate_corrupt_models_print_one_error_line(models: dict[str, Path
 
 def test_corrupt_untuned_baseline_is_named_too(models: dict[str, Path]) -> None:
     with pytest.raises(ReviewOpsError, match=r"untuned \(baseline\) summarizer model directory .*truncated"):
-        evaluate_models(_settings(4), _test_df(4), models["summarizer"], None, base_summarizer_path=models["truncated"])
+        evaluate_models(
+            make_settings(4), make_test_df(4), models["summarizer"], None, base_summarizer_path=models["truncated"]
+        )

@@ -12,7 +12,7 @@ import pytest
 from reviewops.config import GateConfig, PathsConfig, Settings
 from reviewops.errors import ReviewOpsError
 from reviewops.evaluation.evaluate import log_to_mlflow
-from reviewops.evaluation.gate import GateFailedError, gate_stage, run_gate
+from reviewops.evaluation.gate import GateFailedError, decide_and_register, run_gate
 from reviewops.registry import registry
 from reviewops.registry.tracking import configure_mlflow, tracking_uri
 
@@ -172,7 +172,7 @@ def test_gate_registers_promotes_and_a_failed_gate_leaves_registry_untouched(mlf
     client = mlflow.MlflowClient()
 
     # 1. First candidate, no champion yet: floors only -> registered and promoted.
-    decision = run_gate(_gate_settings(root, True), _eval_result(0.30, 0.80), _uris(root, "c1"))
+    decision = decide_and_register(_gate_settings(root, True), _eval_result(0.30, 0.80), _uris(root, "c1"))
     assert decision.passed
     assert decision.registered["summarizer"] == {
         "name": "g-sum",
@@ -189,7 +189,7 @@ def test_gate_registers_promotes_and_a_failed_gate_leaves_registry_untouched(mlf
 
     # 2. A regressed candidate: fails, nothing registered, aliases unchanged, decision logged.
     with pytest.raises(GateFailedError) as exc:
-        run_gate(_gate_settings(root, True), _eval_result(0.20, 0.81), _uris(root, "c2"))
+        decide_and_register(_gate_settings(root, True), _eval_result(0.20, 0.81), _uris(root, "c2"))
     assert "regression/rougeL" in str(exc.value) and "0.2800" in str(exc.value)
     assert _versions("g-sum") == ["1"] and _versions("g-sent") == ["1"]
     assert _alias("g-sum", "champion") == "1"
@@ -201,7 +201,7 @@ def test_gate_registers_promotes_and_a_failed_gate_leaves_registry_untouched(mlf
     assert json.loads(Path(local).read_text())["passed"] is False
 
     # 3. A good candidate without auto-promotion: challenger only, then promote and roll back.
-    decision = run_gate(_gate_settings(root, False), _eval_result(0.31, 0.82), _uris(root, "c3"))
+    decision = decide_and_register(_gate_settings(root, False), _eval_result(0.31, 0.82), _uris(root, "c3"))
     assert decision.registered["sentiment"]["aliases"] == ["challenger"]
     assert _alias("g-sum", "champion") == "1"
     assert _alias("g-sum", "challenger") == "2"
@@ -209,7 +209,7 @@ def test_gate_registers_promotes_and_a_failed_gate_leaves_registry_untouched(mlf
     assert registry.rollback("g-sum")["champion"] == "1"
 
 
-def test_gate_stage_writes_decision_file_on_failure(mlflow_env):
+def test_run_gate_writes_decision_file_on_failure(mlflow_env):
     root, _ = mlflow_env
     settings = _gate_settings(root, True).model_copy(
         update={"gate": GateConfig(min_rougeL=0.9, summarizer_name="s-sum", sentiment_name="s-sent")}
@@ -221,7 +221,7 @@ def test_gate_stage_writes_decision_file_on_failure(mlflow_env):
         json.dumps({"model_uris": {"summarizer": "models:/m-x", "sentiment": "models:/m-y"}, "run_id": None})
     )
     with pytest.raises(GateFailedError):
-        gate_stage(settings)
+        run_gate(settings)
     saved = json.loads((reports / "gate.json").read_text())
     assert saved["passed"] is False and saved["checks"][0]["name"] == "floor/rougeL"
     assert _versions("s-sum") == []

@@ -1,0 +1,73 @@
+"""The scorecard from prediction callables: layout, values, sampling and the champion re-score."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from reviewops.evaluation.scorecard import evaluate_predictors, metrics_of
+from tests.unit.evaluation.fakes import keyword_classifier, make_settings, make_test_df
+
+
+def test_evaluate_predictors_layout_and_values(tmp_path):
+    df = make_test_df(10)
+    refs = dict(zip(df["text"], df["summary"], strict=True))
+    gold = dict(zip(df["text"], df["label"], strict=True))
+
+    def perfect_summarizer(texts):
+        return [refs.get(t, t[:5]) for t in texts]
+
+    def perfect_classifier(texts):
+        return [gold.get(t) or keyword_classifier([t])[0] for t in texts]
+
+    settings = make_settings(6)
+    out = tmp_path / "reports" / "eval.json"
+    result = evaluate_predictors(
+        settings,
+        df,
+        perfect_summarizer,
+        perfect_classifier,
+        base_summarize=lambda ts: ["nothing" for _ in ts],
+        out_json=out,
+    )
+    assert result["eval/rougeL"] == 1.0
+    assert result["eval/rouge1"] == 1.0
+    assert result["eval/sentiment_macro_f1"] == 1.0
+    assert result["baseline/untuned/rougeL"] == 0.0
+    assert 0.0 < result["baseline/lead8/rougeL"] < 1.0
+    assert result["slice/language=zh/rougeL"] == 1.0
+    assert result["slice/language=en/sentiment_macro_f1"] == 1.0
+    assert result["behaviour/directional_negation"] == 1.0
+    assert result["behaviour/summary_nonempty"] == 1.0
+    meta = result["meta"]
+    assert meta["test_rows"] == 10 and meta["summarization_rows"] == 6 and meta["summarization_sampled"]
+    assert meta["sample_seed"] == settings.seed and meta["max_eval_samples"] == 6
+    preds = result["predictions"]
+    assert len(preds) == 10
+    assert sum(p["prediction"] is not None for p in preds) == 6  # generation on the sample only
+    assert sum(p["pred_label"] is not None for p in preds) == 10  # classification on every row
+    on_disk = json.loads(out.read_text(encoding="utf-8"))
+    assert on_disk["eval/rougeL"] == 1.0 and on_disk["meta"]["summarization_rows"] == 6
+    assert all("/" in k for k in metrics_of(result))
+
+    # Same seed -> same sample; the fingerprint identifies the split.
+    again = evaluate_predictors(settings, df, perfect_summarizer, perfect_classifier)
+    assert [p["prediction"] is not None for p in again["predictions"]] == [p["prediction"] is not None for p in preds]
+    assert again["meta"]["test_fingerprint"] == meta["test_fingerprint"]
+
+
+def test_evaluate_predictors_champion_rescore_and_no_sampling():
+    df = make_test_df(4)
+    result = evaluate_predictors(
+        make_settings(None),
+        df,
+        lambda ts: ["good quality"] * len(ts),
+        lambda ts: ["positive"] * len(ts),
+        champion_summarize=lambda ts: ["x"] * len(ts),
+        champion_classify=lambda ts: ["negative"] * len(ts),
+    )
+    assert result["meta"]["summarization_sampled"] is False
+    assert result["champion/eval/rougeL"] == 0.0
+    assert result["eval/rougeL"] == pytest.approx(0.5)  # exact on en rows, 0 on zh rows
+    assert result["champion/eval/sentiment_accuracy"] == pytest.approx(0.25)

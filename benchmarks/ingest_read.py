@@ -39,7 +39,8 @@ def main() -> None:
     import pandas as pd
 
     from reviewops.data.generate import write_generated
-    from reviewops.data.ingest import _read_checked, _read_delimited, ingest
+    from reviewops.data.ingest import ingest
+    from reviewops.data.readers import _read_checked, _read_delimited
 
     results = []
     for rows in args.sizes:

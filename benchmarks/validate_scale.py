@@ -27,8 +27,9 @@ def _child(rows: int, workdir: Path, docs: bool) -> dict:
     from reviewops.config import PathsConfig, Settings
     from reviewops.data.clean import preprocess
     from reviewops.data.generate import write_generated
+    from reviewops.data.gx import get_gx_project
     from reviewops.data.ingest import ingest
-    from reviewops.data.validation import get_gx_project, validate_batch
+    from reviewops.data.validation import validate_batch
 
     settings = Settings(
         paths=PathsConfig(gx_dir=workdir / "gx", quarantine_dir=workdir / "q", reports_dir=workdir / "reports")

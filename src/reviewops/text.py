@@ -30,7 +30,7 @@ _VISIBLE = re.compile(VISIBLE_CHAR_PATTERN)
 
 def has_visible_text(text: str | None) -> bool:
     """True when ``text`` has at least one character that is not whitespace, control or format."""
-    return bool(text) and _VISIBLE.search(text) is not None
+    return text is not None and _VISIBLE.search(text) is not None
 
 
 def normalize(text: str) -> str:

@@ -97,16 +97,12 @@ def ingest_cmd(
       reviewops ingest ../shared/data/amazon_fine_food_1k.csv --columns
       review_id=Id,product_id=ProductId,text=Text,summary=Summary,rating=Score,timestamp=Time
     """
-    from reviewops.data.stages import stage_ingest
+    from reviewops.data.stages import run_ingest
 
     settings = get_settings(ctx)
     with progress("ingesting", enabled=not as_json):
-        info = stage_ingest(
-            path,
-            _columns(columns or settings.ingest.columns),
-            out,
-            encoding=encoding or settings.ingest.encoding,
-            mask_pii=settings.preprocess.mask_pii,
+        info = run_ingest(
+            settings, path=path, columns=_columns(columns or settings.ingest.columns), out=out, encoding=encoding
         )
     emit(info, as_json, "ingested")
 
@@ -148,18 +144,18 @@ def validate_cmd(
     validation.max_failure_rate, naming the top failing rules; the quarantine and report are
     written first and --json still prints the report, with the error in it.
     """
-    from reviewops.data.stages import stage_validate
+    from reviewops.data.stages import run_validate
     from reviewops.data.validation import BatchFailedError
 
     settings = get_settings(ctx)
     try:
         with progress("validating", enabled=not as_json):
-            report = stage_validate(
+            report = run_validate(
                 settings,
-                path,
-                _columns(columns or settings.ingest.columns),
-                out,
-                batch,
+                path=path,
+                columns=_columns(columns or settings.ingest.columns),
+                out=out,
+                batch=batch,
                 build_docs=not no_docs,
                 encoding=encoding,
                 stage=stage,
@@ -210,7 +206,7 @@ def preprocess_cmd(
     the same folder (with --stage: quarantine/preprocess.parquet). Without --stage nothing is
     written into the DVC pipeline's folders, so a try-out never dirties `dvc status`.
     """
-    from reviewops.data.stages import stage_preprocess
+    from reviewops.data.stages import run_preprocess
 
     settings = get_settings(ctx)
     path = _stage_input(
@@ -221,7 +217,7 @@ def preprocess_cmd(
         f"{settings.paths.interim_dir}/batches/<batch>/valid.parquet",
     )
     with progress("preprocessing", enabled=not as_json):
-        report = stage_preprocess(settings, path, out, stage=stage)
+        report = run_preprocess(settings, path=path, out=out, stage=stage)
     emit(report, as_json, "preprocess")
 
 
@@ -243,7 +239,7 @@ def split_cmd(
 
     No product's reviews appear in two splits. Sizes come from split.val_size/test_size.
     """
-    from reviewops.data.stages import stage_split
+    from reviewops.data.stages import run_split
 
     settings = get_settings(ctx)
     path = _stage_input(
@@ -254,7 +250,7 @@ def split_cmd(
         f"{settings.paths.interim_dir}/batches/<batch>/clean.parquet",
     )
     with progress("splitting", enabled=not as_json):
-        report = stage_split(settings, path, out_dir, stage=stage)
+        report = run_split(settings, path=path, out_dir=out_dir, stage=stage)
     emit(report, as_json, "split")
 
 

@@ -3,179 +3,25 @@
 Every input row ends up in exactly one of three frames: ``clean`` (goes on to splitting),
 ``duplicates`` (dropped as an exact or normalized copy of a kept row, with the id it
 duplicates) or ``rejected`` (nothing left after cleaning, with a reason). The report's
-counts add up to the input, and :func:`preprocess` asserts it.
+counts add up to the input, and :func:`preprocess` asserts it. HTML removal is
+:mod:`reviewops.data.markup`.
 """
 
 from __future__ import annotations
 
-import html
 import re
 from dataclasses import dataclass, field
-from html.entities import html5 as _HTML5_ENTITIES
-from html.parser import HTMLParser
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from reviewops.config import PreprocessConfig
+from reviewops.data.markup import strip_html
 from reviewops.schema import LABEL2ID, rating_to_label
 from reviewops.text import CJK_CHAR, INVISIBLE_CHARS, VISIBLE_CHAR_PATTERN, normalize
 
 MASKS = {"url": "[URL]", "email": "[EMAIL]", "phone": "[PHONE]"}
-
-# ----------------------------------------------------------------------------------- HTML
-
-# Tags that end a line or a block, or hold a separate run of text (script, style, title): replaced
-# by a space so that "Good<br>stuff" does not become "Goodstuff". Inline tags (b, i, a, span...) are
-# removed without a space: "un<b>believ</b>able".
-_BLOCK_TAGS = frozenset(
-    {
-        "address",
-        "article",
-        "aside",
-        "blockquote",
-        "body",
-        "br",
-        "caption",
-        "dd",
-        "div",
-        "dl",
-        "dt",
-        "figcaption",
-        "figure",
-        "footer",
-        "h1",
-        "h2",
-        "h3",
-        "h4",
-        "h5",
-        "h6",
-        "head",
-        "header",
-        "hr",
-        "html",
-        "li",
-        "main",
-        "nav",
-        "ol",
-        "option",
-        "p",
-        "pre",
-        "script",
-        "section",
-        "style",
-        "table",
-        "tbody",
-        "td",
-        "textarea",
-        "tfoot",
-        "th",
-        "thead",
-        "title",
-        "tr",
-        "ul",
-    }
-)
-# Where markup can start: `<` then a letter (tag), `/` (end tag), `!` (comment, doctype) or `?`
-# (processing instruction). Any other `<` ("I <3 it", "<$10", "a < b") is text to HTMLParser too.
-_MARKUP_OPEN = re.compile(r"<[A-Za-z/!?]")
-# An `&` and the well-formed reference it may start: a terminated numeric reference, or a name
-# checked against the HTML5 table in `_keep_or_escape_amp`. Digit runs are bounded: no code point
-# needs more than 7 decimal digits, and html.unescape would call int() on an unbounded run.
-_AMP = re.compile(r"&(?:(#[0-9]{1,32};|#[xX][0-9a-fA-F]{1,32};)|([A-Za-z][A-Za-z0-9]{0,31});)?")
-_ENTITY_NAMES = frozenset(name[:-1] for name in _HTML5_ENTITIES if name.endswith(";"))
-
-
-def _keep_or_escape_amp(match: re.Match[str]) -> str:
-    """``&amp;`` for an ``&`` that does not start a well-formed reference, so it stays as written."""
-    if match.group(1) or (match.group(2) and match.group(2) in _ENTITY_NAMES):
-        return match.group()
-    return "&amp;" + match.group()[1:]
-
-
-def _decode_refs(match: re.Match[str]) -> str:
-    """The character(s) of a well-formed reference; any other ``&`` stays as written."""
-    if match.group(1) or (match.group(2) and match.group(2) in _ENTITY_NAMES):
-        return html.unescape(match.group())
-    return match.group()
-
-
-class _TextCollector(HTMLParser):
-    """Collects the text of a fragment; tags, comments, declarations and PIs are dropped.
-
-    One instance per call: HTMLParser keeps per-document state and is not thread-safe.
-    """
-
-    def __init__(self, parts: list[str]) -> None:
-        super().__init__(convert_charrefs=True)  # references decoded once, in text only
-        self.parts = parts
-
-    def handle_data(self, data: str) -> None:
-        self.parts.append(data)
-
-    def handle_starttag(self, tag: str, attrs: list) -> None:
-        if tag in _BLOCK_TAGS:
-            self.parts.append(" ")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in _BLOCK_TAGS:
-            self.parts.append(" ")
-
-    def handle_startendtag(self, tag: str, attrs: list) -> None:
-        if tag in _BLOCK_TAGS:
-            self.parts.append(" ")
-
-    def set_cdata_mode(self, *args, **kwargs) -> None:
-        # A review is not a web page: the words after <script>/<style> are parsed like any others
-        # (kept, tags inside removed) instead of being passed through raw up to </script>.
-        return
-
-    def unknown_decl(self, data: str) -> None:
-        if data.startswith("CDATA["):  # <![CDATA[text]]> is text
-            self.parts.append(data[6:])
-
-    def parse_marked_section(self, i: int, report: int = 1) -> int:
-        # The stdlib raises AssertionError on "<![" not followed by a known keyword ("<![ 3", "<![x"):
-        # such a "<" is text.
-        try:
-            return super().parse_marked_section(i, report)
-        except AssertionError:
-            self.handle_data("<")
-            return i + 1
-
-
-def strip_html(text: str) -> str:
-    """Remove HTML markup and decode character references, keeping every word of the text.
-
-    Tags, comments, doctypes and processing instructions are removed; block and line-break tags
-    (``br``, ``p``, ``div``, ``li``...) become a space. A ``<`` that cannot start markup (``I <3
-    it``, ``<$10``) is text, and so is a construct left unterminated at the end (``a<b is true``,
-    ``<a href=``). References are decoded exactly once and only when well-formed (``&lt;``,
-    ``&#123;``, ``&#x1F600;``): ``AT&T``, ``Q&A`` and ``&copy`` without ``;`` stay as written, and
-    ``&amp;lt;`` becomes ``&lt;``.
-    """
-    if "<" not in text and "&" not in text:  # fast path: most reviews have no markup
-        return text
-    if _MARKUP_OPEN.search(text) is None:  # only references to decode: no parser needed
-        return _AMP.sub(_decode_refs, text) if "&" in text else text
-    parts: list[str] = []
-    rest = _AMP.sub(_keep_or_escape_amp, text) if "&" in text else text
-    while rest:
-        parser = _TextCollector(parts)
-        parser.feed(rest)
-        # feed() leaves unprocessed what is not terminated yet: a tag, comment or declaration still
-        # open at the end. close() is not relied on for it: 3.11.7 turns it into text, while later
-        # patch releases follow HTML5's end-of-file rules and drop an open tag. Decided here, the
-        # same on every Python: it is text. Without a later ">" nothing after it can be markup;
-        # otherwise its "<" is text and the rest is parsed again.
-        rest = parser.rawdata
-        if not rest.startswith("<") or ">" not in rest:
-            parts.append(html.unescape(rest))
-            break
-        parts.append("<")
-        rest = rest[1:]
-    return "".join(parts)
-
 
 # ------------------------------------------------------------------------------- PII masks
 
@@ -311,7 +157,7 @@ class PreprocessResult:
     clean: pd.DataFrame
     duplicates: pd.DataFrame
     rejected: pd.DataFrame
-    report: dict = field(default_factory=dict)
+    report: dict[str, Any] = field(default_factory=dict)
 
 
 def preprocess(df: pd.DataFrame, cfg: PreprocessConfig) -> PreprocessResult:
@@ -327,6 +173,27 @@ def preprocess(df: pd.DataFrame, cfg: PreprocessConfig) -> PreprocessResult:
     """
     out = df.reset_index(drop=True).copy()
     raw_text = out["text"].fillna("").astype(str)
+    truncated = _clean_columns(out, raw_text, cfg)
+
+    empty = out["text"].str.len() == 0
+    rejected = out[empty].assign(quarantine_reason="text_empty_after_cleaning")
+    kept = out[~empty]
+
+    dup_mask, kinds, dup_of = _find_duplicates(kept, raw_text, cfg.dedup)
+    duplicates = kept[dup_mask].assign(duplicate_kind=kinds[dup_mask], duplicate_of=dup_of[dup_mask])
+    clean = kept[~dup_mask].copy()
+    clean["label"] = clean["rating"].map(rating_to_label)
+    clean["label_id"] = clean["label"].map(LABEL2ID).astype("int64")
+
+    report = _report(len(df), clean, duplicates, rejected, truncated)
+    assert report["clean_rows"] + report["duplicates"] + report["rejected_empty_after_cleaning"] == len(df)
+    return PreprocessResult(
+        clean.reset_index(drop=True), duplicates.reset_index(drop=True), rejected.reset_index(drop=True), report
+    )
+
+
+def _clean_columns(out: pd.DataFrame, raw_text: pd.Series, cfg: PreprocessConfig) -> int:
+    """Clean ``text`` and ``summary`` in place and cut texts to ``max_text_chars``; returns how many were cut."""
     out["text"] = [clean_text(t, cfg.mask_pii) for t in raw_text]
     if "summary" in out:
         out["summary"] = [
@@ -338,15 +205,19 @@ def preprocess(df: pd.DataFrame, cfg: PreprocessConfig) -> PreprocessResult:
     out.loc[lengths > cfg.max_text_chars, "text"] = out.loc[lengths > cfg.max_text_chars, "text"].str.slice(
         0, cfg.max_text_chars
     )
+    return truncated
 
-    empty = out["text"].str.len() == 0
-    rejected = out[empty].assign(quarantine_reason="text_empty_after_cleaning")
-    kept = out[~empty]
 
+def _find_duplicates(kept: pd.DataFrame, raw_text: pd.Series, dedup: bool) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """``(is_duplicate, kind, duplicate_of)`` per kept row: exact copies first, then normalized ones.
+
+    The first row with a key is kept; later rows with the same raw text (``exact``) or the same
+    :func:`dedup_key` of the cleaned text (``normalized``) point at its ``review_id``.
+    """
     dup_mask = pd.Series(False, index=kept.index)
     kinds = pd.Series("", index=kept.index, dtype=object)
     dup_of = pd.Series("", index=kept.index, dtype=object)
-    if cfg.dedup and len(kept):
+    if dedup and len(kept):
         exact_key = raw_text[kept.index]
         norm_key = kept["text"].map(dedup_key)
         for kind, key in (("exact", exact_key), ("normalized", norm_key)):
@@ -357,13 +228,15 @@ def preprocess(df: pd.DataFrame, cfg: PreprocessConfig) -> PreprocessResult:
             dup_mask.loc[idx] = True
             kinds.loc[idx] = kind
             dup_of.loc[idx] = first_id.loc[idx].values
-    duplicates = kept[dup_mask].assign(duplicate_kind=kinds[dup_mask], duplicate_of=dup_of[dup_mask])
-    clean = kept[~dup_mask].copy()
-    clean["label"] = clean["rating"].map(rating_to_label)
-    clean["label_id"] = clean["label"].map(LABEL2ID).astype("int64")
+    return dup_mask, kinds, dup_of
 
-    report = {
-        "input_rows": len(df),
+
+def _report(
+    input_rows: int, clean: pd.DataFrame, duplicates: pd.DataFrame, rejected: pd.DataFrame, truncated: int
+) -> dict[str, Any]:
+    """The preprocess report: where every input row went, and what cleaning did."""
+    return {
+        "input_rows": input_rows,
         "clean_rows": len(clean),
         "duplicates": len(duplicates),
         "duplicates_exact": int((duplicates["duplicate_kind"] == "exact").sum()),
@@ -373,7 +246,3 @@ def preprocess(df: pd.DataFrame, cfg: PreprocessConfig) -> PreprocessResult:
         "pii_masked_rows": int(clean["text"].str.contains(r"\[(?:URL|EMAIL|PHONE)\]", regex=True).sum()),
         "labels": {k: int(v) for k, v in clean["label"].value_counts().sort_index().items()},
     }
-    assert report["clean_rows"] + report["duplicates"] + report["rejected_empty_after_cleaning"] == len(df)
-    return PreprocessResult(
-        clean.reset_index(drop=True), duplicates.reset_index(drop=True), rejected.reset_index(drop=True), report
-    )

@@ -10,6 +10,7 @@ the closest to the target size among those.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
@@ -37,12 +38,14 @@ def _carve(
         )
     folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     target = share * len(df)
-    best, best_key = None, None
+    best: tuple[np.ndarray, np.ndarray] | None = None
+    best_key: tuple[bool, float] | None = None
     for rest_idx, part_idx in folds.split(df, df["label_id"], groups=df["product_id"]):
         top_share = df["product_id"].iloc[part_idx].value_counts().iloc[0] / len(part_idx)
-        key = (top_share > max_product_share, abs(len(part_idx) - target))
+        key = (bool(top_share > max_product_share), abs(len(part_idx) - target))
         if best_key is None or key < best_key:
             best, best_key = (rest_idx, part_idx), key
+    assert best is not None  # n_splits >= 2: StratifiedGroupKFold yields at least two folds
     rest_idx, part_idx = best
     return df.iloc[rest_idx], df.iloc[part_idx]
 

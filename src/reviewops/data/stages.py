@@ -7,26 +7,24 @@ and paths, which the CLI prints and the flow passes on.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from reviewops.config import Settings
 from reviewops.errors import ReviewOpsError
+from reviewops.reports import write_json
+
+if TYPE_CHECKING:
+    from reviewops.data.ingest import IngestResult
+    from reviewops.data.validation import ValidationResult
 
 # A batch name becomes a file or folder name: no separators, no "..", nothing a shell mangles.
 _BATCH_NAME = re.compile(r"^\w[\w.-]{0,127}$")
-
-
-def write_json(path: Path, data: dict) -> Path:
-    """Write a report as pretty UTF-8 JSON (creating folders)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    return path
 
 
 def _write_parquet(df: pd.DataFrame, path: Path) -> Path:
@@ -108,21 +106,24 @@ class ValidateOutputs:
         )
 
 
-def stage_ingest(
+def run_ingest(
+    settings: Settings,
+    *,
     path: Path,
-    columns: dict[str, str] | None,
+    columns: dict[str, str] | None = None,
     out: Path | None = None,
     encoding: str | None = None,
-    mask_pii: bool = True,
 ) -> dict:
     """Read user files into the canonical schema (PII masked) and (optionally) write them as Parquet.
 
-    Records whose field count differs from the header are counted (``malformed``), not written:
-    ``reviewops validate`` quarantines them with their line numbers.
+    The encoding defaults to ``ingest.encoding``; PII is masked when ``preprocess.mask_pii``
+    says so. Records whose field count differs from the header are counted (``malformed``),
+    not written: ``reviewops validate`` quarantines them with their line numbers.
     """
     from reviewops.data.ingest import ingest
 
-    result = ingest(Path(path), columns, encoding=encoding, mask_pii=mask_pii)
+    mask_pii = settings.preprocess.mask_pii
+    result = ingest(Path(path), columns, encoding=encoding or settings.ingest.encoding, mask_pii=mask_pii)
     info = {
         "input": str(path),
         "files": result.files,
@@ -137,8 +138,9 @@ def stage_ingest(
     return info
 
 
-def stage_validate(
+def run_validate(
     settings: Settings,
+    *,
     path: Path,
     columns: dict[str, str] | None = None,
     out: Path | None = None,
@@ -163,7 +165,7 @@ def stage_validate(
             the quarantine and report are written, and carrying the report (``exc.report``).
     """
     from reviewops.data.ingest import ingest
-    from reviewops.data.validation import BatchFailedError, check_failure_rate, validate_batch
+    from reviewops.data.validation import validate_batch
 
     path = Path(path)
     batch = check_batch_name(batch) if batch else batch_name_for(path)
@@ -175,7 +177,21 @@ def stage_validate(
     _write_private_parquet(result.quarantined, outputs.quarantine)
     _write_parquet(result.valid, outputs.valid)
     _write_parquet(result.repeats, outputs.repeats)
-    report = {
+    report = _validation_report(batch, path, ingested, result, outputs, settings.preprocess.mask_pii)
+    _write_validation_report(report, result, settings, outputs.report, enforce=enforce)
+    return report
+
+
+def _validation_report(
+    batch: str,
+    path: Path,
+    ingested: IngestResult,
+    result: ValidationResult,
+    outputs: ValidateOutputs,
+    pii_masked: bool,
+) -> dict[str, Any]:
+    """The validate stage's report: counts that add up to the records read, and where the files went."""
+    report: dict[str, Any] = {
         "batch": batch,
         "input": str(path),
         "files": ingested.files,
@@ -187,7 +203,7 @@ def stage_validate(
         "failure_rate": round(result.failure_rate, 6),
         "failures": result.failures,
         "gx_success": result.gx_success,
-        "pii_masked": settings.preprocess.mask_pii,
+        "pii_masked": pii_masked,
         "valid_path": str(outputs.valid),
         "quarantine_path": str(outputs.quarantine),
         "repeats_path": str(outputs.repeats),
@@ -195,16 +211,29 @@ def stage_validate(
     }
     assert report["valid"] + report["quarantined"] + report["repeated"] == report["ingested"], report
     report["report_path"] = str(outputs.report)
+    return report
+
+
+def _write_validation_report(
+    report: dict[str, Any], result: ValidationResult, settings: Settings, path: Path, *, enforce: bool
+) -> None:
+    """Write the report; a batch over ``max_failure_rate`` gets its error in it, then raises.
+
+    Raises:
+        BatchFailedError: with ``enforce``, the failure rate is above the limit; the report is
+            written first and carried by the error (``exc.report``).
+    """
+    from reviewops.data.validation import BatchFailedError, check_failure_rate
+
     try:
         if enforce:
             check_failure_rate(result, settings.validation)
     except BatchFailedError as exc:
         report["error"] = str(exc)
-        write_json(outputs.report, report)
+        write_json(path, report)
         exc.report = report
         raise
-    write_json(outputs.report, report)
-    return report
+    write_json(path, report)
 
 
 def _not_a_stage_folder(settings: Settings, folder: Path, command: str) -> Path:
@@ -242,7 +271,7 @@ def _read_input(path: Path, columns: tuple[str, ...], producer: str) -> pd.DataF
     return pd.read_parquet(path)
 
 
-def stage_preprocess(settings: Settings, path: Path, out: Path | None = None, stage: bool = False) -> dict:
+def run_preprocess(settings: Settings, *, path: Path, out: Path | None = None, stage: bool = False) -> dict:
     """Clean, mask PII, deduplicate and label validated rows.
 
     With ``stage=True`` (the DVC stage): ``clean.parquet`` at ``out`` (default
@@ -272,7 +301,7 @@ def stage_preprocess(settings: Settings, path: Path, out: Path | None = None, st
     return report
 
 
-def stage_split(settings: Settings, path: Path, out_dir: Path | None = None, stage: bool = False) -> dict:
+def run_split(settings: Settings, *, path: Path, out_dir: Path | None = None, stage: bool = False) -> dict:
     """Grouped, stratified train/val/test split written as Parquet files.
 
     With ``stage=True`` (the DVC stage) into ``out_dir`` (default ``<processed_dir>``) with the

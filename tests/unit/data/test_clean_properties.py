@@ -8,7 +8,8 @@ from html.entities import html5
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reviewops.data.clean import MASKS, clean_text, mask_pii, strip_html
+from reviewops.data.clean import MASKS, clean_text, mask_pii
+from reviewops.data.markup import strip_html
 from reviewops.text import has_visible_text, normalize
 
 # Markup as the tests define it: "<" + an ASCII letter, "/", "!" or "?", or an "&" that starts a

@@ -13,7 +13,8 @@ import time
 import pandas as pd
 import pytest
 
-from reviewops.data.generate import COLUMNS, MESS_RATES, SCENARIOS, generate_reviews, write_generated
+from reviewops.data.generate import COLUMNS, SCENARIOS, generate_reviews, write_generated
+from reviewops.data.mess import MESS_RATES
 from reviewops.errors import ReviewOpsError
 from reviewops.text import CJK_CHAR
 

@@ -19,7 +19,6 @@ from reviewops.data.ingest import (
     ingest,
     normalize_timestamps,
     parse_column_map,
-    read_table,
 )
 from reviewops.errors import ReviewOpsError
 
@@ -183,12 +182,6 @@ def test_parquet_round_trip(tmp_path):
     df["rating"] = pd.to_numeric(df["rating"], errors="coerce")
     df.to_parquet(path, index=False)
     _check_canonical(ingest(path).df, "reviews.parquet", rating_raw=None)  # already NaN in the file
-
-
-def test_read_table_keeps_csv_cells_as_strings(tmp_path):
-    path = _write_csv(tmp_path / "r.csv", [{"text": "x", "rating": "5", "n": "007", "e": ""}])
-    df = read_table(path)
-    assert df.to_dict("records") == [{"text": "x", "rating": "5", "n": "007", "e": ""}]
 
 
 def test_directory_reads_supported_files_sorted_by_name(tmp_path):

@@ -7,7 +7,6 @@ reason, and the counts add up.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import subprocess
@@ -18,8 +17,9 @@ import pandas as pd
 import pytest
 
 from reviewops.config import PathsConfig, Settings
-from reviewops.data.ingest import detect_encoding, ingest, parse_rating
-from reviewops.data.stages import stage_validate
+from reviewops.data.ingest import ingest, parse_rating
+from reviewops.data.readers import detect_encoding
+from reviewops.data.stages import run_validate
 from reviewops.errors import ReviewOpsError
 
 CHINESE = [
@@ -44,7 +44,7 @@ def settings(tmp_path) -> Settings:
 
 
 def _validate(settings: Settings, path: Path, columns: dict | None = None, **kw) -> dict:
-    report = stage_validate(settings, path, columns, build_docs=False, **kw)
+    report = run_validate(settings, path=path, columns=columns, build_docs=False, **kw)
     assert report["valid"] + report["quarantined"] + report["repeated"] == report["ingested"]
     return report
 
@@ -98,7 +98,7 @@ def test_blank_timestamp_cells_are_missing_not_bad(settings, tmp_path):
 
 
 def test_drift_trend_says_when_timestamps_are_missing():
-    from reviewops.monitoring.drift import trend_coverage
+    from reviewops.monitoring.trend import trend_coverage
 
     df = pd.DataFrame({"timestamp": [None, None, "2024-01-01T00:00:00Z"]})
     assert trend_coverage(df)["note"] == "2 of 3 rows have no timestamp and are left out of the sentiment trend"
@@ -203,7 +203,7 @@ def test_unquoted_commas_never_shift_columns(settings, tmp_path):
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     result = ingest(path)
     assert len(result.df) == 0 and len(result.malformed) == 20  # nothing shifted into review_id
-    report = stage_validate(settings, path, build_docs=False, enforce=False)
+    report = run_validate(settings, path=path, build_docs=False, enforce=False)
     assert report["failures"] == {"field_count_mismatch": 20}
     q = _quarantine(report)
     assert q["raw_record"].iloc[0] == "u0,P0,Great taste, would buy again 0,5"
@@ -259,7 +259,7 @@ def test_unparseable_rating_keeps_its_value_and_real_reason(settings, tmp_path):
         'text,rating\nReally liked it,5 stars\nPretty good overall,"4,5"\nAmazing stuff,great\nNothing to say here,\n',
         encoding="utf-8",
     )
-    report = stage_validate(settings, path, build_docs=False, enforce=False)
+    report = run_validate(settings, path=path, build_docs=False, enforce=False)
     assert report["valid"] == 2
     assert report["failures"] == {"rating_not_null": 1, "rating_unparseable": 1}
     q = _quarantine(report).set_index("text")
@@ -346,25 +346,6 @@ def test_json_names_the_encoding(tmp_path):
     assert info["encodings"] == {"gbk.csv": "gb18030"} and info["rows"] == 5
     forced = _cli(tmp_path, "ingest", str(path), "--encoding", "gbk", "--json")
     assert json.loads(forced.stdout)["encodings"] == {"gbk.csv": "gbk"}
-
-
-def test_fast_and_exact_readers_agree_on_tricky_csv(tmp_path):
-    from reviewops.data.ingest import _read_checked, _read_delimited
-
-    path = tmp_path / "tricky.csv"
-    rows = [
-        ["id", "text", "rating", "id"],  # a repeated column name
-        ["1", "Line one\r\nline two, with a comma", "5", "x"],
-        ["2", 'She said "wow" and left', "", "y"],
-        ["3", "", "4", ""],
-        ["4", "味道很好，😀 ok", "3", "z"],
-    ]
-    with path.open("w", encoding="utf-8", newline="") as f:
-        csv.writer(f, lineterminator="\r\n").writerows(rows)
-    fast, exact = _read_delimited(path, ",", "utf-8"), _read_checked(path, ",", "utf-8")
-    assert list(fast.df.columns) == ["id", "text", "rating", "id.1"]
-    assert fast.df.equals(exact.df) and fast.record_numbers.tolist() == exact.record_numbers.tolist() == [1, 2, 3, 4]
-    assert fast.df["text"].tolist() == [r[1] for r in rows[1:]]
 
 
 def test_adhoc_preprocess_and_split_stay_in_the_batch_folder(tmp_path):

@@ -1,4 +1,4 @@
-"""Unit tests for reviewops.data.validation: suite, row split, reasons, quarantine, failure gate."""
+"""Unit tests for validation, its rules, GX project and quarantine: suite, row split, reasons, failure gate."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ import pandas as pd
 import pytest
 
 from reviewops.config import PathsConfig, Settings, ValidationConfig
+from reviewops.data.gx import get_gx_project
+from reviewops.data.quarantine import REASON_COLUMN
+from reviewops.data.rules import build_rules
 from reviewops.data.validation import (
-    REASON_COLUMN,
     BatchFailedError,
     ValidationResult,
-    build_rules,
     check_failure_rate,
-    get_gx_project,
     validate_batch,
     write_quarantine,
     write_valid,

@@ -59,7 +59,7 @@ def worker(rows: int, sample_size: int, tiny: bool) -> dict:
     gen_s = time.perf_counter() - t0
     rss_data = _rss_mb()
     with tempfile.TemporaryDirectory() as tmp:
-        drift = {"sample_size": sample_size}
+        drift: dict[str, object] = {"sample_size": sample_size}
         if tiny:
             from reviewops.testing.tiny import build_tiny_encoder
 
@@ -68,14 +68,15 @@ def worker(rows: int, sample_size: int, tiny: bool) -> dict:
         marks: list[tuple[str, float]] = []
         start = time.perf_counter()
         result = run_drift(
-            ref,
-            cur,
             settings,
+            reference=ref,
+            current=cur,
             name=f"bench-{rows}",
             track=False,
             log=lambda msg: marks.append((msg, time.perf_counter())),
         )
         total = time.perf_counter() - start
+        assert result.html_path is not None  # run_drift always writes the page
         html_mb = result.html_path.stat().st_size / 1e6
     marks.append(("end", start + total))
     phases = {}

@@ -18,31 +18,32 @@ from prefect.cache_policies import NO_CACHE
 from flows import retrain
 from reviewops.config import Settings, load_settings
 from reviewops.evaluation.gate import GateFailedError
-from reviewops.monitoring import retune
+from reviewops.monitoring import batches, cooldown, inbox, retune
+from reviewops.monitoring.drift import check_batch_drift
 
 
 @task(name="validate-preprocess-batch", cache_policy=NO_CACHE)
 def prepare_batch(settings: Settings, batch: str, name: str) -> dict:
     """GX validation + quarantine, then cleaning; a batch over the failure threshold fails here."""
-    return retune.prepare_batch(settings, Path(batch), name)
+    return batches.prepare_batch(settings, Path(batch), name)
 
 
 @task(name="drift-check", cache_policy=NO_CACHE)
 def check_drift(settings: Settings, clean_path: str, name: str, reference: str | None) -> dict:
     """Evidently report vs the champion's training data (reports/drift/<name>.html|.json, MLflow run)."""
-    return retune.check_batch_drift(settings, clean_path, name, reference, log=get_run_logger().info)
+    return check_batch_drift(settings, clean_path, name, reference, log=get_run_logger().info)
 
 
 @task(name="cooldown", cache_policy=NO_CACHE)
-def cooldown(settings: Settings) -> dict:
+def cooldown_status(settings: Settings) -> dict:
     """Whether a drift-triggered retrain ran less than drift.cooldown_minutes ago."""
-    return retune.cooldown_status(settings)
+    return cooldown.cooldown_status(settings)
 
 
 @task(name="append-batch-to-raw", cache_policy=NO_CACHE)
 def append_to_raw(settings: Settings, batch: str) -> dict:
     """Copy the batch into data/raw (append-only) and record the new data.dvc version."""
-    return retune.append_batch_to_raw(settings, Path(batch))
+    return batches.append_batch_to_raw(settings, Path(batch))
 
 
 @task(name="retune-split", cache_policy=NO_CACHE)
@@ -72,7 +73,7 @@ def retrain_outcome(settings: Settings) -> dict:
 @task(name="record-retrain", cache_policy=NO_CACHE)
 def record_retrain(settings: Settings, info: dict) -> str:
     """Start the cooldown (reports/monitor/state.json)."""
-    return str(retune.record_retrain(settings, info))
+    return str(cooldown.record_retrain(settings, info))
 
 
 @task(name="write-monitor-summary", cache_policy=NO_CACHE)
@@ -105,7 +106,7 @@ def monitor_flow(batch: str, settings: Settings | None = None, reference: str | 
     gate) -> old-vs-new test metrics -> record the retrain (cooldown) -> summary.
     """
     settings = settings or load_settings()
-    name = retune.batch_name(batch)
+    name = batches.batch_name(batch)
     prepared = prepare_batch(settings, batch, name)
     drift = check_drift(settings, prepared["clean_path"], name, reference)
     summary = {
@@ -118,7 +119,7 @@ def monitor_flow(batch: str, settings: Settings | None = None, reference: str | 
     }
     if not drift["drifted"]:
         return write_summary(settings, {**summary, "action": "none: no drift"})
-    summary["cooldown"] = cooldown(settings)
+    summary["cooldown"] = cooldown_status(settings)
     if summary["cooldown"]["active"]:
         return write_summary(settings, {**summary, "action": f"none: cooldown until {summary['cooldown']['until']}"})
 
@@ -140,13 +141,13 @@ def monitor_flow(batch: str, settings: Settings | None = None, reference: str | 
 @task(name="pending-inbox-files", cache_policy=NO_CACHE)
 def pending_files(settings: Settings, inbox_dir: str | None) -> list[str]:
     """Files in the inbox not processed before (ledger: reports/monitor/inbox_ledger.json)."""
-    return [str(p) for p in retune.pending_inbox_files(settings, inbox_dir)]
+    return [str(p) for p in inbox.pending_inbox_files(settings, inbox_dir)]
 
 
 @task(name="record-inbox-file", cache_policy=NO_CACHE)
 def record_file(settings: Settings, path: str, status: str, detail: dict) -> None:
     """Mark one inbox file as processed, whatever the outcome (it is not picked up again)."""
-    retune.record_inbox(settings, path, status, detail)
+    inbox.record_inbox(settings, path, status, detail)
 
 
 @flow(name="reviewops-monitor-inbox", log_prints=True)
@@ -227,7 +228,7 @@ def _demo(settings: Settings) -> dict:
     """Drop a drifted synthetic batch into the inbox and process the inbox."""
     raw = Path(settings.paths.raw_dir)
     seed = settings.drift.seed + 1 + (len(list(raw.glob("batch-*"))) if raw.is_dir() else 0)
-    path = retune.generate_batch(settings.drift.inbox_dir, rows=600, seed=seed)
+    path = batches.generate_batch(settings.drift.inbox_dir, rows=600, seed=seed)
     print(f"demo batch: {path} (600 rows, scenario language_sentiment_shift, seed {seed})")
     result = monitor_inbox_flow(str(settings.drift.inbox_dir), settings)
     return result["processed"][path.name]

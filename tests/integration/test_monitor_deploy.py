@@ -156,7 +156,7 @@ def test_deployments_retrain_then_drifted_inbox_batch_retunes(served, monkeypatc
     from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from reviewops.monitoring import retune
+    from reviewops.monitoring import batches, cooldown, inbox
 
     project, api, serve_log = served
     monkeypatch.chdir(project)
@@ -172,7 +172,7 @@ def test_deployments_retrain_then_drifted_inbox_batch_retunes(served, monkeypatc
         assert (bentoml_home / "models" / "review-sentiment").is_dir()
         assert any((bentoml_home / "bentos" / "reviewops").iterdir())
 
-        batch = retune.generate_batch(project / "data" / "inbox", rows=600, seed=43, tag="T1")
+        batch = batches.generate_batch(project / "data" / "inbox", rows=600, seed=43, tag="T1")
         run = run_deployment(INBOX_DEPLOYMENT, timeout=300, poll_interval=2)
         assert run.state.is_completed(), f"{run.state}\n{serve_log.read_text()[-4000:]}"
 
@@ -182,12 +182,12 @@ def test_deployments_retrain_then_drifted_inbox_batch_retunes(served, monkeypatc
     # one retraining from the nightly deployment, one re-tune as the monitor's subflow
     assert sum(1 for name, state in runs if name == "reviewops-retrain" and state == "COMPLETED") >= 2, runs
 
-    ledger = json.loads(retune.ledger_path(_settings()).read_text())
+    ledger = json.loads(inbox.ledger_path(_settings()).read_text())
     assert ledger[batch.name]["status"] == "completed"
     summary = json.loads(Path(ledger[batch.name]["summary"]).read_text())
     assert summary["drift"]["drifted"] and summary["drift"]["fired"], summary["drift"]
     assert summary["action"] == "retrained"
-    assert Path(summary["report"]).is_file() and summary["report"].endswith(f"drift/{retune.batch_name(batch)}.html")
+    assert Path(summary["report"]).is_file() and summary["report"].endswith(f"drift/{batches.batch_name(batch)}.html")
     assert summary["drift"]["champion"]["sentiment"]  # champion predictions were part of the check
     assert summary["data"]["new_version"] != summary["data"]["old_version"]
     assert (project / "data" / "raw" / summary["data"]["raw_file"]).is_file()
@@ -206,7 +206,7 @@ def test_deployments_retrain_then_drifted_inbox_batch_retunes(served, monkeypatc
     client = mlflow.MlflowClient()
     train_run = client.get_run(summary["retrain"]["run_id"])
     assert train_run.data.params["train.profile"] == "quick"
-    assert train_run.data.params["data/processed_dir"].endswith(f"retune/{retune.batch_name(batch)}")
+    assert train_run.data.params["data/processed_dir"].endswith(f"retune/{batches.batch_name(batch)}")
     metrics = train_run.data.metrics
     assert "eval_old/sentiment_macro_f1" in metrics and "eval/sentiment_macro_f1" in metrics
     assert metrics["eval_old/n"] == summary["retune_split"]["test"]["old"]
@@ -217,7 +217,7 @@ def test_deployments_retrain_then_drifted_inbox_batch_retunes(served, monkeypatc
     assert drift_run.data.tags["drift.drifted"] == "true"
 
     # the re-tune started the cooldown
-    assert retune.cooldown_active(_settings())
+    assert cooldown.cooldown_active(_settings())
 
     # a batch that fails validation: the monitor run fails with the message, nothing is appended
     raw_before = sorted(p.name for p in (project / "data" / "raw").iterdir())
@@ -232,7 +232,7 @@ def test_deployments_retrain_then_drifted_inbox_batch_retunes(served, monkeypatc
     with temporary_settings({PREFECT_API_URL: api}):
         run = run_deployment(INBOX_DEPLOYMENT, timeout=120, poll_interval=2)
     assert run.state.is_completed()  # the poller itself goes on
-    entry = json.loads(retune.ledger_path(_settings()).read_text())["bad.csv"]
+    entry = json.loads(inbox.ledger_path(_settings()).read_text())["bad.csv"]
     assert entry["status"] == "failed" and "failed validation" in entry["error"]
     assert sorted(p.name for p in (project / "data" / "raw").iterdir()) == raw_before
     monitor_runs = [

@@ -3,43 +3,62 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from reviewops.cli.common import JSON_OPTION, emit, err_console, get_settings, out_console, progress
+from reviewops.config import Settings
+
+if TYPE_CHECKING:
+    from reviewops.monitoring.drift import DriftResult
 
 EXIT_DRIFTED = 3
 
-
-def drift_cmd(
-    ctx: typer.Context,
-    current: Path = typer.Option(
-        ...,
+# Options of ``reviewops drift``, named once so the command's signature stays short.
+CurrentOption = Annotated[
+    Path,
+    typer.Option(
         "--current",
         "-c",
         help="New batch: processed .parquet, or raw CSV/JSONL (or a folder) that "
         "is ingested, validated and preprocessed first.",
     ),
-    reference: Path = typer.Option(
-        None,
+]
+ReferenceOption = Annotated[
+    Path | None,
+    typer.Option(
         "--reference",
         "-r",
         help="Reference batch (default: the champion's training split, found through "
         "its MLflow run's lineage and checked by sha256; else "
         "<processed_dir>/train.parquet).",
     ),
-    name: str = typer.Option(
-        None, "--name", "-n", help="Report name: reports/drift/<name>.html|.json (default: drift-<UTC time>)."
-    ),
-    fail_on_drift: bool = typer.Option(
-        False, "--fail-on-drift", help=f"Exit with status {EXIT_DRIFTED} when drift is detected."
-    ),
-    track: bool = typer.Option(
-        None,
+]
+NameOption = Annotated[
+    str | None,
+    typer.Option("--name", "-n", help="Report name: reports/drift/<name>.html|.json (default: drift-<UTC time>)."),
+]
+FailOnDriftOption = Annotated[
+    bool, typer.Option("--fail-on-drift", help=f"Exit with status {EXIT_DRIFTED} when drift is detected.")
+]
+TrackOption = Annotated[
+    bool | None,
+    typer.Option(
         "--track/--no-track",
         help="Log to MLflow (default: when MLFLOW_TRACKING_URI is set or ./mlflow.db exists).",
     ),
+]
+
+
+def drift_cmd(
+    ctx: typer.Context,
+    current: CurrentOption,
+    reference: ReferenceOption = None,
+    name: NameOption = None,
+    fail_on_drift: FailOnDriftOption = False,
+    track: TrackOption = None,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Check a new batch for drift: text descriptors, language/category/label mix, MiniLM embeddings.
@@ -50,35 +69,7 @@ def drift_cmd(
     (`evidently ui --workspace reports/evidently_workspace`) and prints the decision.
     Exits 0 whether or not drift was found, unless --fail-on-drift.
     """
-    from reviewops.monitoring.drift import champion_reference, load_batch, run_drift
-
-    settings = get_settings(ctx)
-    lineage: dict = {"source": "--reference", "path": str(reference)}
-    if reference is None:
-        reference, lineage = champion_reference(settings)
-    if not reference.exists():
-        from reviewops.errors import ReviewOpsError
-
-        raise ReviewOpsError(
-            f"reference {reference} not found; run the data stages (`dvc repro split`) or pass --reference"
-        )
-    with progress("loading batches", enabled=not as_json):
-        ref_df, ref_info = load_batch(reference, settings)
-        cur_df, cur_info = load_batch(current, settings)
-    steps = []
-
-    def log(message: str) -> None:
-        steps.append(message)
-        if not as_json:
-            err_console.print(f"[dim]-[/] {message}", highlight=False)
-
-    result = run_drift(ref_df, cur_df, settings, name=name, track=track, log=log)
-    out = {
-        **result.to_dict(),
-        "reference": {**ref_info, "lineage": lineage},
-        "current": cur_info,
-        "signals": result.summary["decision"]["signals"],
-    }
+    result, out = _check_drift(get_settings(ctx), current, reference, name=name, track=track, as_json=as_json)
     if as_json:
         emit(out, True)
     else:
@@ -87,7 +78,40 @@ def drift_cmd(
         raise typer.Exit(EXIT_DRIFTED)
 
 
-def _print_decision(result) -> None:
+def _check_drift(
+    settings: Settings, current: Path, reference: Path | None, *, name: str | None, track: bool | None, as_json: bool
+) -> tuple[DriftResult, dict[str, Any]]:
+    """Load both batches (the reference defaults to the champion's), run the check; the result and its JSON."""
+    from reviewops.errors import ReviewOpsError
+    from reviewops.monitoring.drift import run_drift
+    from reviewops.monitoring.reference import champion_reference, load_batch
+
+    lineage: dict = {"source": "--reference", "path": str(reference)}
+    if reference is None:
+        reference, lineage = champion_reference(settings)
+    if not reference.exists():
+        raise ReviewOpsError(
+            f"reference {reference} not found; run the data stages (`dvc repro split`) or pass --reference"
+        )
+    with progress("loading batches", enabled=not as_json):
+        ref_df, ref_info = load_batch(reference, settings)
+        cur_df, cur_info = load_batch(current, settings)
+
+    def log(message: str) -> None:
+        if not as_json:
+            err_console.print(f"[dim]-[/] {message}", highlight=False)
+
+    result = run_drift(settings, reference=ref_df, current=cur_df, name=name, track=track, log=log)
+    out = {
+        **result.to_dict(),
+        "reference": {**ref_info, "lineage": lineage},
+        "current": cur_info,
+        "signals": result.summary["decision"]["signals"],
+    }
+    return result, out
+
+
+def _print_decision(result: DriftResult) -> None:
     decision = result.decision
     table = Table(title=f"drift check {result.summary['name']}", title_justify="left")
     for col in ("signal", "score", "threshold", "fired", "detail"):

@@ -1,32 +1,18 @@
-"""Monitoring and re-tuning library: settings overrides, raw append + DVC, re-tune split, cooldown, inbox."""
+"""Re-tuning library: settings overrides, the re-tune split with replay, forgetting metrics, the starting point."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
 from reviewops.config import ConfigError, Settings
 from reviewops.errors import ReviewOpsError
 from reviewops.monitoring import retune
 from reviewops.schema import LABEL2ID, LABELS
-from tests.conftest import make_project
-
-
-def _settings(tmp_path: Path, **drift) -> Settings:
-    return Settings(
-        paths={
-            "reports_dir": str(tmp_path / "reports"),
-            "processed_dir": str(tmp_path / "processed"),
-            "raw_dir": str(tmp_path / "raw"),
-            "interim_dir": str(tmp_path / "interim"),
-        },
-        drift={"inbox_dir": str(tmp_path / "inbox"), **drift},
-    )
+from tests.unit.monitoring.helpers import monitor_settings
 
 
 def _processed(n: int, source: str, start: int = 0) -> pd.DataFrame:
@@ -90,7 +76,7 @@ def test_replay_count(n_new, n_old, fraction, expected):
 
 
 def test_build_retune_split_counts_replay_and_determinism(tmp_path):
-    settings = _settings(tmp_path, replay_fraction=0.5)
+    settings = monitor_settings(tmp_path, replay_fraction=0.5)
     _write_processed(settings, {"train": (300, 60), "val": (40, 8), "test": (50, 10)})
     out = tmp_path / "retune"
     report = retune.build_retune_split(settings, ["batch-x.csv"], out)
@@ -107,73 +93,29 @@ def test_build_retune_split_counts_replay_and_determinism(tmp_path):
     again = retune.build_retune_split(settings, ["batch-x.csv"], tmp_path / "again")
     assert again == {**report, "out_dir": str(tmp_path / "again")}
     pd.testing.assert_frame_equal(train, pd.read_parquet(tmp_path / "again" / "train.parquet"))
-    none = retune.build_retune_split(_settings(tmp_path, replay_fraction=0.0), ["batch-x.csv"], tmp_path / "n")
+    none = retune.build_retune_split(monitor_settings(tmp_path, replay_fraction=0.0), ["batch-x.csv"], tmp_path / "n")
     assert none["train"]["rows"] == 60 and none["train"]["replay"] == 0
 
 
 def test_build_retune_split_val_without_new_rows_keeps_old_val(tmp_path):
-    settings = _settings(tmp_path)
+    settings = monitor_settings(tmp_path)
     _write_processed(settings, {"train": (30, 10), "val": (12, 0), "test": (5, 0)})
     report = retune.build_retune_split(settings, ["batch-x.csv"], tmp_path / "r")
     assert report["val"] == {"rows": 12, "new": 0, "replay": 12, "old_available": 12}
 
 
 def test_build_retune_split_without_new_train_rows_says_why(tmp_path):
-    settings = _settings(tmp_path)
+    settings = monitor_settings(tmp_path)
     _write_processed(settings, {"train": (30, 0), "val": (5, 5), "test": (5, 0)})
     with pytest.raises(ReviewOpsError, match="quarantined, deduplicated"):
         retune.build_retune_split(settings, ["batch-x.csv"], tmp_path / "r")
-
-
-# --------------------------------------------------------------------------- cooldown
-
-
-def test_cooldown_window(tmp_path):
-    settings = _settings(tmp_path, cooldown_minutes=60)
-    t0 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
-    assert not retune.cooldown_active(settings, t0)
-    retune.record_retrain(settings, {"batch": "b1", "run_id": "r1"}, now=t0)
-    assert retune.cooldown_active(settings, t0 + timedelta(minutes=30))
-    status = retune.cooldown_status(settings, t0 + timedelta(minutes=30))
-    assert status["until"] == "2025-01-01T13:00:00Z" and status["last_retrain_at"] == "2025-01-01T12:00:00Z"
-    assert not retune.cooldown_active(settings, t0 + timedelta(minutes=61))
-    retune.record_retrain(settings, {"batch": "b2"}, now=t0 + timedelta(minutes=61))
-    state = json.loads(retune.state_path(settings).read_text())
-    assert [h["batch"] for h in state["history"]] == ["b1", "b2"]
-    assert not retune.cooldown_active(_settings(tmp_path, cooldown_minutes=0), t0 + timedelta(minutes=62))
-
-
-# --------------------------------------------------------------------------- inbox + batches
-
-
-def test_generate_batch_prefixes_ids(tmp_path):
-    path = retune.generate_batch(tmp_path, rows=40, seed=3, tag="T1")
-    assert path.name == "batch-T1-language_sentiment_shift.csv"
-    df = pd.read_csv(path, dtype=str)
-    assert df["review_id"].dropna().str.startswith("T1-R-").all()
-    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temp files left behind
-
-
-def test_inbox_ledger_processes_each_file_once(tmp_path):
-    settings = _settings(tmp_path)
-    inbox = Path(settings.drift.inbox_dir)
-    assert retune.pending_inbox_files(settings) == []
-    inbox.mkdir()
-    (inbox / "a.csv").write_text("text,rating\nok,5\n")
-    (inbox / ".b.csv.tmp").write_text("half")
-    (inbox / "notes.txt").write_text("not a batch")
-    assert [p.name for p in retune.pending_inbox_files(settings)] == ["a.csv"]
-    retune.record_inbox(settings, inbox / "a.csv", "completed", {"action": "none: no drift"})
-    assert retune.pending_inbox_files(settings) == []
-    (inbox / "a.csv").write_text("text,rating\nchanged,1\n")  # replaced content: processed again
-    assert [p.name for p in retune.pending_inbox_files(settings)] == ["a.csv"]
 
 
 # --------------------------------------------------------------------------- forgetting
 
 
 def test_forgetting_report_scores_old_and_new_test_rows(tmp_path):
-    settings = _settings(tmp_path)
+    settings = monitor_settings(tmp_path)
     test = pd.concat([_processed(6, "reviews_base.csv"), _processed(3, "batch-x.csv")], ignore_index=True)
     Path(settings.paths.processed_dir).mkdir(parents=True)
     test.to_parquet(Path(settings.paths.processed_dir) / "test.parquet", index=False)
@@ -207,46 +149,8 @@ def test_forgetting_report_scores_old_and_new_test_rows(tmp_path):
 def test_retune_settings_without_champion_keeps_base_models(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
-    settings = _settings(tmp_path, retune_profile="quick")
+    settings = monitor_settings(tmp_path, retune_profile="quick")
     tuned, info = retune.retune_settings(settings, tmp_path / "split")
     assert tuned.train.profile == "quick" and tuned.paths.processed_dir == tmp_path / "split"
     assert tuned.summarizer.model == settings.summarizer.model
     assert info["summarizer"]["start"] == info["sentiment"]["start"] == "base"
-
-
-# --------------------------------------------------------------------------- raw append + DVC
-
-
-def test_append_batch_to_raw_new_dvc_version_and_guards(tmp_path, monkeypatch):
-    from reviewops.config import load_settings
-    from reviewops.data import versioning
-    from reviewops.data.generate import write_generated
-
-    project = make_project(tmp_path / "proj")
-    monkeypatch.chdir(project)
-    versioning.ensure_repo()
-    settings = load_settings("params.yaml")
-    base = write_generated(Path("data/raw"), 60, 1)
-    base_bytes = base.read_bytes()
-    v1 = versioning.track_raw(raw_dir=settings.paths.raw_dir)["md5"]
-
-    batch = retune.generate_batch(tmp_path / "inbox", rows=30, seed=2, tag="B1")
-    out = retune.append_batch_to_raw(settings, batch)
-    assert out["old_version"] == v1 and out["new_version"] != v1 and out["changed"]
-    assert yaml.safe_load(Path("data.dvc").read_text())["outs"][0]["md5"] == out["new_version"]
-    assert sorted(p.name for p in Path("data/raw").iterdir()) == sorted([base.name, batch.name])
-    assert (Path("data/raw") / out["raw_file"]).read_bytes() == batch.read_bytes()
-    assert base.read_bytes() == base_bytes  # existing raw files are never touched
-
-    with pytest.raises(ReviewOpsError, match="already in the raw data"):
-        retune.append_batch_to_raw(settings, batch)
-    # same ids as the default data set (write_generated numbers from R-00000001): refused
-    clash = write_generated(tmp_path / "clash", 20, 9)
-    with pytest.raises(ReviewOpsError, match="review id"):
-        retune.append_batch_to_raw(settings, clash)
-    # same file name, other content: appended under a new name, nothing overwritten
-    other = retune.generate_batch(tmp_path / "other", rows=20, seed=5, tag="B2")
-    other = other.rename(other.with_name(batch.name))
-    again = retune.append_batch_to_raw(settings, other)
-    assert again["raw_file"] == "batch-B1-language_sentiment_shift-1.csv"
-    assert again["old_version"] == out["new_version"] != again["new_version"]

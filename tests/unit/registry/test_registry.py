@@ -290,7 +290,7 @@ def test_drift_reference_is_the_champions_training_split(mlflow_env):
     import pandas as pd
 
     from reviewops.config import GateConfig
-    from reviewops.monitoring.drift import champion_reference
+    from reviewops.monitoring.reference import champion_reference
 
     root, _ = mlflow_env
     settings = Settings(

@@ -1,0 +1,122 @@
+"""The drift check's JSON summary: every number the decision, the HTML page, the CLI and MLflow read."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from reviewops.monitoring.descriptors import NUMERIC_DESCRIPTORS
+from reviewops.monitoring.jsonable import to_jsonable
+from reviewops.monitoring.report import AllRowsReport, SampleReport
+from reviewops.monitoring.sample import Samples
+from reviewops.monitoring.trend import TREND_ALL, trend_coverage
+
+if TYPE_CHECKING:
+    from reviewops.config import DriftConfig
+
+EMBEDDING_METHOD = "domain classifier ROC-AUC on MiniLM embeddings (Evidently EmbeddingsDrift)"
+
+
+def _distribution(series: pd.Series) -> dict[str, float]:
+    shares = series.value_counts(normalize=True)
+    return {str(k): round(float(v), 4) for k, v in shares.items()}
+
+
+def _sampling(cfg: DriftConfig, samples: Samples) -> dict[str, Any]:
+    return {
+        "sample_size": cfg.sample_size,
+        "seed": cfg.seed,
+        "reference_sampled": samples.reference_sampled,
+        "current_sampled": samples.current_sampled,
+        "note": samples.note,
+    }
+
+
+def _embedding(cfg: DriftConfig, samples: Samples, sample: SampleReport) -> dict[str, Any]:
+    return {
+        "score": sample.embedding_score,
+        "threshold": sample.threshold,
+        "configured_threshold": cfg.embedding_threshold,
+        "noise_floor": sample.noise_floor,
+        "method": EMBEDDING_METHOD,
+        "model": str(cfg.embedding_model or "all-MiniLM-L6-v2 (packaged)"),
+        "dim": len(samples.emb_cols),
+    }
+
+
+def _data_sections(descriptors: tuple[pd.DataFrame, pd.DataFrame], all_rows: AllRowsReport) -> dict[str, Any]:
+    """``descriptors`` (means per side), ``distributions`` (category shares per side), ``new_categories``."""
+    ref_desc, cur_desc = descriptors
+    ref_tab, cur_tab, cat_cols = all_rows.reference, all_rows.current, all_rows.cat_cols
+    return {
+        "descriptors": {
+            c: {"reference_mean": float(ref_desc[c].mean()), "current_mean": float(cur_desc[c].mean())}
+            for c in NUMERIC_DESCRIPTORS
+        },
+        "distributions": {
+            c: {"reference": _distribution(ref_tab[c]), "current": _distribution(cur_tab[c])} for c in cat_cols
+        },
+        "new_categories": (
+            sorted(set(cur_tab["category"]) - set(ref_tab["category"])) if "category" in cat_cols else []
+        ),
+    }
+
+
+def _trend(
+    cfg: DriftConfig, current: pd.DataFrame, trend: pd.DataFrame, trend_rows: pd.DataFrame, alerts: list
+) -> dict[str, Any]:
+    return {
+        "freq": "W",
+        "threshold": cfg.negative_share_jump,
+        "min_count": cfg.min_period_count,
+        **trend_coverage(current),
+        "rows_total": len(trend),
+        "rows": trend_rows.to_dict(orient="records"),
+        "rows_note": f"'{TREND_ALL}' plus the products with alerts",
+        "alerts": alerts,
+    }
+
+
+def build_summary(
+    cfg: DriftConfig,
+    *,
+    name: str,
+    created: datetime,
+    frames: tuple[pd.DataFrame, pd.DataFrame],
+    descriptors: tuple[pd.DataFrame, pd.DataFrame],
+    all_rows: AllRowsReport,
+    samples: Samples,
+    sample: SampleReport,
+    trend: tuple[pd.DataFrame, pd.DataFrame, list[dict[str, Any]]],
+) -> dict[str, Any]:
+    """The JSON-ready summary of one check (before the decision and the output paths are added).
+
+    Args:
+        cfg: the ``drift`` settings.
+        name: the report name; created: when the check started.
+        frames: the reference and current rows.
+        descriptors: their descriptors.
+        all_rows: the all-rows report; samples / sample: the samples and their report.
+        trend: the whole trend, the rows shown (overall + alerted products) and the alerts.
+    """
+    columns = {**all_rows.columns, **sample.columns}
+    n_drifted = sum(1 for c in columns.values() if c["drifted"])
+    skipped = sample.text_skipped
+    summary: dict[str, Any] = {
+        "name": name,
+        "created_at": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "reference": {"rows": len(frames[0])},
+        "current": {"rows": len(frames[1])},
+        "sampling": _sampling(cfg, samples),
+        "columns": columns,
+        "n_columns": len(columns),
+        "n_drifted": n_drifted,
+        "share_drifted": n_drifted / len(columns) if columns else 0.0,
+        "embedding": _embedding(cfg, samples, sample),
+        "text_drift": {"skipped": skipped} if skipped else {"column": "text", **columns.get("text", {})},
+        **_data_sections(descriptors, all_rows),
+        "trend": _trend(cfg, frames[1], *trend),
+    }
+    return to_jsonable(summary)

@@ -6,7 +6,7 @@ the project's data/, reports/ or mlflow.db:
 1. ingest ``../shared/data/amazon_fine_food_1k.csv`` (Id/ProductId/Text/Summary/Score/Time),
    validate (Great Expectations, no Data Docs), preprocess, split grouped by product
    (test ≈ 20 %, val ≈ 10 %; actual sizes are printed);
-2. train both models with the ``cpu`` profile (``reviewops.training.train.train_all``, MLflow in
+2. train both models with the ``cpu`` profile (``reviewops.training.train.run_train``, MLflow in
    ``sqlite:///<workdir>/mlflow.db``);
 3. evaluate on the test split (``reviewops.evaluation.evaluate.evaluate_models``): ROUGE-1/2/L (CJK-aware)
    of the fine-tuned summarizer, the untuned base model and lead-8 on the SAME test rows, and
@@ -90,12 +90,12 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     import pandas as pd
 
     from reviewops.data.ingest import parse_column_map
-    from reviewops.data.stages import stage_preprocess, stage_split, stage_validate
+    from reviewops.data.stages import run_preprocess, run_split, run_validate
     from reviewops.evaluation.baselines import majority_baseline
     from reviewops.evaluation.evaluate import evaluate_models
     from reviewops.evaluation.metrics import sentiment_metrics
     from reviewops.evaluation.scorecard import metrics_of
-    from reviewops.training.train import train_all
+    from reviewops.training.train import run_train
 
     settings = _settings(args.params, workdir, args.profile, args.set)
     prof = settings.train.active
@@ -105,17 +105,17 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     # ---- data: the project's stage functions, outputs in the work dir
     _log(f"validating {args.data}")
     # The work dir is the benchmark's own project: its files are the stages' files.
-    val = stage_validate(
+    val = run_validate(
         settings,
-        args.data,
-        parse_column_map(args.columns),
+        path=args.data,
+        columns=parse_column_map(args.columns),
         out=workdir / "interim" / "valid.parquet",
         batch="amazon_quality",
         build_docs=False,
         stage=True,
     )
-    pre = stage_preprocess(settings, Path(val["valid_path"]), stage=True)
-    spl = stage_split(settings, Path(pre["clean_path"]), workdir / "processed", stage=True)
+    pre = run_preprocess(settings, path=Path(val["valid_path"]), stage=True)
+    spl = run_split(settings, path=Path(pre["clean_path"]), out_dir=workdir / "processed", stage=True)
     t_data = time.perf_counter() - t_start
     test_df = pd.read_parquet(workdir / "processed" / "test.parquet")
     train_labels = pd.read_parquet(workdir / "processed" / "train.parquet")["label"].tolist()
@@ -140,7 +140,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         f"(summarizer {prof.summarizer_max_steps} steps, sentiment {prof.sentiment_max_steps} steps)"
     )
     t0 = time.perf_counter()
-    trained = train_all(
+    trained = run_train(
         settings,
         processed_dir=workdir / "processed",
         out_dir=workdir / "trained",

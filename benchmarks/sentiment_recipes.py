@@ -109,7 +109,7 @@ def fold_parts(clean, n_folds: int, cfg, seed: int = 0) -> list[dict]:
 def run_one(parts: dict, recipe: list[str], split_name: str, workdir: Path) -> dict:
     from reviewops.evaluation.metrics import sentiment_metrics
     from reviewops.models.sentiment import SentimentClassifier
-    from reviewops.training.train import train_sentiment
+    from reviewops.training.sentiment import train_sentiment
 
     settings = recipe_settings(workdir, recipe)
     t0 = time.perf_counter()

@@ -2,7 +2,7 @@
 
 Same model, same tokenized rows, same batch size and step count; only the settings differ:
 
-* ``ours``: what ``reviewops.training.train`` uses — dynamic padding (to a multiple of 8 on GPU),
+* ``ours``: what ``reviewops.training`` uses — dynamic padding (to a multiple of 8 on GPU),
   bf16 autocast + TF32 + SDPA attention + length-grouped batches on a GPU (fp32 on CPU);
 * ``defaults``: ``TrainingArguments`` defaults (fp32, random batches) with eager attention and
   every batch padded to the longest example of the data set (a fixed-shape pipeline).
@@ -45,7 +45,7 @@ def _rows(settings, n_rows: int):
 
     from reviewops.data.generate import generate_reviews
     from reviewops.models.pretrained import resolve_model_path
-    from reviewops.training.train import _summarizer_rows
+    from reviewops.training.summarizer import summarizer_rows
 
     base = resolve_model_path(settings.summarizer.model, settings)
     tokenizer = AutoTokenizer.from_pretrained(str(base))
@@ -54,7 +54,7 @@ def _rows(settings, n_rows: int):
     tokenizer.padding_side = "right"
     df = generate_reviews(n_rows * 2, seed=11)
     df = df[df["text"].str.len().between(20, 2000) & df["summary"].notna()].head(n_rows)
-    return base, tokenizer, _summarizer_rows(df, tokenizer, settings, "causal")
+    return base, tokenizer, summarizer_rows(df, tokenizer, settings, "causal")
 
 
 class _Counting:
@@ -76,17 +76,17 @@ def run(variant: str, settings, base, tokenizer, rows, steps: int, batch_size: i
     import torch
     from transformers import AutoModelForCausalLM, DataCollatorForSeq2Seq, Trainer, TrainerCallback, TrainingArguments
 
-    from reviewops.training.train import _load_kwargs, _Rows, _training_args
+    from reviewops.training.common import Rows, load_kwargs, training_args
 
     cuda = torch.cuda.is_available()
     with tempfile.TemporaryDirectory() as out:
         if variant == "ours":
-            model = AutoModelForCausalLM.from_pretrained(str(base), **_load_kwargs())
+            model = AutoModelForCausalLM.from_pretrained(str(base), **load_kwargs())
             collator = DataCollatorForSeq2Seq(
                 tokenizer, label_pad_token_id=-100, padding=True, pad_to_multiple_of=8 if cuda else None
             )
             prof = settings.train.active.model_copy(update={"batch_size": batch_size, "grad_accum": 1})
-            args = _training_args(
+            args = training_args(
                 Path(out), prof, settings, 5e-5, steps, has_eval=False, save_strategy="no", logging_steps=steps
             )
         else:
@@ -122,9 +122,7 @@ def run(variant: str, settings, base, tokenizer, rows, steps: int, batch_size: i
 
         if cuda:
             torch.cuda.reset_peak_memory_stats()
-        trainer = Trainer(
-            model=model, args=args, data_collator=counting, train_dataset=_Rows(rows), callbacks=[Timer()]
-        )
+        trainer = Trainer(model=model, args=args, data_collator=counting, train_dataset=Rows(rows), callbacks=[Timer()])
         trainer.train()
         n_params = sum(p.numel() for p in model.parameters())
     timed = slice(warmup, None)

@@ -105,7 +105,7 @@ def pull_models(settings: Settings) -> dict:
 @task(name="train", cache_policy=NO_CACHE)
 def train_models(settings: Settings) -> dict:
     """Fine-tune both models with the Trainer; tracked in MLflow (writes reports/train.json)."""
-    result = train.train_all(settings)
+    result = train.run_train(settings)
     return {k: result[k] for k in ("run_id", "model_uris", "model_dirs", "metrics", "timings", "profile")}
 
 

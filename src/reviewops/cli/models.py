@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
@@ -61,30 +62,58 @@ def pull_cmd(
     emit(results, as_json, title="models pull")
 
 
-def train_cmd(
-    ctx: typer.Context,
-    profile: Profile = typer.Option(
-        None,
+# Options of ``reviewops train``, named once so the command's signature stays short.
+ProfileOption = Annotated[
+    Profile | None,
+    typer.Option(
         "--profile",
         help="Size profile from params.yaml train.profiles: quick (tests, seconds), cpu (default "
         "`make run`, ~10 min on 2 cores), gpu (CUDA, bf16). Default: train.profile.",
     ),
-    only: Only = typer.Option(None, "--only", help="Train just one model (default: both)."),
-    processed_dir: Path = typer.Option(
-        None, "--processed-dir", help="Folder with train.parquet and val.parquet (default: paths.processed_dir)."
-    ),
-    out: Path = typer.Option(
-        None,
+]
+OnlyOption = Annotated[Only | None, typer.Option("--only", help="Train just one model (default: both).")]
+ProcessedDirOption = Annotated[
+    Path | None,
+    typer.Option("--processed-dir", help="Folder with train.parquet and val.parquet (default: paths.processed_dir)."),
+]
+OutOption = Annotated[
+    Path | None,
+    typer.Option(
         "--out",
         help="Where the fine-tuned models go, as out/summarizer and out/sentiment "
         "(default: <paths.models_dir>/trained).",
     ),
-    report: Path = typer.Option(
-        None, "--report", help="Result JSON read by evaluate/gate (default: <paths.reports_dir>/train.json)."
-    ),
-    no_resume: bool = typer.Option(
-        False, "--no-resume", help="Ignore checkpoints under <out>/checkpoints and start over."
-    ),
+]
+ReportOption = Annotated[
+    Path | None,
+    typer.Option("--report", help="Result JSON read by evaluate/gate (default: <paths.reports_dir>/train.json)."),
+]
+NoResumeOption = Annotated[
+    bool, typer.Option("--no-resume", help="Ignore checkpoints under <out>/checkpoints and start over.")
+]
+# What ``reviewops train`` prints of the stage's result (the report on disk holds everything).
+_SUMMARY_KEYS = (
+    "run_id",
+    "experiment_id",
+    "tracking_uri",
+    "profile",
+    "model_uris",
+    "model_dirs",
+    "metrics",
+    "timings",
+    "child_run_ids",
+    "report_path",
+)
+
+
+def train_cmd(
+    ctx: typer.Context,
+    profile: ProfileOption = None,
+    only: OnlyOption = None,
+    processed_dir: ProcessedDirOption = None,
+    out: OutOption = None,
+    report: ReportOption = None,
+    no_resume: NoResumeOption = False,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Fine-tune the summarizer and the sentiment classifier, tracked in MLflow.
@@ -101,7 +130,7 @@ def train_cmd(
 
       reviewops --set train.profiles.cpu.summarizer_max_steps=60 train --only summarizer
     """
-    from reviewops.training.train import train_all
+    from reviewops.training.train import run_train
 
     extra = [f"train.profile={profile.value}"] if profile else []
     settings = get_settings(ctx, extra)
@@ -113,7 +142,7 @@ def train_cmd(
             highlight=False,
         )
     with progress("training", total=None, enabled=not as_json):
-        result = train_all(
+        result = run_train(
             settings,
             processed_dir=processed_dir,
             out_dir=out,
@@ -121,21 +150,12 @@ def train_cmd(
             resume=not no_resume,
             report_path=report,
         )
-    summary = {
-        k: result[k]
-        for k in (
-            "run_id",
-            "experiment_id",
-            "tracking_uri",
-            "profile",
-            "model_uris",
-            "model_dirs",
-            "metrics",
-            "timings",
-            "child_run_ids",
-            "report_path",
-        )
-    }
+    emit(_train_summary(result), as_json, title="train")
+
+
+def _train_summary(result: dict[str, Any]) -> dict[str, Any]:
+    """The printed part of the stage's result, plus what a killed earlier run left behind, if anything."""
+    summary = {k: result[k] for k in _SUMMARY_KEYS}
     # What a killed earlier run left behind: runs marked FAILED, incomplete checkpoints set aside.
     if result.get("failed_stale_runs"):
         summary["failed_stale_runs"] = result["failed_stale_runs"]
@@ -146,7 +166,7 @@ def train_cmd(
     }
     if skipped:
         summary["skipped_checkpoints"] = skipped
-    emit(summary, as_json, title="train")
+    return summary
 
 
 def register(app: typer.Typer) -> None:

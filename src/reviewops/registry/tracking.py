@@ -15,7 +15,7 @@ Failure handling lives here too, so every stage behaves the same way:
   (:func:`fail_dead_runs`);
 * MLflow stores artifact locations as absolute paths (``resolve_uri_if_local`` at experiment
   creation), so a copied project would write into the original's ``mlartifacts/``:
-  :func:`check_artifact_root` refuses that, and :func:`relocate_store` re-points a moved store.
+  :func:`check_artifact_root` refuses that, and :mod:`reviewops.registry.relocate` re-points a moved store.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 import re
 import socket
-import sqlite3
 import sys
 import time
 import urllib.parse
@@ -46,7 +45,6 @@ NOTE_TAG = "mlflow.note.content"  # shown as the run's description in the MLflow
 
 # MLflow's HTTP client settings that bound how long one request may take; values the user
 # exported win over tracking.* (only values this module set itself are replaced).
-_HTTP_ENV = ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR")
 _ours: dict[str, str] = {}
 
 
@@ -139,17 +137,18 @@ def _is_connection_failure(exc: BaseException) -> bool:
     from mlflow.exceptions import MlflowException
 
     seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
         # rest_utils.http_request wraps every requests failure (refused, timeout, DNS) this way;
         # bare requests errors are not matched: the Hugging Face hub raises those too.
         if (
-            isinstance(exc, MlflowException)
-            and str(exc).startswith("API request to ")
-            and "failed with exception" in str(exc)
+            isinstance(current, MlflowException)
+            and str(current).startswith("API request to ")
+            and "failed with exception" in str(current)
         ):
             return True
-        exc = exc.__cause__ or exc.__context__
+        current = current.__cause__ or current.__context__
     return False
 
 
@@ -393,76 +392,7 @@ def use_run(run_id: str | None = None, run_name: str = "run", tags: dict[str, st
         yield run.info.run_id
 
 
-# --------------------------------------------------------------------------- moving a project
+if __name__ == "__main__":  # the relocate command named by check_artifact_root and the README
+    from reviewops.registry.relocate import main
 
-# Columns of MLflow 3's SQL schema that hold absolute artifact locations.
-_LOCATION_COLUMNS = (
-    ("experiments", "artifact_location"),
-    ("runs", "artifact_uri"),
-    ("logged_models", "artifact_location"),
-    ("model_versions", "source"),
-    ("model_versions", "storage_location"),
-)
-
-
-def relocate_store(old_root: Path | str, new_root: Path | str | None = None, db: Path | str | None = None) -> int:
-    """Re-point a moved or copied project's SQLite store from ``old_root`` to ``new_root``.
-
-    MLflow keeps artifact locations as absolute paths (``file:///old/project/mlartifacts/...``);
-    this rewrites every one under ``old_root`` (``file:`` URIs and plain paths) to the same
-    place under ``new_root`` (default: the current directory). Run it once after copying or
-    moving ``mlflow.db`` together with ``mlartifacts/``.
-
-    Args:
-        old_root: the project folder the store was created in.
-        new_root: the project folder it lives in now.
-        db: the database (default ``<new_root>/mlflow.db``).
-
-    Returns:
-        The number of rewritten values.
-
-    Raises:
-        ReviewOpsError: the database does not exist.
-    """
-    new = Path(new_root or Path.cwd()).resolve()
-    old = Path(old_root).absolute()
-    db_path = Path(db or new / DB_NAME)
-    if not db_path.is_file():
-        raise ReviewOpsError(f"{db_path} not found; run this from the moved project or pass its database")
-    pairs = [(old.as_uri() + "/", new.as_uri() + "/"), (f"{old}/", f"{new}/")]
-    changed = 0
-    with sqlite3.connect(db_path) as con:
-        tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        for table, column in _LOCATION_COLUMNS:
-            if table not in tables:
-                continue
-            for before, after in pairs:
-                cur = con.execute(
-                    # Table and column names come from the fixed list above, never from input.
-                    f"UPDATE {table} SET {column} = ? || substr({column}, ?) WHERE substr({column}, 1, ?) = ?",
-                    (after, len(before) + 1, len(before), before),
-                )
-                changed += cur.rowcount
-    return changed
-
-
-def _main(argv: list[str]) -> int:
-    """``python -m reviewops.registry.tracking relocate OLD_ROOT [NEW_ROOT]``."""
-    if len(argv) not in (2, 3) or argv[0] != "relocate":
-        usage = "usage: python -m reviewops.registry.tracking relocate OLD_PROJECT_DIR [NEW_PROJECT_DIR]"
-        print(usage, file=sys.stderr)
-        return 2
-    try:
-        n = relocate_store(argv[1], argv[2] if len(argv) == 3 else None)
-    except ReviewOpsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(
-        f"re-pointed {n} artifact locations from {Path(argv[1]).absolute()} to "
-        f"{Path(argv[2] if len(argv) == 3 else Path.cwd()).resolve()}"
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_main(sys.argv[1:]))
+    sys.exit(main(sys.argv[1:]))

@@ -16,14 +16,9 @@ import pytest
 
 from reviewops.config import Settings, TrackingConfig
 from reviewops.errors import ReviewOpsError
-from reviewops.registry.tracking import (
-    apply_http_limits,
-    configure_mlflow,
-    probe,
-    relocate_store,
-    tracking_errors,
-)
-from tests.unit.training.test_train import synthetic_processed
+from reviewops.registry.relocate import relocate_store
+from reviewops.registry.tracking import apply_http_limits, configure_mlflow, probe, tracking_errors
+from tests.unit.training.helpers import synthetic_processed
 
 ROOT = Path(__file__).resolve().parents[3]
 

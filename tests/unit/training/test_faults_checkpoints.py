@@ -12,32 +12,11 @@ import sys
 from pathlib import Path
 
 import mlflow
-import pytest
 
-from reviewops.testing.tiny import build_tiny_causal_lm, build_tiny_encoder
-from reviewops.training.train import _checkpoint_problem, train_all, train_summarizer
-from tests.unit.training.test_train import quick_settings, synthetic_processed
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("tiny-faults")
-    return {"causal": build_tiny_causal_lm(root / "causal"), "encoder": build_tiny_encoder(root / "encoder")}
-
-
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """A project dir with processed splits and its own SQLite MLflow store."""
-    old_uri = mlflow.get_tracking_uri()
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
-    processed = tmp_path / "processed"
-    processed.mkdir()
-    df = synthetic_processed(40)
-    df.iloc[:32].to_parquet(processed / "train.parquet", index=False)
-    df.iloc[32:].to_parquet(processed / "val.parquet", index=False)
-    yield tmp_path
-    mlflow.set_tracking_uri(old_uri)
+from reviewops.training.checkpoints import checkpoint_problem
+from reviewops.training.summarizer import train_summarizer
+from reviewops.training.train import run_train
+from tests.unit.training.helpers import quick_settings, synthetic_processed
 
 
 def _fake_partial_checkpoint(ckpt_dir: Path, step: int) -> Path:
@@ -70,7 +49,7 @@ def test_resume_skips_a_partial_checkpoint_and_uses_the_last_complete_one(
     # Set aside for inspection, out of the Trainer's way: the new checkpoint-6 is a clean one.
     assert (ckpt / "incomplete" / "checkpoint-6" / "model.safetensors.tmp").is_file()
     assert not list(ckpt.glob("checkpoint-*/*.tmp"))
-    assert _checkpoint_problem(ckpt / "checkpoint-8") is None
+    assert checkpoint_problem(ckpt / "checkpoint-8") is None
 
     # A third run has nothing left to skip.
     third = train_summarizer(longer, df[:32], df[32:], out)
@@ -82,7 +61,7 @@ def test_checkpoint_completeness_rules(tmp_path: Path, tiny: dict[str, Path]) ->
     settings = quick_settings(tmp_path, tiny["causal"], tiny["encoder"], summarizer_max_steps=1, eval_steps=1)
     train_summarizer(settings, df[:16], df[16:], tmp_path / "out")
     good = tmp_path / "out" / "checkpoints" / "summarizer" / "checkpoint-1"
-    assert _checkpoint_problem(good) is None
+    assert checkpoint_problem(good) is None
 
     def variant(name: str) -> Path:
         return Path(shutil.copytree(good, tmp_path / name))
@@ -90,23 +69,23 @@ def test_checkpoint_completeness_rules(tmp_path: Path, tiny: dict[str, Path]) ->
     truncated = variant("truncated")
     weights = (truncated / "model.safetensors").read_bytes()
     (truncated / "model.safetensors").write_bytes(weights[: len(weights) // 2])
-    assert "model.safetensors is truncated" in _checkpoint_problem(truncated)
+    assert "model.safetensors is truncated" in checkpoint_problem(truncated)
 
     no_state = variant("no-state")
     (no_state / "trainer_state.json").unlink()
-    assert _checkpoint_problem(no_state) == "no trainer_state.json"
+    assert checkpoint_problem(no_state) == "no trainer_state.json"
 
     half_state = variant("half-state")
     (half_state / "trainer_state.json").write_text('{"global_step": 1, "log_hist')
-    assert _checkpoint_problem(half_state) == "trainer_state.json is unreadable"
+    assert checkpoint_problem(half_state) == "trainer_state.json is unreadable"
 
     no_weights = variant("no-weights")
     (no_weights / "model.safetensors").unlink()
-    assert _checkpoint_problem(no_weights) == "no model weights"
+    assert checkpoint_problem(no_weights) == "no model weights"
 
     temp = variant("temp")
     (temp / "tmpk2x9_optimizer").write_bytes(b"")
-    assert "tmpk2x9_optimizer" in _checkpoint_problem(temp)
+    assert "tmpk2x9_optimizer" in checkpoint_problem(temp)
 
 
 def _killed_run(project: Path) -> tuple[str, int]:
@@ -131,7 +110,7 @@ def test_killed_training_run_is_marked_failed_and_partial_checkpoint_reported(
 ) -> None:
     settings = quick_settings(project, tiny["causal"], tiny["encoder"])
     out = project / "out"
-    train_all(settings, project / "processed", out, only="sentiment", log_models=False)
+    run_train(settings, processed_dir=project / "processed", out_dir=out, only="sentiment", log_models=False)
     ckpt = out / "checkpoints" / "sentiment"
     assert (ckpt / "checkpoint-6").is_dir()
 
@@ -150,7 +129,7 @@ def test_killed_training_run_is_marked_failed_and_partial_checkpoint_reported(
     ).info.run_id
 
     longer = quick_settings(project, tiny["causal"], tiny["encoder"], sentiment_max_steps=10)
-    result = train_all(longer, project / "processed", out, only="sentiment", log_models=False)
+    result = run_train(longer, processed_dir=project / "processed", out_dir=out, only="sentiment", log_models=False)
 
     assert result["failed_stale_runs"] == [killed]
     dead = client.get_run(killed)

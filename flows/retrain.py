@@ -125,7 +125,7 @@ def quality_gate(settings: Settings) -> dict:
 def package_champion(settings: Settings) -> dict:
     """Import the champions into the BentoML store and build the Bento (`reviewops package`)."""
     imported = packaging.import_champions(settings)
-    return {"imported": imported, "bento": packaging.build_bento(settings)}
+    return {"imported": imported, "bento": packaging.run_package(settings)}
 
 
 @flow(name="reviewops-retrain", log_prints=True)

@@ -195,7 +195,7 @@ def test_generation_stops_when_the_client_goes_away(server):
 def test_corrupt_model_fails_readiness_with_cause_and_stops_the_server(tiny_models, tmp_path):
     import httpx
 
-    from reviewops.serving.service import EXIT_MODELS_FAILED
+    from reviewops.serving.supervisor import EXIT_MODELS_FAILED
     from reviewops.testing.server import serving
 
     broken = tmp_path / "broken-sum"

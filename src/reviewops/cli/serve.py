@@ -30,7 +30,7 @@ def package_cmd(
 
     Example: BENTOML_HOME=$PWD/bentoml_home reviewops package --json
     """
-    from reviewops.serving.packaging import build_bento, import_champions
+    from reviewops.serving.packaging import import_champions, run_package
 
     settings = get_settings(ctx)
     models = import_champions(settings, alias=alias)
@@ -38,7 +38,7 @@ def package_cmd(
     if build:
         if not as_json:
             err_console.print("building the Bento (bentoml build)", highlight=False)
-        result["bento"] = build_bento(settings, version=version)
+        result["bento"] = run_package(settings, version=version)
     emit(result, as_json, title="package")
 
 

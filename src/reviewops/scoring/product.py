@@ -208,17 +208,15 @@ def _labels(df: pd.DataFrame, sentiment: Any) -> tuple[list[str | None], str]:
 
 
 def _summaries(df: pd.DataFrame, summarizer: Any) -> tuple[list[str], str]:
+    from reviewops.evaluation.baselines import lead_n
+
     if summarizer is not None:
         return _call(summarizer, "summarize", df["text"].astype(str).tolist()), "model"
     if "summary" in df.columns and df["summary"].notna().any():
-        from reviewops.evaluation.evaluate import lead_n
-
         fallback = lead_n(df["text"].astype(str).tolist())
         return [
             str(s) if isinstance(s, str) and s.strip() else f for s, f in zip(df["summary"], fallback, strict=True)
         ], "data"
-    from reviewops.evaluation.evaluate import lead_n
-
     return lead_n(df["text"].astype(str).tolist()), "lead"
 
 
@@ -296,34 +294,14 @@ def summarize_product(
     Raises:
         ReviewOpsError: no rows, no ``text`` column, or no way to get sentiment.
     """
-    if df_for_product is None or len(df_for_product) == 0:
-        raise ReviewOpsError("no reviews for this product; check the product id and the data file")
-    if "text" not in df_for_product.columns:
-        raise ReviewOpsError("product rows need a `text` column")
-    df = df_for_product.reset_index(drop=True)
+    df = _product_rows(df_for_product)
     texts = df["text"].astype(str).tolist()
     labels, label_source = _labels(df, sentiment)
     summaries, summary_source = _summaries(df, summarizer)
-
-    known = [lab for lab in labels if lab is not None]
-    counts = {lab: known.count(lab) for lab in LABELS}
-    shares = {lab: (counts[lab] / len(known) if known else 0.0) for lab in LABELS}
-    ratings = pd.to_numeric(df["rating"], errors="coerce") if "rating" in df.columns else pd.Series(dtype=float)
-    avg = float(ratings.mean()) if ratings.notna().any() else None
-    if "language" in df.columns and df["language"].notna().any():
-        lang = str(df["language"].mode().iloc[0])
-    else:
-        lang = Counter(detect_language(t) for t in texts).most_common(1)[0][0]
-
-    docs = [f"{s}\n{t}" for s, t in zip(summaries, texts, strict=True)]
-    pos = [d for d, lab in zip(docs, labels, strict=True) if lab == "positive"]
-    neg = [d for d, lab in zip(docs, labels, strict=True) if lab == "negative"]
-    pros = distinctive_phrases(pos, neg, top_k)
-    cons = distinctive_phrases(neg, pos, top_k)
-    reps = {
-        side: representative([s for s, lab in zip(summaries, labels, strict=True) if lab == side])
-        for side in ("positive", "negative")
-    }
+    counts, shares = _sentiment_mix(labels)
+    avg = _average_rating(df)
+    lang = _main_language(df, texts)
+    pros, cons, reps = _sides(summaries, texts, labels, top_k)
     product_id = str(df["product_id"].iloc[0]) if "product_id" in df.columns else None
     return {
         "product_id": product_id,
@@ -339,3 +317,53 @@ def summarize_product(
         "label_source": label_source,
         "summary_source": summary_source,
     }
+
+
+def _product_rows(df_for_product: pd.DataFrame | None) -> pd.DataFrame:
+    """The product's rows, renumbered from 0.
+
+    Raises:
+        ReviewOpsError: no rows, or no ``text`` column.
+    """
+    if df_for_product is None or len(df_for_product) == 0:
+        raise ReviewOpsError("no reviews for this product; check the product id and the data file")
+    if "text" not in df_for_product.columns:
+        raise ReviewOpsError("product rows need a `text` column")
+    return df_for_product.reset_index(drop=True)
+
+
+def _sentiment_mix(labels: list[str | None]) -> tuple[dict[str, int], dict[str, float]]:
+    """Counts and shares per label, over the reviews whose label is known."""
+    known = [lab for lab in labels if lab is not None]
+    counts = {lab: known.count(lab) for lab in LABELS}
+    shares = {lab: (counts[lab] / len(known) if known else 0.0) for lab in LABELS}
+    return counts, shares
+
+
+def _average_rating(df: pd.DataFrame) -> float | None:
+    """Mean of the numeric ``rating`` values; None without any."""
+    ratings = pd.to_numeric(df["rating"], errors="coerce") if "rating" in df.columns else pd.Series(dtype=float)
+    return float(ratings.mean()) if ratings.notna().any() else None
+
+
+def _main_language(df: pd.DataFrame, texts: list[str]) -> str:
+    """The ``language`` column's most common value, else the most common detected language."""
+    if "language" in df.columns and df["language"].notna().any():
+        return str(df["language"].mode().iloc[0])
+    return Counter(detect_language(t) for t in texts).most_common(1)[0][0]
+
+
+def _sides(
+    summaries: list[str], texts: list[str], labels: list[str | None], top_k: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, list[str]]]:
+    """Pros (distinctive in positive reviews), cons (in negative ones) and representative summaries per side."""
+    docs = [f"{s}\n{t}" for s, t in zip(summaries, texts, strict=True)]
+    pos = [d for d, lab in zip(docs, labels, strict=True) if lab == "positive"]
+    neg = [d for d, lab in zip(docs, labels, strict=True) if lab == "negative"]
+    pros = distinctive_phrases(pos, neg, top_k)
+    cons = distinctive_phrases(neg, pos, top_k)
+    reps = {
+        side: representative([s for s, lab in zip(summaries, labels, strict=True) if lab == side])
+        for side in ("positive", "negative")
+    }
+    return pros, cons, reps

@@ -112,8 +112,8 @@ def build_tiny_encoder(directory: Path | str, num_labels: int = 3, seed: int = 0
         num_hidden_layers=_LAYERS,
         num_attention_heads=_HEADS,
         max_position_embeddings=512,
-        num_labels=num_labels,
         pad_token_id=tokenizer.pad_token_id,
+        # num_labels follows from id2label (transformers 5 configs take no num_labels argument).
         id2label=dict(enumerate(labels)),
         label2id=LABEL2ID if labels is LABELS else {name: i for i, name in enumerate(labels)},
     )

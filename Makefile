@@ -9,7 +9,7 @@ PY := $(BIN)/python
 STAMP := $(VENV)/.installed
 # Exact versions CI tested, resolved from pyproject.toml by `make lock`; `make install` installs these.
 LOCK := requirements.lock
-# Everything ruff checks and formats (mypy's files are set in pyproject.toml: src/).
+# Everything ruff checks and formats (mypy's files are set in pyproject.toml: src/ and flows/).
 CODE := src flows tests benchmarks docs
 
 # Local, offline-friendly defaults: no telemetry, no hub downloads, state inside the project.

@@ -163,9 +163,11 @@ def monitor_inbox_flow(inbox_dir: str | None = None, settings: Settings | None =
     for path in pending_files(settings, inbox_dir):
         state = monitor_flow(path, settings, return_state=True)
         result = state.result(raise_on_failure=False)
-        ok = state.is_completed()
+        ok = state.is_completed() and isinstance(result, dict)
         detail = (
-            {"action": result.get("action"), "summary": result.get("summary_path")} if ok else {"error": str(result)}
+            {"action": result.get("action"), "summary": result.get("summary_path")}
+            if isinstance(result, dict) and ok
+            else {"error": str(result)}
         )
         record_file(settings, path, "completed" if ok else "failed", detail)
         results[Path(path).name] = result if ok else {"failed": str(result)}

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 DEFAULT_PARAMS = Path("params.yaml")
 
@@ -318,6 +318,33 @@ class DriftConfig(_Strict):
     retrain_cron: str = "0 3 * * *"
 
 
+class ScoreConfig(_Strict):
+    """Bulk scoring (``reviewops score``, ``flows/score.py``): every review summarized and classified on Ray."""
+
+    out_dir: Path = Path("data/scored")  # the partitioned Parquet dataset (one folder per batch)
+    # Summaries cost ~100x a classification on CPU: "none", "all" or "sample:N" (N rows per batch,
+    # chosen by a hash of review_id, so a rerun picks the same rows).
+    summaries: str = "sample:50"
+    chunk_rows: int = Field(50_000, ge=100)  # rows per partition: the unit of streaming and of resume
+    batch_size: int = Field(256, ge=1)  # rows per map_batches call (one model forward per call)
+    actors: int = Field(2, ge=1)  # predictor actors in the pool
+    actor_cpus: float = Field(0.5, gt=0)  # per actor: below 1 so Ray's read tasks keep a CPU (2 cores)
+    actor_gpus: float = Field(0.0, ge=0)  # >0 on a GPU cluster: actors get a GPU, bf16, batched generation
+    threads_per_actor: int = Field(1, ge=1)  # torch intra-op threads in each actor
+    ray_address: str = ""  # "" = $RAY_ADDRESS, else a local Ray started for the run; "auto" = a running cluster
+    ray_num_cpus: int | None = Field(None, ge=1)  # local Ray only: CPUs it may use (None = all)
+
+    @field_validator("summaries")
+    @classmethod
+    def _summaries_mode(cls, value: str) -> str:
+        if value in ("none", "all"):
+            return value
+        head, _, count = value.partition(":")
+        if head != "sample" or not count.isdigit() or int(count) < 1:
+            raise ValueError(f"{value!r}: use none, all or sample:N (N >= 1)")
+        return value
+
+
 class Settings(_Strict):
     """Every knob of ReviewOps, as read from params.yaml."""
 
@@ -336,6 +363,7 @@ class Settings(_Strict):
     evaluate: EvaluateConfig = EvaluateConfig()
     serve: ServeConfig = ServeConfig()
     drift: DriftConfig = DriftConfig()
+    score: ScoreConfig = ScoreConfig()
 
 
 class ConfigError(ValueError):

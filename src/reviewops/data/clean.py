@@ -173,13 +173,13 @@ def preprocess(df: pd.DataFrame, cfg: PreprocessConfig) -> PreprocessResult:
     """
     out = df.reset_index(drop=True).copy()
     raw_text = out["text"].fillna("").astype(str)
-    truncated = _clean_columns(out, raw_text, cfg)
+    truncated = clean_columns(out, raw_text, cfg)
 
     empty = out["text"].str.len() == 0
     rejected = out[empty].assign(quarantine_reason="text_empty_after_cleaning")
     kept = out[~empty]
 
-    dup_mask, kinds, dup_of = _find_duplicates(kept, raw_text, cfg.dedup)
+    dup_mask, kinds, dup_of = find_duplicates(kept, raw_text, cfg.dedup)
     duplicates = kept[dup_mask].assign(duplicate_kind=kinds[dup_mask], duplicate_of=dup_of[dup_mask])
     clean = kept[~dup_mask].copy()
     clean["label"] = clean["rating"].map(rating_to_label)
@@ -192,7 +192,7 @@ def preprocess(df: pd.DataFrame, cfg: PreprocessConfig) -> PreprocessResult:
     )
 
 
-def _clean_columns(out: pd.DataFrame, raw_text: pd.Series, cfg: PreprocessConfig) -> int:
+def clean_columns(out: pd.DataFrame, raw_text: pd.Series, cfg: PreprocessConfig) -> int:
     """Clean ``text`` and ``summary`` in place and cut texts to ``max_text_chars``; returns how many were cut."""
     out["text"] = [clean_text(t, cfg.mask_pii) for t in raw_text]
     if "summary" in out:
@@ -208,7 +208,7 @@ def _clean_columns(out: pd.DataFrame, raw_text: pd.Series, cfg: PreprocessConfig
     return truncated
 
 
-def _find_duplicates(kept: pd.DataFrame, raw_text: pd.Series, dedup: bool) -> tuple[pd.Series, pd.Series, pd.Series]:
+def find_duplicates(kept: pd.DataFrame, raw_text: pd.Series, dedup: bool) -> tuple[pd.Series, pd.Series, pd.Series]:
     """``(is_duplicate, kind, duplicate_of)`` per kept row: exact copies first, then normalized ones.
 
     The first row with a key is kept; later rows with the same raw text (``exact``) or the same

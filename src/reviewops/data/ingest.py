@@ -262,9 +262,14 @@ def _masked(values: pd.Series, mask: bool) -> pd.Series:
     )
 
 
-def _canonical(
+def canonical_frame(
     path: Path, df: pd.DataFrame, user_map: dict[str, str], rows: np.ndarray | None = None, mask: bool = True
 ) -> pd.DataFrame:
+    """One file's records (or a chunk of them) as canonical rows (:data:`OUTPUT_COLUMNS`), PII masked.
+
+    ``rows`` are the records' 1-based numbers in the file (default ``1..len(df)``): they make
+    ``source_row`` and the default ``review_id``, so a chunk keeps the ids of the whole file.
+    """
     mapping = _resolve_columns(path, df, user_map)
     n = len(df)
     name = path.name
@@ -304,7 +309,8 @@ def _canonical(
     return out[OUTPUT_COLUMNS]
 
 
-def _malformed_frame(path: Path, records: list[dict], mask: bool) -> pd.DataFrame:
+def malformed_frame(path: Path, records: list[dict], mask: bool) -> pd.DataFrame:
+    """Records the reader set aside, as quarantine rows (``field_count_mismatch``, raw text masked)."""
     frame = pd.DataFrame(records, columns=["source_row", "raw_record", "quarantine_detail"])
     frame["raw_record"] = _masked(frame["raw_record"].astype(object), mask)
     frame["source_file"] = path.name
@@ -312,7 +318,8 @@ def _malformed_frame(path: Path, records: list[dict], mask: bool) -> pd.DataFram
     return frame[MALFORMED_COLUMNS]
 
 
-def _list_files(path: Path) -> list[Path]:
+def list_files(path: Path) -> list[Path]:
+    """The supported files of a folder (sorted by name, not recursive), or ``[path]`` for a file."""
     if path.is_dir():
         files = sorted(
             (
@@ -365,16 +372,16 @@ def ingest(
     frames, bad = [], []
     per_file: dict[str, int] = {}
     encodings: dict[str, str] = {}
-    files = _list_files(path)
+    files = list_files(path)
     for file in files:
         table = read_records(file, encoding)
         records = len(table.df) + len(table.malformed)
         if records == 0:
             raise file_error(file, "no rows (the file is empty or has only a header)")
         if len(table.df.columns) or len(table.df):
-            frames.append(_canonical(file, table.df, user_map, table.record_numbers, mask_pii))
+            frames.append(canonical_frame(file, table.df, user_map, table.record_numbers, mask_pii))
         if table.malformed:
-            bad.append(_malformed_frame(file, table.malformed, mask_pii))
+            bad.append(malformed_frame(file, table.malformed, mask_pii))
         per_file[file.name] = records
         if table.encoding:
             encodings[file.name] = table.encoding

@@ -14,6 +14,7 @@ import codecs
 import csv
 import json
 import sys
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -166,8 +167,12 @@ class TableRead:
     record_numbers: np.ndarray | None = None
 
 
-def _read_jsonl(path: Path, encoding: str) -> pd.DataFrame:
-    records = []
+def iter_jsonl_records(path: Path, encoding: str) -> Iterator[dict]:
+    """The objects of a JSON Lines file, one at a time (blank lines skipped).
+
+    Raises:
+        ReviewOpsError: a line that is not JSON, or not a JSON object, named by its number.
+    """
     with path.open("r", encoding=encoding) as f:
         for lineno, line in enumerate(f, start=1):
             if not line.strip():
@@ -178,11 +183,15 @@ def _read_jsonl(path: Path, encoding: str) -> pd.DataFrame:
                 raise file_error(path, f"invalid JSON on line {lineno} ({exc.msg}, column {exc.colno})") from None
             if not isinstance(obj, dict):
                 raise file_error(path, f"line {lineno} is a JSON {type(obj).__name__}, expected an object")
-            records.append(obj)
+            yield obj
+
+
+def _read_jsonl(path: Path, encoding: str) -> pd.DataFrame:
+    records = list(iter_jsonl_records(path, encoding))
     return pd.DataFrame.from_records(records) if records else pd.DataFrame()
 
 
-def _unique_header(header: list[str]) -> list[str]:
+def unique_header(header: list[str]) -> list[str]:
     """Repeated column names get ``.1``, ``.2`` suffixes (as pandas names them)."""
     seen: dict[str, int] = {}
     out = []
@@ -213,7 +222,7 @@ def _read_with_arrow(path: Path, sep: str, encoding: str, header: list[str]) -> 
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    names = _unique_header(header)
+    names = unique_header(header)
     ragged: list[object] = []
 
     def on_invalid(row: object) -> str:
@@ -239,11 +248,17 @@ def _read_with_arrow(path: Path, sep: str, encoding: str, header: list[str]) -> 
     return TableRead(df, encoding, [], np.arange(1, len(df) + 1, dtype=np.int64))
 
 
-def _read_checked(path: Path, sep: str, encoding: str) -> TableRead:
-    """The exact reader: the ``csv`` module, one record at a time, field counts checked."""
-    rows: list[list[str]] = []
-    numbers: list[int] = []
-    malformed: list[dict] = []
+def iter_checked_records(
+    path: Path, sep: str, encoding: str
+) -> Generator[tuple[int, list[str], dict | None], None, None]:
+    """The exact reader, one record at a time: the ``csv`` module, field counts checked.
+
+    Yields ``(0, header, None)`` first (nothing for an empty file; blank lines before the
+    header are skipped), then ``(record number, fields, None)`` for each record with the
+    header's field count and ``(record number, fields, malformed)`` for the others, where
+    ``malformed`` is the set-aside record (``source_row``, ``raw_record``, ``quarantine_detail``).
+    Blank lines are skipped and not numbered.
+    """
     with path.open("r", encoding=encoding, newline="") as f:
         reader = csv.reader(f, delimiter=sep)
         try:
@@ -251,7 +266,8 @@ def _read_checked(path: Path, sep: str, encoding: str) -> TableRead:
             while header is not None and not header:
                 header = next(reader, None)
             if header is None:
-                return TableRead(pd.DataFrame(), encoding)
+                return
+            yield 0, header, None
             width = len(header)
             record, line = 0, reader.line_num
             for fields in reader:
@@ -260,20 +276,37 @@ def _read_checked(path: Path, sep: str, encoding: str) -> TableRead:
                     continue
                 record += 1
                 if len(fields) == width:
-                    rows.append(fields)
-                    numbers.append(record)
+                    yield record, fields, None
                 else:
-                    malformed.append(
-                        {
-                            "source_row": record,
-                            "raw_record": sep.join(fields),
-                            "quarantine_detail": f"line {start}: {len(fields)} fields where the header has "
-                            f"{width} (an unquoted {sep!r} inside a value?)",
-                        }
+                    detail = (
+                        f"line {start}: {len(fields)} fields where the header has "
+                        f"{width} (an unquoted {sep!r} inside a value?)"
+                    )
+                    yield (
+                        record,
+                        fields,
+                        {"source_row": record, "raw_record": sep.join(fields), "quarantine_detail": detail},
                     )
         except csv.Error as exc:
             raise file_error(path, f"malformed {path.suffix[1:].upper()} near line {reader.line_num} ({exc})") from None
-    df = pd.DataFrame(rows, columns=_unique_header(header), dtype=object)
+
+
+def _read_checked(path: Path, sep: str, encoding: str) -> TableRead:
+    """The exact reader over a whole file (see :func:`iter_checked_records`)."""
+    rows: list[list[str]] = []
+    numbers: list[int] = []
+    malformed: list[dict] = []
+    records = iter_checked_records(path, sep, encoding)
+    first = next(records, None)
+    if first is None:
+        return TableRead(pd.DataFrame(), encoding)
+    for record, fields, bad in records:
+        if bad is None:
+            rows.append(fields)
+            numbers.append(record)
+        else:
+            malformed.append(bad)
+    df = pd.DataFrame(rows, columns=unique_header(first[1]), dtype=object)
     return TableRead(df, encoding, malformed, np.asarray(numbers, dtype=np.int64))
 
 

@@ -1,4 +1,4 @@
-"""Monitoring flow: a new batch -> validate -> drift check -> (drifted, no cooldown) re-tune via retraining.
+"""Monitoring flow: a new batch -> validate -> score -> drift check -> (drifted, no cooldown) re-tune via retraining.
 
 Run ``python -m flows.monitor --demo`` (what ``make run`` does after retraining): it drops a
 drifted synthetic batch into the inbox and processes it. ``python -m flows.monitor BATCH`` checks
@@ -15,7 +15,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows import retrain
+from flows import retrain, score
 from reviewops.config import Settings, load_settings
 from reviewops.evaluation.gate import GateFailedError
 from reviewops.monitoring import batches, cooldown, inbox, retune
@@ -29,9 +29,29 @@ def prepare_batch(settings: Settings, batch: str, name: str) -> dict:
 
 
 @task(name="drift-check", cache_policy=NO_CACHE)
-def check_drift(settings: Settings, clean_path: str, name: str, reference: str | None) -> dict:
-    """Evidently report vs the champion's training data (reports/drift/<name>.html|.json, MLflow run)."""
-    return check_batch_drift(settings, clean_path, name, reference, log=get_run_logger().info)
+def check_drift(settings: Settings, clean_path: str, name: str, reference: str | None, scored: str | None) -> dict:
+    """Evidently report vs the champion's training data (reports/drift/<name>.html|.json, MLflow run).
+
+    ``scored``: the scored dataset holding this batch; its predictions are the current side's.
+    """
+    return check_batch_drift(settings, clean_path, name, reference, log=get_run_logger().info, scored=scored)
+
+
+def _score(settings: Settings, batch: str, name: str) -> dict:
+    """The batch scored into score.out_dir; a failed scoring is a warning: the drift check then predicts as before."""
+    out_dir = str(settings.score.out_dir)
+    state = score.score_batch(settings, batch, out_dir, name, settings.score.summaries, return_state=True)
+    result = state.result(raise_on_failure=False)
+    if state.is_completed() and isinstance(result, dict):
+        return {**result, "ok": True, "out_dir": out_dir, "batch": name}
+    get_run_logger().warning(
+        "scoring %s failed (%s): the drift check falls back to the champion's predictions", name, result
+    )
+    return {
+        "ok": False,
+        "error": str(result),
+        "note": "scoring failed: the drift check used the champion's predictions",
+    }
 
 
 @task(name="cooldown", cache_policy=NO_CACHE)
@@ -99,8 +119,10 @@ def monitor_flow(batch: str, settings: Settings | None = None, reference: str | 
     """Check one new batch for drift and re-tune when it drifted.
 
     Steps: validate + preprocess the batch (a batch failing validation fails the flow: no
-    retrain) -> drift check vs the champion's training data (HTML/JSON report, Evidently
-    workspace, MLflow run) -> stop unless drifted and out of cooldown -> append the batch to
+    retrain) -> score it (score flow's task: summaries and sentiment into score.out_dir; a
+    failure is a warning) -> drift check vs the champion's training data, the current side's
+    predicted sentiment read from the scored batch (champion predictions when scoring failed;
+    HTML/JSON report, Evidently workspace, MLflow run) -> stop unless drifted and out of cooldown -> append the batch to
     data/raw (new data.dvc version) -> dvc repro -> re-tune split (new rows + replay) ->
     starting point (champion, drift.retune_profile) -> retraining subflow (train, evaluate,
     gate) -> old-vs-new test metrics -> record the retrain (cooldown) -> summary.
@@ -108,11 +130,13 @@ def monitor_flow(batch: str, settings: Settings | None = None, reference: str | 
     settings = settings or load_settings()
     name = batches.batch_name(batch)
     prepared = prepare_batch(settings, batch, name)
-    drift = check_drift(settings, prepared["clean_path"], name, reference)
+    scoring = _score(settings, batch, name)
+    drift = check_drift(settings, prepared["clean_path"], name, reference, scoring.get("out_dir"))
     summary = {
         "name": name,
         "batch": batch,
         "validation": prepared,
+        "scoring": scoring,
         "drift": drift,
         "report": drift["html"],
         "retune_profile": settings.drift.retune_profile,
@@ -174,6 +198,18 @@ def monitor_inbox_flow(inbox_dir: str | None = None, settings: Settings | None =
     return {"inbox": str(inbox_dir or settings.drift.inbox_dir), "processed": results}
 
 
+def _scoring_rows(summary: dict) -> dict:
+    """What the scoring step did and where the drift check's predictions and trend labels came from."""
+    scoring, drift = summary.get("scoring") or {}, summary["drift"]
+    return {
+        "scored": score.counts_line(scoring) if scoring.get("ok") else f"FAILED ({scoring.get('error')})",
+        "scored dataset": scoring.get("out_dir") or scoring.get("note"),
+        "predicted sentiment (current side)": (drift.get("predictions") or {}).get("current"),
+        "trend labels": drift.get("trend_source"),
+        "rating/prediction agreement": drift.get("sentiment_agreement"),
+    }
+
+
 def _print_summary(summary: dict) -> None:
     from reviewops.cli.common import emit, out_console
 
@@ -192,6 +228,7 @@ def _print_summary(summary: dict) -> None:
         "valid rows": summary["validation"]["validation"]["valid"],
         "quarantined": summary["validation"]["validation"]["quarantined"],
         "repeated by the exporter": summary["validation"]["validation"].get("repeated", 0),
+        **_scoring_rows(summary),
         "report": summary["report"],
         "drift MLflow run": drift.get("mlflow_run_id"),
         "action": summary["action"],

@@ -247,6 +247,42 @@ def _load_product_models(settings: Settings, summarizer: Path | None, sentiment:
     return summ, sent
 
 
+def _product_rows(settings: Settings, product_id: str, data: Path | None, scored: Path | None) -> pd.DataFrame:
+    """The product's rows: from the scored dataset (``--scored``), else the processed data (``--data``).
+
+    Raises:
+        ReviewOpsError: no product_id column, or no row of that product (names a few known ids).
+    """
+    from reviewops.errors import ReviewOpsError
+
+    if scored is not None:
+        from reviewops.scoring.sources import read_scored_rows
+
+        df = read_scored_rows(scored)
+    else:
+        df = _read_reviews(Path(data or settings.paths.processed_dir))
+    if "product_id" not in df.columns:
+        raise ReviewOpsError("the data has no product_id column")
+    rows = df[df["product_id"].astype(str) == product_id]
+    if rows.empty:
+        sample = ", ".join(map(str, df["product_id"].dropna().astype(str).unique()[:5]))
+        raise ReviewOpsError(f"no reviews for product {product_id!r}; known ids include: {sample}")
+    return rows
+
+
+def _product_table(result: dict[str, Any]) -> dict[str, Any]:
+    """What ``summarize-product`` prints beside the paragraph (the JSON has everything)."""
+    table = {k: result[k] for k in ("product_id", "n_reviews", "language", "sentiment_counts", "average_rating")}
+    table["sentiment source"] = result["label_source"]
+    if result.get("agreement"):
+        table["predicted sentiment"] = result["predicted_sentiment"]["counts"]
+        table["rating/prediction agreement"] = f"{result['agreement']['rate']} ({result['agreement']['rows']} reviews)"
+    return table | {
+        "pros": ", ".join(p["phrase"] for p in result["pros"]),
+        "cons": ", ".join(c["phrase"] for c in result["cons"]),
+    }
+
+
 def summarize_product_cmd(
     ctx: typer.Context,
     product_id: str = typer.Argument(..., help="The product_id whose reviews to summarize."),
@@ -256,6 +292,11 @@ def summarize_product_cmd(
         "-d",
         help="Processed parquet (or CSV/JSONL with canonical columns), or a folder of parquet files "
         "(default: paths.processed_dir, all splits).",
+    ),
+    scored: Path = typer.Option(
+        None,
+        "--scored",
+        help="A scored dataset (`reviewops score --out DIR`): its predicted sentiment and summaries, no model run.",
     ),
     summarizer: Path = typer.Option(
         None, "--summarizer", help="Summarize each review with this model dir (default: use the summary column)."
@@ -269,21 +310,22 @@ def summarize_product_cmd(
     """One product's reviews in a paragraph: sentiment mix, rating, recurring pros and cons.
 
     Pros/cons are phrases that recur in positive (negative) reviews more than in the others;
-    Chinese uses character bigrams. Without model options it runs on the data alone.
+    Chinese uses character bigrams. Without model options it runs on the data alone. With
+    --scored it reads the scored dataset: the predicted sentiment where reviews have no rating,
+    the ratings and the predictions side by side (with their agreement rate) where they have
+    both, and the scored summaries (the first sentences where a review was not summarized).
 
     Example: reviewops summarize-product P0042 --sentiment models/trained/sentiment
+
+    Example: reviewops summarize-product P0042 --scored data/scored
     """
     from reviewops.errors import ReviewOpsError
     from reviewops.scoring.product import summarize_product
 
     settings = get_settings(ctx)
-    df = _read_reviews(Path(data or settings.paths.processed_dir))
-    if "product_id" not in df.columns:
-        raise ReviewOpsError("the data has no product_id column")
-    rows = df[df["product_id"].astype(str) == product_id]
-    if rows.empty:
-        sample = ", ".join(map(str, df["product_id"].astype(str).unique()[:5]))
-        raise ReviewOpsError(f"no reviews for product {product_id!r}; known ids include: {sample}")
+    if scored is not None and (data is not None or summarizer is not None or sentiment is not None):
+        raise ReviewOpsError("--scored already holds predictions and summaries; drop --data/--summarizer/--sentiment")
+    rows = _product_rows(settings, product_id, data, scored)
     summ, sent = _load_product_models(settings, summarizer, sentiment)
     with progress(f"summarizing {len(rows)} reviews", enabled=not as_json):
         result = summarize_product(rows, summ, sent, top_k=top_k)
@@ -291,15 +333,7 @@ def summarize_product_cmd(
         emit(result, True)
         return
     out_console.print(result["summary"], highlight=False)
-    emit(
-        {k: result[k] for k in ("product_id", "n_reviews", "language", "sentiment_counts", "average_rating")}
-        | {
-            "pros": ", ".join(p["phrase"] for p in result["pros"]),
-            "cons": ", ".join(c["phrase"] for c in result["cons"]),
-        },
-        False,
-        "product",
-    )
+    emit(_product_table(result), False, "product")
 
 
 def _help(fn) -> str:  # noqa: ANN001

@@ -10,7 +10,12 @@ What runs on which rows (so the check scales to millions of reviews):
 * **A fixed-seed sample** of ``drift.sample_size`` rows per side (:mod:`reviewops.monitoring.sample`)
   — MiniLM sentence embeddings (Evidently ``EmbeddingsDrift``, domain-classifier ROC-AUC),
   Evidently's text domain classifier, and the champion's predictions (sentiment, summary length)
-  when callables are given.
+  when callables are given. A batch already scored (``reviewops score``, the monitor flow's
+  scoring step) brings its predicted sentiment: the current side reads it instead of predicting
+  again (:func:`reviewops.monitoring.predictors.attach_scored`); the reference side is predicted
+  by the champion as before.
+* **The sentiment trend** (:mod:`reviewops.monitoring.trend`) on the current batch: ratings,
+  else the predicted sentiment; both and their agreement rate when the batch has both.
 
 :func:`reviewops.monitoring.decision.decide_drift` turns the JSON summary into one decision;
 :func:`run_drift` is the stage: it runs the steps and writes the outputs (HTML + JSON under
@@ -33,13 +38,13 @@ from reviewops.monitoring.common import Log, noop
 from reviewops.monitoring.decision import DriftDecision, decide_drift
 from reviewops.monitoring.descriptors import compute_descriptors, reference_descriptors
 from reviewops.monitoring.outputs import WORKSPACE_PROJECT, add_to_workspace, log_to_mlflow, tracking_configured
-from reviewops.monitoring.predictors import champion_predictors
+from reviewops.monitoring.predictors import attach_scored, champion_predictors
 from reviewops.monitoring.reference import champion_reference, load_batch, require_text
 from reviewops.monitoring.render import render_html
 from reviewops.monitoring.report import all_rows_report, sample_report
 from reviewops.monitoring.sample import Predictor, draw_samples
 from reviewops.monitoring.summary import build_summary
-from reviewops.monitoring.trend import alerted_rows, sentiment_trend
+from reviewops.monitoring.trend import alerted_rows, sentiment_trends
 from reviewops.reports import write_json
 
 
@@ -79,6 +84,13 @@ class DriftResult:
         }
 
 
+def _prediction_sources(predict_fn: Predictor | None, current_labels: str | None, current: pd.DataFrame) -> dict:
+    """Where each side's predicted sentiment comes from: ``champion``, ``scored dataset`` or None."""
+    champion = "champion" if predict_fn is not None else None
+    scored = predict_fn is not None and current_labels is not None and current_labels in current.columns
+    return {"reference": champion, "current": "scored dataset" if scored else champion}
+
+
 def _measure(
     cfg: DriftConfig,
     frames: tuple[pd.DataFrame, pd.DataFrame],
@@ -87,6 +99,7 @@ def _measure(
     created: datetime,
     cache_dir: Path,
     predictors: tuple[Predictor | None, Predictor | None],
+    current_labels: str | None,
     say: Log,
 ) -> tuple[DriftResult, tuple[pd.DataFrame, list[dict[str, Any]]]]:
     """Steps 1-4 of the check and the decision; the result (no outputs yet) and the trend rows and alerts shown."""
@@ -99,11 +112,18 @@ def _measure(
     # 3. fixed-seed samples: embeddings, text domain classifier, predictions
     predict_fn, summarize_len_fn = predictors
     samples = draw_samples(
-        *frames, cfg, cache_dir=cache_dir, predict_fn=predict_fn, summarize_len_fn=summarize_len_fn, say=say
+        *frames,
+        cfg,
+        cache_dir=cache_dir,
+        predict_fn=predict_fn,
+        summarize_len_fn=summarize_len_fn,
+        say=say,
+        current_labels=current_labels,
     )
     sample = sample_report(samples, cfg, name=name, created=created, say=say)
-    # 4. trend on the current batch
-    trend, alerts = sentiment_trend(frames[1], "W", cfg.negative_share_jump, cfg.min_period_count)
+    # 4. trend on the current batch (ratings, else predictions; both + agreement when both exist)
+    trends = sentiment_trends(frames[1], "W", cfg.negative_share_jump, cfg.min_period_count)
+    trend, alerts = trends.trend, trends.alerts
     trend_rows = alerted_rows(trend, alerts)
     summary = build_summary(
         cfg,
@@ -115,6 +135,8 @@ def _measure(
         samples=samples,
         sample=sample,
         trend=(trend, trend_rows, alerts),
+        predicted_trend=trends.predicted,
+        predictions=_prediction_sources(predict_fn, current_labels, frames[1]),
     )
     decision = decide_drift(summary, cfg)
     summary["decision"] = decision.to_dict()
@@ -159,6 +181,7 @@ def run_drift(
     current: pd.DataFrame,
     predict_fn: Predictor | None = None,
     summarize_len_fn: Predictor | None = None,
+    current_labels: str | None = None,
     out_dir: Path | str | None = None,
     name: str | None = None,
     workspace_dir: Path | str | Literal[False] | None = None,
@@ -175,6 +198,9 @@ def run_drift(
             from the champion sentiment model; run on the samples only.
         summarize_len_fn: ``texts -> summary lengths`` (or the summaries) from the champion
             summarizer; run on the samples only.
+        current_labels: a column of ``current`` holding predicted labels (the scored
+            dataset's ``sentiment``): the current side's predicted sentiment is read from it
+            instead of calling ``predict_fn`` (which still predicts the reference side).
         out_dir: where ``<name>.html`` / ``<name>.json`` go (default ``<reports_dir>/drift``).
         name: report name (default ``drift-<UTC timestamp>``).
         workspace_dir: Evidently workspace (default ``<reports_dir>/evidently_workspace``);
@@ -197,6 +223,7 @@ def run_drift(
         created=created,
         cache_dir=out / ".embedding_cache",
         predictors=(predict_fn, summarize_len_fn),
+        current_labels=current_labels,
         say=say,
     )
     # 5. outputs: HTML + JSON, Evidently workspace, MLflow
@@ -205,14 +232,26 @@ def run_drift(
 
 
 def check_batch_drift(
-    settings: Settings, current: Path | str, name: str, reference: Path | str | None = None, log: Log = noop
+    settings: Settings,
+    current: Path | str,
+    name: str,
+    reference: Path | str | None = None,
+    log: Log = noop,
+    scored: Path | str | None = None,
+    scored_batch: str | None = None,
 ) -> dict[str, Any]:
     """Drift of a prepared batch vs the reference (default: the champion's training split, see
     :func:`reviewops.monitoring.reference.champion_reference`), with the champion's predictions.
 
+    ``scored`` is the scored dataset's folder (``settings.score.out_dir``) holding this batch
+    as ``batch=<scored_batch>`` (default ``name``): its predicted sentiment joins the current
+    rows by ``review_id``, the prediction drift reads it for the current side, and the trend
+    reports it next to the ratings. Without it the champion predicts both sides.
+
     Writes ``<reports_dir>/drift/<name>.html|.json``, adds the run to the Evidently workspace
     and logs a ``drift <name>`` MLflow run. Returns :meth:`DriftResult.to_dict` plus the
-    signals, the reference/current info and which champion models predicted.
+    signals, the reference/current info, which champion models predicted and where the
+    current side's predictions came from (``predictions``).
     """
     lineage: dict[str, Any] = {"source": "argument", "path": str(reference)}
     if reference is None:
@@ -226,6 +265,9 @@ def check_batch_drift(
         )
     ref_df, ref_info = load_batch(reference, settings)
     cur_df, cur_info = load_batch(current, settings)
+    scored_info: dict[str, Any] = {"source": "champion"}
+    if scored is not None:
+        cur_df, scored_info = attach_scored(cur_df, scored, scored_batch or name, log)
     predict_fn, summarize_len_fn, champion = champion_predictors(settings, log)
     result = run_drift(
         settings,
@@ -233,6 +275,7 @@ def check_batch_drift(
         current=cur_df,
         predict_fn=predict_fn,
         summarize_len_fn=summarize_len_fn,
+        current_labels=scored_info.get("column"),
         name=name,
         track=True,
         log=log,
@@ -243,4 +286,7 @@ def check_batch_drift(
         "reference": {**ref_info, "path": str(reference), "lineage": lineage},
         "current": cur_info,
         "champion": champion,
+        "predictions": {**result.summary["predictions"], "scored": scored_info},
+        "trend_source": result.summary["trend"]["source"],
+        "sentiment_agreement": (result.summary["trend"]["agreement"] or {}).get("rate"),
     }

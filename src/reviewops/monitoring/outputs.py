@@ -50,6 +50,11 @@ def _metrics_for_mlflow(summary: Mapping[str, Any]) -> dict[str, float]:
         "drift/reference_rows": float(summary["reference"]["rows"]),
         "drift/current_rows": float(summary["current"]["rows"]),
     }
+    agreement = (summary["trend"].get("agreement") or {}).get("rate")
+    if agreement is not None:  # ratings vs predicted sentiment: a monitoring signal of its own
+        metrics["drift/sentiment_agreement"] = float(agreement)
+    if summary["trend"].get("predicted"):
+        metrics["drift/predicted_trend_alerts"] = float(len(summary["trend"]["predicted"]["alerts"]))
     if summary["embedding"].get("score") is not None:
         metrics["drift/embedding_auc"] = float(summary["embedding"]["score"])
     for col, res in summary["columns"].items():

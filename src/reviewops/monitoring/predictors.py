@@ -1,14 +1,17 @@
-"""The champion's predictions for the drift check: sentiment labels and summary lengths, or none without a champion."""
+"""The predictions of the drift check: the champion's (sentiment labels, summary lengths) or the scored dataset's."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reviewops.config import Settings
 from reviewops.errors import ReviewOpsError
 from reviewops.monitoring.common import Log, noop
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def champion_model_dir(settings: Settings, registered_name: str, trained_subdir: str) -> Path | None:
@@ -68,3 +71,41 @@ def champion_predictors(settings: Settings, log: Log = noop) -> tuple[Callable |
     if mode == "all":
         summarize_len_fn, info["summarizer"] = _summary_length_predictor(settings, log)
     return predict_fn, summarize_len_fn, info
+
+
+def attach_scored(
+    current: pd.DataFrame, scored: Path | str, batch: str, log: Log = noop
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """``current`` with the scored dataset's predicted ``sentiment`` joined by ``review_id``, and where it came from.
+
+    The scored rows are ``<scored>/batch=<batch>`` (:func:`reviewops.scoring.sources.read_scored_rows`).
+    When they cannot be read or none matches, ``current`` comes back unchanged and the info
+    says so (``source: champion``, ``note``): the drift check then predicts as before.
+
+    Returns:
+        The frame and ``source`` (``scored dataset`` / ``champion``), ``path``, ``batch``,
+        ``column`` (the joined column, absent on fallback), ``scored_rows``, ``matched``.
+    """
+    from reviewops.scoring.sources import PREDICTED_COLUMN, read_scored_rows
+
+    info: dict[str, Any] = {"source": "champion", "path": str(scored), "batch": batch}
+    try:
+        rows = read_scored_rows(scored, batch)
+    except (ReviewOpsError, OSError, ValueError) as exc:
+        info["note"] = f"scored rows not readable ({exc}): the champion predicts the current side"
+        log(info["note"])
+        return current, info
+    if "review_id" not in current.columns or not {"review_id", PREDICTED_COLUMN} <= set(rows.columns):
+        info["note"] = "no review_id to join the scored rows on: the champion predicts the current side"
+        return current, info
+    ids = rows["review_id"].astype(str)
+    by_id = rows[PREDICTED_COLUMN].set_axis(ids)[~ids.duplicated().to_numpy()]
+    joined = current.drop(columns=[PREDICTED_COLUMN], errors="ignore")
+    joined[PREDICTED_COLUMN] = joined["review_id"].astype(str).map(by_id).to_numpy()
+    matched = int(joined[PREDICTED_COLUMN].notna().sum())
+    info.update(scored_rows=len(rows), matched=matched)
+    if matched == 0:
+        info["note"] = "no scored row matches the batch's review ids: the champion predicts the current side"
+        return current, info
+    log(f"scored predictions: {matched} of {len(current)} rows matched in {scored} (batch={batch})")
+    return joined, {**info, "source": "scored dataset", "column": PREDICTED_COLUMN}

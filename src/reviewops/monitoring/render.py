@@ -96,6 +96,41 @@ def _trend_table(trend_rows: pd.DataFrame) -> str:
     )
 
 
+_SOURCE_NAMES = {"label": "labels", "rating": "ratings", "predicted": "predicted sentiment (scored dataset)"}
+
+
+def _trend_source(trend: Mapping[str, Any]) -> str:
+    """Where the trend's labels came from and the agreement of ratings and predictions."""
+    source = trend.get("source")
+    parts = [f"<p>Labels: <b>{html.escape(_SOURCE_NAMES.get(str(source), 'none'))}</b>."]
+    if trend.get("source_note"):
+        parts.append(f" {html.escape(trend['source_note'])}.")
+    agreement = trend.get("agreement")
+    if agreement and agreement.get("rate") is not None:
+        parts.append(
+            f" Ratings and predicted sentiment agree on <b>{_fmt(agreement['rate'])}</b> of "
+            f"{agreement['rows']} reviews (a monitoring signal: it falls when the model or the reviews change)."
+        )
+    parts.append("</p>")
+    return "".join(parts)
+
+
+def _predicted_alerts(trend: Mapping[str, Any]) -> str:
+    """The alerts of the predicted-sentiment trend, shown when the batch also has ratings."""
+    predicted = trend.get("predicted")
+    return f"<h3>Alerts on the predicted sentiment</h3>{_alerts_table(predicted['alerts'])}" if predicted else ""
+
+
+def _predictions_line(summary: Mapping[str, Any]) -> str:
+    sources = summary.get("predictions") or {}
+    if not sources.get("current"):
+        return ""
+    return (
+        f"<p>Predicted sentiment: reference side by the {html.escape(str(sources.get('reference')))}, "
+        f"current side from the {html.escape(str(sources['current']))}.</p>"
+    )
+
+
 def render_html(
     summary: Mapping[str, Any],
     decision: DriftDecision,
@@ -130,12 +165,14 @@ current {summary["current"]["rows"]} rows.</p>
 <h2>All rows: text descriptors, language, category, target (Evidently)</h2>
 {full.get_html_str(as_iframe=True)}
 <h2>Sample: MiniLM embeddings, text domain classifier, predictions (Evidently)</h2>
-<p>{sampling}.</p>
+<p>{sampling}.</p>{_predictions_line(summary)}
 {sample.get_html_str(as_iframe=True)}
 <h2>Sentiment trend (negative share per product per week)</h2>
 <p>Alert when the negative share rises by more than {summary["trend"]["threshold"]} vs the previous week,
 both weeks with at least {summary["trend"]["min_count"]} reviews.</p>
 {f"<p><b>{html.escape(summary['trend']['note'])}</b></p>" if summary["trend"].get("note") else ""}
+{_trend_source(summary["trend"])}
 <h3>Alerts</h3>{_alerts_table(alerts)}
 <h3>All products</h3>{_trend_table(trend_rows)}
+{_predicted_alerts(summary["trend"])}
 </body></html>"""

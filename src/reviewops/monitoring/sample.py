@@ -76,6 +76,28 @@ def predict_columns(
     return out
 
 
+def scored_predictor(labels: pd.Series, fallback: Predictor | None) -> Predictor:
+    """A predictor that answers with given labels (the scored dataset's, one per sampled row, in order).
+
+    Rows without a label (a review the scoring run did not keep) go to ``fallback`` (the
+    champion), else get ``"missing"``.
+    """
+    given = labels.astype(object).where(labels.notna(), None).tolist()
+
+    def predict(texts: list[str]) -> list[str]:
+        if len(texts) != len(given):
+            raise ReviewOpsError(f"{len(given)} scored labels for {len(texts)} sampled texts")
+        out = [None if v is None else str(v) for v in given]
+        missing = [i for i, v in enumerate(out) if v is None]
+        if missing and fallback is not None:
+            filled = predict_columns([texts[i] for i in missing], fallback, None)["pred_sentiment"]
+            for i, label in zip(missing, filled, strict=True):
+                out[i] = str(label)
+        return [v if v is not None else "missing" for v in out]
+
+    return predict
+
+
 def _sample_frame(
     texts: list[str],
     emb: np.ndarray,
@@ -100,10 +122,14 @@ def draw_samples(
     predict_fn: Predictor | None,
     summarize_len_fn: Predictor | None,
     say: Callable[[str], None],
+    current_labels: str | None = None,
 ) -> Samples:
     """Sample ``drift.sample_size`` rows per side (seed ``drift.seed``), embed them and run the champion.
 
     The reference sample's embeddings are cached under ``cache_dir`` (the same rows every run).
+    ``current_labels`` names a column of ``current`` with predicted labels (the scored
+    dataset's ``sentiment``): the current side's predicted sentiment is read from it instead
+    of running ``predict_fn`` again (only when ``predict_fn`` predicts the reference side).
     """
     ref_s = _sample(reference, cfg.sample_size, cfg.seed)
     cur_s = _sample(current, cfg.sample_size, cfg.seed)
@@ -115,9 +141,12 @@ def draw_samples(
     ref_emb = embed_cached(ref_texts, model_path, cfg.embedding_batch_size, cache_dir)
     cur_emb = embed(cur_texts, model_path, cfg.embedding_batch_size)
     emb_cols = [f"emb_{i}" for i in range(ref_emb.shape[1])]
+    cur_predict = predict_fn
+    if predict_fn is not None and current_labels is not None and current_labels in cur_s.columns:
+        cur_predict = scored_predictor(cur_s[current_labels], predict_fn)
     return Samples(
         reference=_sample_frame(ref_texts, ref_emb, emb_cols, predict_fn, summarize_len_fn),
-        current=_sample_frame(cur_texts, cur_emb, emb_cols, predict_fn, summarize_len_fn),
+        current=_sample_frame(cur_texts, cur_emb, emb_cols, cur_predict, summarize_len_fn),
         emb_cols=emb_cols,
         reference_sampled=len(ref_s),
         current_sampled=len(cur_s),

@@ -11,7 +11,7 @@ from reviewops.monitoring.descriptors import NUMERIC_DESCRIPTORS
 from reviewops.monitoring.jsonable import to_jsonable
 from reviewops.monitoring.report import AllRowsReport, SampleReport
 from reviewops.monitoring.sample import Samples
-from reviewops.monitoring.trend import TREND_ALL, trend_coverage
+from reviewops.monitoring.trend import TREND_ALL, alerted_rows, trend_coverage
 
 if TYPE_CHECKING:
     from reviewops.config import DriftConfig
@@ -64,18 +64,31 @@ def _data_sections(descriptors: tuple[pd.DataFrame, pd.DataFrame], all_rows: All
     }
 
 
+def _trend_rows(trend: pd.DataFrame, trend_rows: pd.DataFrame, alerts: list) -> dict[str, Any]:
+    return {
+        "rows_total": len(trend),
+        "rows": trend_rows.to_dict(orient="records"),
+        "rows_note": f"'{TREND_ALL}' plus the products with alerts",
+        "alerts": alerts,
+    }
+
+
 def _trend(
-    cfg: DriftConfig, current: pd.DataFrame, trend: pd.DataFrame, trend_rows: pd.DataFrame, alerts: list
+    cfg: DriftConfig,
+    current: pd.DataFrame,
+    trend: pd.DataFrame,
+    trend_rows: pd.DataFrame,
+    alerts: list,
+    predicted: tuple[pd.DataFrame, list] | None = None,
 ) -> dict[str, Any]:
+    """The trend section: coverage, label ``source``, ``agreement``; ``predicted`` when a batch has both sources."""
     return {
         "freq": "W",
         "threshold": cfg.negative_share_jump,
         "min_count": cfg.min_period_count,
         **trend_coverage(current),
-        "rows_total": len(trend),
-        "rows": trend_rows.to_dict(orient="records"),
-        "rows_note": f"'{TREND_ALL}' plus the products with alerts",
-        "alerts": alerts,
+        **_trend_rows(trend, trend_rows, alerts),
+        "predicted": None if predicted is None else _trend_rows(predicted[0], alerted_rows(*predicted), predicted[1]),
     }
 
 
@@ -90,6 +103,8 @@ def build_summary(
     samples: Samples,
     sample: SampleReport,
     trend: tuple[pd.DataFrame, pd.DataFrame, list[dict[str, Any]]],
+    predicted_trend: tuple[pd.DataFrame, list[dict[str, Any]]] | None = None,
+    predictions: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The JSON-ready summary of one check (before the decision and the output paths are added).
 
@@ -100,6 +115,9 @@ def build_summary(
         descriptors: their descriptors.
         all_rows: the all-rows report; samples / sample: the samples and their report.
         trend: the whole trend, the rows shown (overall + alerted products) and the alerts.
+        predicted_trend: the trend and alerts on the predicted sentiment, when the batch has
+            ratings and predictions both (:class:`reviewops.monitoring.trend.Trends`).
+        predictions: where each side's predicted sentiment came from (``reference``, ``current``).
     """
     columns = {**all_rows.columns, **sample.columns}
     n_drifted = sum(1 for c in columns.values() if c["drifted"])
@@ -117,6 +135,7 @@ def build_summary(
         "embedding": _embedding(cfg, samples, sample),
         "text_drift": {"skipped": skipped} if skipped else {"column": "text", **columns.get("text", {})},
         **_data_sections(descriptors, all_rows),
-        "trend": _trend(cfg, frames[1], *trend),
+        "trend": _trend(cfg, frames[1], *trend, predicted=predicted_trend),
+        "predictions": predictions or {"reference": None, "current": None},
     }
     return to_jsonable(summary)

@@ -4,6 +4,8 @@ Pros and cons are aspect phrases that recur in the positive (resp. negative) rev
 than in the others: content-word uni/bigrams for English (stopwords removed), character
 bigrams for Chinese (no word segmenter needed). The condensed summary quotes the most
 representative per-review summaries of each side (highest mean overlap with their group).
+Rows of the scored dataset bring a predicted ``sentiment``: used without ratings, reported
+beside the ratings' mix with their agreement rate otherwise (:mod:`reviewops.scoring.sources`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import pandas as pd
 
 from reviewops.errors import ReviewOpsError
 from reviewops.schema import LABELS, rating_to_label
+from reviewops.scoring.sources import agreement, predicted_labels, rating_labels
 from reviewops.text import CJK_CHAR, detect_language, tokenize
 
 # Review boilerplate and PII masks carry no aspect.
@@ -198,13 +201,31 @@ def _call(model: Any, method: str, texts: list[str]) -> list[str]:
 
 
 def _labels(df: pd.DataFrame, sentiment: Any) -> tuple[list[str | None], str]:
+    """Model, else ``label``, else ``rating``, else the scored dataset's predicted ``sentiment``."""
     if sentiment is not None:
         return list(_call(sentiment, "predict", df["text"].astype(str).tolist())), "model"
     if "label" in df.columns and df["label"].notna().all():
         return df["label"].astype(str).tolist(), "label"
+    predicted = predicted_labels(df)
+    if predicted is not None and rating_labels(df) is None:  # no rating at all: the prediction speaks
+        return predicted.tolist(), "predicted"
     if "rating" in df.columns:
         return [None if pd.isna(r) else rating_to_label(float(r)) for r in df["rating"]], "rating"
-    raise ReviewOpsError("no sentiment source: pass a sentiment model, or data with `label` or `rating`")
+    raise ReviewOpsError(
+        "no sentiment source: pass a sentiment model, or data with `label`, `rating` or a predicted `sentiment`"
+    )
+
+
+def _predicted_next_to(df: pd.DataFrame, labels: list[str | None], source: str) -> dict[str, Any]:
+    """The predicted sentiment mix and its agreement with the rated labels, when the rows have both (else None)."""
+    predicted = predicted_labels(df) if source in ("label", "rating") else None
+    if predicted is None:
+        return {"predicted_sentiment": None, "agreement": None}
+    counts, shares = _sentiment_mix(predicted.tolist())
+    return {
+        "predicted_sentiment": {"counts": counts, "shares": {k: round(v, 4) for k, v in shares.items()}},
+        "agreement": agreement(pd.Series(labels, index=df.index, dtype=object), predicted),
+    }
 
 
 def _summaries(df: pd.DataFrame, summarizer: Any) -> tuple[list[str], str]:
@@ -281,7 +302,8 @@ def summarize_product(
         summarizer: a :class:`~reviewops.models.summarizer.Summarizer` (or any ``texts -> summaries``
             callable); without one, the ``summary`` column (lead-8 where empty) is used.
         sentiment: a :class:`~reviewops.models.sentiment.SentimentClassifier` (or a callable);
-            without one, ``label``, else ``rating`` (1–2 negative, 3 neutral, 4–5 positive).
+            without one, ``label``, else ``rating`` (1–2 negative, 3 neutral, 4–5 positive),
+            else the predicted ``sentiment`` of the scored dataset (rows without any rating).
         top_k: how many pros and cons to return.
 
     Returns:
@@ -289,7 +311,10 @@ def summarize_product(
         (over reviews with a known label), ``average_rating`` (None without ratings), ``pros``
         and ``cons`` (``[{"phrase", "reviews"}]``), ``representative`` summaries per side,
         ``summary`` (the condensed text, in the product's main language), and the sources
-        used for labels and summaries.
+        used for labels and summaries (``label_source``: model, label, rating or predicted).
+        When the rows carry ratings and a predicted ``sentiment`` both, ``predicted_sentiment``
+        (``counts``, ``shares``) and ``agreement`` (:func:`reviewops.scoring.sources.agreement`)
+        sit beside the rating-based mix; both are None otherwise.
 
     Raises:
         ReviewOpsError: no rows, no ``text`` column, or no way to get sentiment.
@@ -316,6 +341,7 @@ def summarize_product(
         "summary": _condensed(lang, len(df), shares, avg, pros, cons, reps),
         "label_source": label_source,
         "summary_source": summary_source,
+        **_predicted_next_to(df, labels, label_source),
     }
 
 

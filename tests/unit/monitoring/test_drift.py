@@ -143,3 +143,50 @@ def test_cli_drift_fail_on_drift_exit_code(drift_runs, tmp_path, monkeypatch):
     assert out["drifted"] is True and out["html"].endswith("cli.html")
     assert (tmp_path / "reports" / "drift" / "cli.json").exists()
     assert CliRunner().invoke(app, args).exit_code == 0
+
+
+def test_run_drift_reads_scored_predictions_for_an_unrated_batch(drift_runs):
+    root, settings, _, (ref, shifted) = drift_runs
+    calls: list[int] = []
+
+    def champion(texts):  # predicts the reference side only: the current side is already scored
+        calls.append(len(texts))
+        return ["positive"] * len(texts)
+
+    scored = shifted.drop(columns=["rating", "label", "label_id"], errors="ignore")
+    scored["sentiment"] = ["negative" if i % 2 else "neutral" for i in range(len(scored))]
+    result = run_drift(
+        settings,
+        reference=ref,
+        current=scored,
+        predict_fn=champion,
+        current_labels="sentiment",
+        name="scored",
+        workspace_dir=False,
+        track=False,
+    )
+    s = result.summary
+    assert calls == [s["sampling"]["reference_sampled"]]
+    assert s["predictions"] == {"reference": "champion", "current": "scored dataset"}
+    # all-positive reference vs negative/neutral current predictions: the prediction drift fires
+    assert "prediction_shift" in result.decision.fired
+    assert s["trend"]["source"] == "predicted" and s["trend"]["agreement"] is None
+    assert s["trend"]["rows_total"] > 0 and s["trend"]["predicted"] is None
+    page = result.html_path.read_text(encoding="utf-8")
+    assert "predicted sentiment (scored dataset)" in page and "current side from the scored dataset" in page
+    assert json.loads(result.json_path.read_text(encoding="utf-8"))["trend"]["source"] == "predicted"
+
+
+def test_run_drift_reports_rating_and_prediction_agreement(drift_runs):
+    _, settings, _, (ref, shifted) = drift_runs
+    both = shifted.copy()
+    both["sentiment"] = both["label"]  # a perfect model
+    both.loc[both.index[:10], "sentiment"] = "neutral"
+    result = run_drift(settings, reference=ref, current=both, name="both", workspace_dir=False, track=False)
+    trend = result.summary["trend"]
+    assert trend["source"] == "label"
+    assert trend["agreement"]["rows"] == len(both)
+    assert trend["agreement"]["agree"] == len(both) - int((both["label"].iloc[:10] != "neutral").sum())
+    assert trend["predicted"]["rows_total"] > 0 and "alerts" in trend["predicted"]
+    assert result.summary["predictions"] == {"reference": None, "current": None}  # no champion given
+    assert "agree on" in result.html_path.read_text(encoding="utf-8")

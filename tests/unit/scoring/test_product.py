@@ -106,3 +106,93 @@ def test_errors_are_readable():
         summarize_product(pd.DataFrame(columns=["text"]))
     with pytest.raises(ReviewOpsError, match="no sentiment source"):
         summarize_product(pd.DataFrame({"text": ["hello"]}))
+
+
+def _scored_rows(rated: bool) -> pd.DataFrame:
+    """Scored rows of product P1 as ``reviewops score`` writes them (rating null for an unrated stream)."""
+    df = _en()
+    predicted = [
+        "positive",
+        "positive",
+        "positive",
+        "negative",
+        "negative",
+        "negative",
+    ]  # the model calls "okay" negative
+    return pd.DataFrame(
+        {
+            "review_id": [f"r{i}" for i in range(len(df))],
+            "product_id": "P1",
+            "batch": "b1",
+            "timestamp": pd.Timestamp("2024-03-04", tz="UTC"),
+            "rating": df["rating"].astype(float) if rated else float("nan"),
+            "text": df["text"],
+            "language": "en",
+            "sentiment": predicted,
+            "p_negative": 0.1,
+            "p_neutral": 0.1,
+            "p_positive": 0.8,
+            "summary": [*df["summary"][:3], None, None, None],  # summaries on a sample only
+            "sentiment_model": "review-sentiment",
+            "summarizer_model": "review-summarizer",
+        }
+    )
+
+
+def _write_scored(out_dir, batches: dict[str, pd.DataFrame]) -> None:
+    """A hand-made scored dataset: ``<out_dir>/batch=<name>/part-00000.parquet`` (the engine's layout)."""
+    for name, rows in batches.items():
+        (out_dir / f"batch={name}").mkdir(parents=True)
+        rows.drop(columns=["batch"]).to_parquet(out_dir / f"batch={name}" / "part-00000.parquet", index=False)
+
+
+def test_unrated_scored_rows_use_the_predicted_sentiment():
+    r = summarize_product(_scored_rows(rated=False))
+    assert r["label_source"] == "predicted" and r["summary_source"] == "data"
+    assert r["sentiment_counts"] == {"negative": 3, "neutral": 0, "positive": 3}
+    assert r["average_rating"] is None
+    assert r["predicted_sentiment"] is None and r["agreement"] is None
+    assert r["summary"].startswith("6 reviews: 50% positive, 0% neutral, 50% negative.")
+    assert "sound quality" in [p["phrase"] for p in r["pros"]]
+    assert r["representative"]["positive"] and set(r["representative"]["positive"]) <= set(_en()["summary"][:3])
+
+
+def test_rated_scored_rows_report_ratings_predictions_and_agreement():
+    r = summarize_product(_scored_rows(rated=True))
+    assert r["label_source"] == "rating"  # the ratings' mix, as before
+    assert r["sentiment_counts"] == {"negative": 2, "neutral": 1, "positive": 3}
+    assert r["predicted_sentiment"]["counts"] == {"negative": 3, "neutral": 0, "positive": 3}
+    assert r["predicted_sentiment"]["shares"]["negative"] == 0.5
+    assert r["agreement"] == {
+        "rate": round(5 / 6, 4),
+        "rows": 6,
+        "agree": 5,
+        "by_label": {"negative": 1.0, "neutral": 0.0, "positive": 1.0},
+    }
+    # rated data without predictions keeps its shape: the new keys are None
+    plain = summarize_product(_en())
+    assert plain["predicted_sentiment"] is None and plain["agreement"] is None
+
+
+def test_cli_summarize_product_reads_the_scored_dataset(tmp_path, monkeypatch):
+    import json
+
+    from typer.testing import CliRunner
+
+    from reviewops.cli.app import app
+
+    other = _scored_rows(rated=True).assign(product_id="P9")
+    _write_scored(tmp_path / "scored", {"b1": _scored_rows(rated=True), "b2": other})
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(app, ["summarize-product", "P1", "--scored", "scored", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["n_reviews"] == 6 and out["label_source"] == "rating"
+    assert out["agreement"]["rate"] == round(5 / 6, 4)
+    res = CliRunner().invoke(app, ["summarize-product", "P1", "--scored", "scored"])
+    assert res.exit_code == 0 and "agreement" in res.stdout and "0.8333" in res.stdout
+    # the one-line errors (``reviewops`` prints them and exits 2)
+    res = CliRunner().invoke(app, ["summarize-product", "P1", "--scored", "scored", "--sentiment", "m"])
+    assert isinstance(res.exception, ReviewOpsError) and "--scored already holds predictions" in str(res.exception)
+    res = CliRunner().invoke(app, ["summarize-product", "P1", "--scored", "empty"])
+    assert isinstance(res.exception, ReviewOpsError) and "reviewops score" in str(res.exception)

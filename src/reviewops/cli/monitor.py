@@ -126,6 +126,13 @@ def _print_decision(result: DriftResult) -> None:
     out_console.print(result.summary["sampling"]["note"], highlight=False)
     if result.summary["trend"].get("note"):
         out_console.print(f"sentiment trend: {result.summary['trend']['note']}", highlight=False)
+    trend = result.summary["trend"]
+    agreement = (trend.get("agreement") or {}).get("rate")
+    out_console.print(
+        f"sentiment trend labels: {trend.get('source') or 'none'}"
+        + (f"; ratings and predicted sentiment agree on {agreement:.3f}" if agreement is not None else ""),
+        highlight=False,
+    )
     if decision.alerts:
         out_console.print(
             f"{len(decision.alerts)} sentiment-trend alert(s): "

@@ -77,6 +77,8 @@ class DriftResult:
             "embedding_score": (self.summary.get("embedding") or {}).get("score"),
             "sampling": self.summary["sampling"]["note"],
             "trend_alerts": len(self.decision.alerts),
+            "trend_source": self.summary["trend"].get("source"),
+            "sentiment_agreement": (self.summary["trend"].get("agreement") or {}).get("rate"),
             "html": str(self.html_path) if self.html_path else None,
             "json": str(self.json_path) if self.json_path else None,
             "workspace_runs": self.workspace_runs,
@@ -287,6 +289,4 @@ def check_batch_drift(
         "current": cur_info,
         "champion": champion,
         "predictions": {**result.summary["predictions"], "scored": scored_info},
-        "trend_source": result.summary["trend"]["source"],
-        "sentiment_agreement": (result.summary["trend"]["agreement"] or {}).get("rate"),
     }

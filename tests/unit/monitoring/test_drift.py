@@ -171,6 +171,7 @@ def test_run_drift_reads_scored_predictions_for_an_unrated_batch(drift_runs):
     # all-positive reference vs negative/neutral current predictions: the prediction drift fires
     assert "prediction_shift" in result.decision.fired
     assert s["trend"]["source"] == "predicted" and s["trend"]["agreement"] is None
+    assert result.to_dict()["trend_source"] == "predicted" and result.to_dict()["sentiment_agreement"] is None
     assert s["trend"]["rows_total"] > 0 and s["trend"]["predicted"] is None
     page = result.html_path.read_text(encoding="utf-8")
     assert "predicted sentiment (scored dataset)" in page and "current side from the scored dataset" in page
@@ -188,5 +189,6 @@ def test_run_drift_reports_rating_and_prediction_agreement(drift_runs):
     assert trend["agreement"]["rows"] == len(both)
     assert trend["agreement"]["agree"] == len(both) - int((both["label"].iloc[:10] != "neutral").sum())
     assert trend["predicted"]["rows_total"] > 0 and "alerts" in trend["predicted"]
+    assert result.to_dict()["sentiment_agreement"] == trend["agreement"]["rate"] < 1.0
     assert result.summary["predictions"] == {"reference": None, "current": None}  # no champion given
     assert "agree on" in result.html_path.read_text(encoding="utf-8")

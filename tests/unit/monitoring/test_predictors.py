@@ -14,7 +14,7 @@ def _write_scored(out_dir: Path, batch: str, rows: pd.DataFrame) -> None:
     """A hand-made scored dataset: ``<out_dir>/batch=<batch>/part-00000.parquet`` (the engine's layout)."""
     folder = out_dir / f"batch={batch}"
     folder.mkdir(parents=True)
-    rows.to_parquet(folder / "part-00000.parquet", index=False)
+    rows.assign(batch=batch).to_parquet(folder / "part-00000.parquet", index=False)
 
 
 def test_attach_scored_joins_predictions_by_review_id(tmp_path):

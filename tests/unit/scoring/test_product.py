@@ -135,6 +135,9 @@ def _scored_rows(rated: bool) -> pd.DataFrame:
             "summary": [*df["summary"][:3], None, None, None],  # summaries on a sample only
             "sentiment_model": "review-sentiment",
             "summarizer_model": "review-summarizer",
+            "sentiment_version": "1",
+            "summarizer_version": "1",
+            "scored_at": pd.Timestamp("2024-03-05", tz="UTC"),
         }
     )
 
@@ -143,7 +146,7 @@ def _write_scored(out_dir, batches: dict[str, pd.DataFrame]) -> None:
     """A hand-made scored dataset: ``<out_dir>/batch=<name>/part-00000.parquet`` (the engine's layout)."""
     for name, rows in batches.items():
         (out_dir / f"batch={name}").mkdir(parents=True)
-        rows.drop(columns=["batch"]).to_parquet(out_dir / f"batch={name}" / "part-00000.parquet", index=False)
+        rows.assign(batch=name).to_parquet(out_dir / f"batch={name}" / "part-00000.parquet", index=False)
 
 
 def test_unrated_scored_rows_use_the_predicted_sentiment():

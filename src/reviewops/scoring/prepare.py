@@ -46,7 +46,14 @@ import pandas as pd
 
 from reviewops.config import Settings
 from reviewops.data.clean import clean_columns, dedup_key, find_duplicates
-from reviewops.data.ingest import MAPPABLE_COLUMNS, canonical_frame, list_files, malformed_frame, parse_column_map
+from reviewops.data.ingest import (
+    MAPPABLE_COLUMNS,
+    OUTPUT_COLUMNS,
+    canonical_frame,
+    list_files,
+    malformed_frame,
+    parse_column_map,
+)
 from reviewops.data.quarantine import REASON_COLUMN, REPEAT_KIND, quarantine_rows, split_repeats
 from reviewops.data.rules import Rule, build_rules
 from reviewops.data.stages import check_batch_name
@@ -60,19 +67,25 @@ CONFLICT_RULE = "review_id_conflict"
 # Rules the scoring path leaves out: a review without a rating is what scoring is for.
 SKIPPED_RULES = frozenset({"rating_not_null"})
 _WHERE_FROM = ("source_file", "source_row")
+# The columns of each frame, the same in every partition (a column a partition has no value for is null).
+CLEAN_COLUMNS = [c for c in OUTPUT_COLUMNS if c != "rating_raw"]
+QUARANTINE_COLUMNS = [*CLEAN_COLUMNS, "rating_raw", "raw_record", "quarantine_detail", REASON_COLUMN, REASON]
+DUPLICATE_COLUMNS = [*CLEAN_COLUMNS, "duplicate_kind", "duplicate_of", REASON]
 
 
 @dataclass(frozen=True)
 class Partition:
     """One chunk of the input, prepared: every record it read is in exactly one of the three frames.
 
-    ``clean`` has the canonical columns (``review_id``, ``product_id``, ``text`` cleaned and
-    masked, ``summary`` = the input's title, ``rating`` (NaN when absent), ``timestamp`` (ISO
-    ``YYYY-MM-DDTHH:MM:SSZ`` string or None), ``language``, ``category``) and ``source_file`` /
-    ``source_row``. ``quarantined`` adds ``reason`` (= ``quarantine_reason``: the broken rules,
-    ``;``-joined, ``field_count_mismatch`` or ``text_empty_after_cleaning``); ``duplicates`` adds
-    ``reason`` (= ``duplicate_kind``: ``repeated_row``, ``exact`` or ``normalized``) and
-    ``duplicate_of``.
+    ``clean`` (:data:`CLEAN_COLUMNS`): ``review_id``, ``product_id``, ``text`` (cleaned, PII
+    masked), ``summary`` (the input's title, not a generated summary), ``rating`` (NaN when
+    absent), ``timestamp`` (an ISO ``YYYY-MM-DDTHH:MM:SSZ`` string or None), ``language``,
+    ``category``, ``source_file``, ``source_row``. ``quarantined`` (:data:`QUARANTINE_COLUMNS`)
+    adds ``reason`` (= ``quarantine_reason``: the broken rules ``;``-joined,
+    ``field_count_mismatch`` or ``text_empty_after_cleaning``), ``rating_raw``, and
+    ``raw_record`` / ``quarantine_detail`` for a record the reader set aside. ``duplicates``
+    (:data:`DUPLICATE_COLUMNS`) adds ``reason`` (= ``duplicate_kind``: ``repeated_row``,
+    ``exact`` or ``normalized``) and ``duplicate_of``. Every partition has these columns.
     """
 
     index: int  # 0-based, over the whole input; the same input gives the same indices
@@ -199,11 +212,12 @@ class _Preparer:
         valid, quarantined, failures = quarantine_rows(kept, self._row_rules(kept, conflicts), malformed)
         clean, rejected, duplicates = self._clean(valid)
         quarantined = _concat([quarantined, rejected])
-        quarantined[REASON] = quarantined[REASON_COLUMN]
+        quarantined = quarantined.assign(**{REASON: quarantined[REASON_COLUMN]}).reindex(columns=QUARANTINE_COLUMNS)
         duplicates = _concat([repeats, duplicates])
-        duplicates[REASON] = duplicates["duplicate_kind"]
+        duplicates = duplicates.assign(**{REASON: duplicates["duplicate_kind"]}).reindex(columns=DUPLICATE_COLUMNS)
         if len(rejected):
             failures[EMPTY_REASON] = len(rejected)
+        clean = clean.reindex(columns=CLEAN_COLUMNS)
         part = Partition(index, raw.records, clean, quarantined, duplicates, self.batch, source.path.name, failures)
         if len(clean) + len(quarantined) + len(duplicates) != raw.records:
             raise AssertionError(f"partition {index}: rows lost ({len(clean)}+{len(quarantined)}+{len(duplicates)})")

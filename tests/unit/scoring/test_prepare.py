@@ -13,7 +13,13 @@ from reviewops.data.generate import COLUMNS, generate_reviews, write_generated
 from reviewops.data.ingest import ingest
 from reviewops.data.stages import run_preprocess, run_validate
 from reviewops.errors import ReviewOpsError
-from reviewops.scoring.prepare import Partition, iter_partitions
+from reviewops.scoring.prepare import (
+    CLEAN_COLUMNS,
+    DUPLICATE_COLUMNS,
+    QUARANTINE_COLUMNS,
+    Partition,
+    iter_partitions,
+)
 
 ROWS, CHUNK = 1200, 250
 PII = re.compile(r"@example\.com|https?://|www\.|555-\d{3}-\d{4}|1[3578]\d{9}")
@@ -77,6 +83,10 @@ def test_every_row_is_accounted_for(parts):
     for p in parts:
         assert p.input_rows == len(p.clean) + len(p.quarantined) + len(p.duplicates)
         assert p.batch == "messy" and p.source_file == "reviews_base.csv"
+        assert p.clean.columns.tolist() == CLEAN_COLUMNS  # the same columns in every partition
+        assert p.quarantined.columns.tolist() == QUARANTINE_COLUMNS
+        assert p.duplicates.columns.tolist() == DUPLICATE_COLUMNS
+        assert sum(p.failures.values()) >= len(p.quarantined)  # a row may break several rules
     assert len(_partition_outcomes(parts)) == ROWS
 
 

@@ -64,6 +64,7 @@ class Source:
     path: Path
     encoding: str | None
     columns: list[str]
+    sparse: frozenset[str] = frozenset()  # JSONL keys some record lacks
 
     @property
     def kind(self) -> str:
@@ -78,7 +79,7 @@ class Source:
         if self.kind == "parquet":
             return _parquet_chunks(self.path, chunk_rows)
         if self.kind == "jsonl":
-            return _jsonl_chunks(self.path, self.encoding or "utf-8", self.columns, chunk_rows)
+            return _jsonl_chunks(self.path, self.encoding or "utf-8", self.columns, self.sparse, chunk_rows)
         return _csv_chunks(self.path, "\t" if self.kind == "tsv" else ",", self.encoding or "utf-8", chunk_rows)
 
 
@@ -102,7 +103,8 @@ def open_source(path: Path, encoding: str | None = None) -> Source:
     enc = detect_encoding(path, encoding)
     if suffix in (".csv", ".tsv"):
         return Source(path, enc, _delimited_columns(path, "\t" if suffix == ".tsv" else ",", enc))
-    return Source(path, enc, _jsonl_columns(path, enc))
+    columns, sparse = _jsonl_columns(path, enc)
+    return Source(path, enc, columns, sparse)
 
 
 def _no_rows(path: Path) -> Exception:
@@ -134,17 +136,18 @@ def _delimited_columns(path: Path, sep: str, encoding: str) -> list[str]:
     return unique_header(header[1])
 
 
-def _jsonl_columns(path: Path, encoding: str) -> list[str]:
-    """Every key of every record, in order of first appearance (as ``DataFrame.from_records`` orders them)."""
-    keys: dict[str, None] = {}
+def _jsonl_columns(path: Path, encoding: str) -> tuple[list[str], frozenset[str]]:
+    """Every key of every record, in order of first appearance (as ``DataFrame.from_records`` orders
+    them), and the keys some record lacks."""
+    seen: dict[str, int] = {}
     count = 0
     for record in iter_jsonl_records(path, encoding):
         count += 1
         for key in record:
-            keys.setdefault(key, None)
+            seen[key] = seen.get(key, 0) + 1
     if not count:
         raise _no_rows(path)
-    return list(keys)
+    return list(seen), frozenset(k for k, n in seen.items() if n < count)
 
 
 # --------------------------------------------------------------------------------------
@@ -177,22 +180,35 @@ def _numbers(first: int, n: int) -> np.ndarray:
 def _parquet_chunks(path: Path, chunk_rows: int) -> Iterator[RawChunk]:
     import pyarrow.parquet as pq
 
-    with pq.ParquetFile(path) as pf:
+    # pre_buffer keeps the byte ranges it read ahead: Arrow memory grows by ~10 MB per 100k rows.
+    with pq.ParquetFile(path, pre_buffer=False) as pf:
         for df, first in _arrow_frames(pf.iter_batches(batch_size=chunk_rows), chunk_rows):
             yield RawChunk(df, _numbers(first, len(df)))
 
 
-def _jsonl_chunks(path: Path, encoding: str, columns: list[str], chunk_rows: int) -> Iterator[RawChunk]:
+def _jsonl_frame(records: list[dict], columns: list[str], sparse: frozenset[str]) -> pd.DataFrame:
+    """Records as the whole-file reader types them: a key some record of the file lacks holds NaN
+    there, so its whole numbers are floats (``123`` reads ``"123.0"``) even in a chunk where none lacks it."""
+    df = pd.DataFrame.from_records(records, columns=columns)
+    for key in sparse:
+        if pd.api.types.is_integer_dtype(df[key].dtype):
+            df[key] = df[key].astype(float)
+    return df
+
+
+def _jsonl_chunks(
+    path: Path, encoding: str, columns: list[str], sparse: frozenset[str], chunk_rows: int
+) -> Iterator[RawChunk]:
     records: list[dict] = []
     first = 1
     for record in iter_jsonl_records(path, encoding):
         records.append(record)
         if len(records) == chunk_rows:
-            yield RawChunk(pd.DataFrame.from_records(records, columns=columns), _numbers(first, len(records)))
+            yield RawChunk(_jsonl_frame(records, columns, sparse), _numbers(first, len(records)))
             first += len(records)
             records = []
     if records:
-        yield RawChunk(pd.DataFrame.from_records(records, columns=columns), _numbers(first, len(records)))
+        yield RawChunk(_jsonl_frame(records, columns, sparse), _numbers(first, len(records)))
 
 
 class _Ragged(Exception):
@@ -219,27 +235,35 @@ def _arrow_csv_batches(path: Path, sep: str, encoding: str) -> Iterator[Any]:
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    header = next(iter_checked_records(path, sep, encoding))[1]
-    names = unique_header(header)
+    records = iter_checked_records(path, sep, encoding)
+    names = unique_header(next(records)[1])
+    records.close()
     ragged: list[object] = []
 
     def on_invalid(row: object) -> str:
         ragged.append(row)
         return "skip"
 
-    reader = pacsv.open_csv(
-        path,
-        read_options=pacsv.ReadOptions(encoding=encoding, column_names=names, skip_rows=1, block_size=_BLOCK_BYTES),
-        parse_options=pacsv.ParseOptions(delimiter=sep, newlines_in_values=True, invalid_row_handler=on_invalid),
-        convert_options=pacsv.ConvertOptions(
-            column_types={n: pa.string() for n in names}, strings_can_be_null=False, quoted_strings_can_be_null=False
-        ),
-    )
-    with reader:
-        for batch in reader:
-            if ragged:  # the batch that holds or follows it is not handed out
-                raise _Ragged
-            yield batch
+    # A Python file object, not the path: given a path, pyarrow reads the whole file ahead of the
+    # consumer (a 250 MB CSV sat in Arrow memory before the first batch was used).
+    with path.open("rb") as f:
+        reader = pacsv.open_csv(
+            f,
+            read_options=pacsv.ReadOptions(
+                encoding=encoding, column_names=names, skip_rows=1, block_size=_BLOCK_BYTES, use_threads=False
+            ),
+            parse_options=pacsv.ParseOptions(delimiter=sep, newlines_in_values=True, invalid_row_handler=on_invalid),
+            convert_options=pacsv.ConvertOptions(
+                column_types={n: pa.string() for n in names},
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+        with reader:
+            for batch in reader:
+                if ragged:  # the batch that holds or follows it is not handed out
+                    raise _Ragged
+                yield batch
     if ragged:
         raise _Ragged
 
@@ -247,7 +271,7 @@ def _arrow_csv_batches(path: Path, sep: str, encoding: str) -> Iterator[Any]:
 def _exact_csv_chunks(path: Path, sep: str, encoding: str, chunk_rows: int, skip: int = 0) -> Iterator[RawChunk]:
     """Chunks from the ``csv``-module reader, starting after the first ``skip`` records."""
     records = iter_checked_records(path, sep, encoding)
-    names = unique_header(next(records)[1])
+    names = unique_header(next(records)[1])  # opened and checked by open_source: there is a header
     rows: list[list[str]] = []
     numbers: list[int] = []
     malformed: list[dict] = []

@@ -33,6 +33,10 @@ What differs from the training path, on purpose:
   (naming it would mean keeping every id); inside a partition it names the kept copy.
 - No labels (``label``/``label_id``) and no batch-level failure-rate verdict: the counts per
   partition say how many rows each rule took.
+
+Resuming: a partition's dedup depends on every earlier one, so a resumed run iterates from
+partition 0 again (preparing costs ~20k rows/s) and only skips the scoring of partitions already
+written; the same input, settings and ``chunk_rows`` give the same partitions.
 """
 
 from __future__ import annotations

@@ -94,3 +94,13 @@ def test_bad_files_fail_when_opened(tmp_path):
         open_source(tmp_path / "x.txt")
     with pytest.raises(ReviewOpsError, match="not found"):
         open_source(tmp_path / "missing.parquet")
+
+
+def test_jsonl_chunks_type_cells_as_the_whole_file_reader(tmp_path):
+    path = tmp_path / "ids.jsonl"
+    lines = [f'{{"review_id": {i}, "text": "t{i}", "rating": 4}}' for i in range(1, 5)] + [
+        '{"text": "t5", "rating": 3}'
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    streamed = pd.concat([c.df for c in open_source(path).chunks(2)], ignore_index=True)
+    pd.testing.assert_frame_equal(streamed, read_records(path).df)  # ids 1..4 are floats in both

@@ -1,0 +1,228 @@
+"""The Ray side of bulk scoring: the session, and one Ray Data pipeline over every partition of a batch.
+
+Design (measured on the 2-core box with the tiny models): starting the actor pool costs ~10 s
+(each actor imports torch and loads both models) while a 2,000-row batch then takes under a
+second, so the pool is started ONCE per run. The partitions' cleaned rows are staged as Parquet
+files first (:func:`stage_partition`), then a single Dataset reads them all::
+
+    read_parquet(staged files) -> repartition(batch_size rows per block, streaming)
+      -> map_batches(ReviewPredictor, actor pool) -> rows back on the driver, per partition
+
+``repartition`` matters: ``read_parquet`` makes one block of small files, and one block feeds
+one actor; cut into ``score.batch_size``-row blocks, every actor gets work. Rows carry their
+partition and row number (``_part``, ``_row``); the driver collects a partition until all its
+rows are back (Ray may finish blocks out of order), sorts them and hands them to ``write``,
+which writes ``part-<i>.parquet`` atomically. Ray's own ``write_parquet`` is not used: it names
+files itself and can leave half a partition behind, which would break resume.
+
+Actors ask for ``score.actor_cpus`` (0.5 by default): actors that claim every CPU leave none to
+the read and repartition tasks, and the pipeline waits forever ("backpressured:
+ResourceBudget"). The read tasks are pinned to the driver's node, where the staged files are
+(label ``ray.io/node-id``); the actors run anywhere. Only single-node runs were checked here:
+on a multi-node cluster, put ``--out`` on a filesystem every node sees to be safe.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections import defaultdict
+from collections.abc import Callable, Generator, Iterable, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+
+from reviewops.config import Settings
+from reviewops.errors import ReviewOpsError
+from reviewops.scoring.dataset import write_parquet_atomic
+from reviewops.scoring.models import ScoringModels
+from reviewops.scoring.predictor import ReviewPredictor, SummaryPlan
+
+PART, ROW = "_part", "_row"
+# What the actors read: the cleaned columns the output keeps, typed so every staged file agrees.
+STAGING_SCHEMA = pa.schema(
+    [
+        ("review_id", pa.string()),
+        ("product_id", pa.string()),
+        ("batch", pa.string()),
+        ("timestamp", pa.string()),
+        ("rating", pa.float64()),
+        ("text", pa.string()),
+        ("language", pa.string()),
+        (PART, pa.int64()),
+        (ROW, pa.int64()),
+    ]
+)
+Write = Callable[[int, pd.DataFrame], None]
+
+
+def ray_address(settings: Settings, override: str | None = None) -> str | None:
+    """The cluster to join: ``--ray-address``, else ``score.ray_address``, else ``$RAY_ADDRESS``; None = local.
+
+    ``local`` forces a local Ray even when ``$RAY_ADDRESS`` is set.
+    """
+    address = (override or settings.score.ray_address or os.environ.get("RAY_ADDRESS", "")).strip()
+    return None if address in ("", "local") else address
+
+
+def _quiet_ray_data() -> None:
+    """No Ray Data progress bars or per-execution log lines: the CLI shows its own progress."""
+    import ray.data
+
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.enable_operator_progress_bars = False
+    ctx.print_on_execution_start = False
+    ctx.enable_auto_log_stats = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+
+
+@contextmanager
+def ray_session(settings: Settings, *, address: str | None = None, log: Callable[[str], None] | None = None):
+    """Join a Ray cluster or start a local one for the block; yields a description of it.
+
+    A Ray already initialized in this process (a test fixture, a notebook) is used as it is and
+    left running. A local Ray started here uses ``score.ray_num_cpus`` CPUs (None = all), no
+    dashboard and no usage telemetry, and is shut down at the end.
+
+    Raises:
+        ReviewOpsError: the cluster at ``address`` cannot be reached.
+    """
+    import ray
+
+    say = log or (lambda _: None)
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    target = ray_address(settings, address)
+    started = False
+    if not ray.is_initialized():
+        if target:
+            try:
+                ray.init(address=target, log_to_driver=False)
+            except (ConnectionError, RuntimeError) as exc:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise ReviewOpsError(
+                    f"cannot reach the Ray cluster at {target!r} ({first}); start one with `ray start --head`, "
+                    "or leave --ray-address and $RAY_ADDRESS empty for a local Ray"
+                ) from None
+        else:
+            ray.init(num_cpus=settings.score.ray_num_cpus, include_dashboard=False, log_to_driver=False)
+        started = True
+    _quiet_ray_data()
+    info = {"address": target or "local", "cpus": ray.cluster_resources().get("CPU"), "started_here": started}
+    say(f"Ray: {info['address']} ({info['cpus']:g} CPUs)")
+    try:
+        yield info
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def stage_partition(clean: pd.DataFrame, path: Path, *, index: int, batch: str) -> Path:
+    """Write a partition's cleaned rows for the actor pool (:data:`STAGING_SCHEMA`, numbered)."""
+    frame = pd.DataFrame(
+        {
+            "review_id": clean["review_id"].astype("string"),
+            "product_id": clean.get("product_id", pd.Series(None, index=clean.index, dtype="string")),
+            "batch": batch,
+            "timestamp": clean.get("timestamp", pd.Series(None, index=clean.index, dtype="string")),
+            "rating": pd.to_numeric(clean.get("rating", pd.Series(None, index=clean.index)), errors="coerce"),
+            "text": clean["text"],
+            "language": clean.get("language", pd.Series(None, index=clean.index, dtype="string")),
+            PART: index,
+            ROW: range(len(clean)),
+        }
+    )
+    table = pa.Table.from_pandas(frame, preserve_index=False).cast(STAGING_SCHEMA)
+    return write_parquet_atomic(table, path)
+
+
+def _driver_node() -> dict[str, str]:
+    """A label selector for this (the driver's) node, where the staged files are (every node has this label)."""
+    import ray
+
+    return {"ray.io/node-id": ray.get_runtime_context().get_node_id()}
+
+
+def scored_batches(
+    files: list[Path], *, settings: Settings, models: ScoringModels, plan: SummaryPlan
+) -> Generator[pd.DataFrame, None, None]:
+    """The Ray Data pipeline over the staged files: predictor output batches, in no particular order."""
+    import ray.data
+
+    cfg = settings.score
+    dataset = ray.data.read_parquet(
+        [str(f) for f in files], partitioning=None, label_selector=_driver_node()
+    ).repartition(target_num_rows_per_block=cfg.batch_size)
+    scored = dataset.map_batches(
+        ReviewPredictor,
+        fn_constructor_kwargs={
+            "settings": settings,
+            "models": models,
+            "use_gpu": cfg.actor_gpus > 0,
+            "plan": plan,
+            "keep": (PART, ROW),
+        },
+        compute=ray.data.ActorPoolStrategy(size=cfg.actors),
+        num_cpus=cfg.actor_cpus,
+        num_gpus=cfg.actor_gpus,
+        batch_size=cfg.batch_size,
+        batch_format="pandas",
+    )
+    yield from scored.iter_batches(batch_format="pandas", batch_size=None)
+
+
+def collect_partitions(batches: Iterable[pd.DataFrame], expected: Mapping[int, int], write: Write) -> int:
+    """Regroup output batches by partition; ``write(index, rows)`` once all of a partition's rows are back.
+
+    Rows are handed over in their staged order, without the ``_part`` / ``_row`` columns.
+
+    Returns:
+        The number of rows written.
+
+    Raises:
+        RuntimeError: a partition got more rows than it was staged with, or some never came back.
+    """
+    pending: dict[int, list[pd.DataFrame]] = defaultdict(list)
+    got: dict[int, int] = defaultdict(int)
+    written: set[int] = set()
+    total = 0
+    for frame in batches:
+        for part, rows in frame.groupby(PART, sort=False):
+            index = int(part)
+            pending[index].append(rows)
+            got[index] += len(rows)
+            if got[index] > expected[index]:
+                raise RuntimeError(f"partition {index}: {got[index]} rows came back, {expected[index]} were staged")
+            if got[index] == expected[index]:
+                with warnings.catch_warnings():  # all-None summary columns: object dtype either way
+                    warnings.simplefilter("ignore", FutureWarning)
+                    done = pd.concat(pending.pop(index), ignore_index=True).sort_values(ROW, kind="stable")
+                write(index, done.drop(columns=[PART, ROW]).reset_index(drop=True))
+                written.add(index)
+                total += len(done)
+    missing = sorted(set(expected) - written)
+    if missing:
+        raise RuntimeError(f"partitions {missing} did not come back whole from the actor pool")
+    return total
+
+
+def score_staged(
+    files: Mapping[int, Path],
+    expected: Mapping[int, int],
+    *,
+    settings: Settings,
+    models: ScoringModels,
+    plan: SummaryPlan,
+    write: Write,
+) -> int:
+    """Score the staged partitions ``{index: file}`` with one actor pool; returns the rows written."""
+    if not files:
+        return 0
+    batches = scored_batches(list(files.values()), settings=settings, models=models, plan=plan)
+    try:
+        return collect_partitions(batches, {i: expected[i] for i in files}, write)
+    finally:
+        batches.close()  # a failed write stops the pipeline and frees the actor pool now, not at exit

@@ -1,0 +1,125 @@
+"""The engine's driver side without Ray: regrouping batches, staging, the cluster address, the dataset files."""
+
+from __future__ import annotations
+
+import stat
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from reviewops.config import Settings
+from reviewops.scoring import engine
+from reviewops.scoring.dataset import (
+    SCORED_SCHEMA,
+    list_batches,
+    part_path,
+    read_scored,
+    scored_table,
+    write_parquet_atomic,
+)
+from reviewops.scoring.predictor import SCORED_COLUMNS
+
+
+def _rows(part: int, rows: list[int]) -> pd.DataFrame:
+    return pd.DataFrame({"x": [f"{part}-{r}" for r in rows], engine.PART: part, engine.ROW: rows})
+
+
+def test_collect_partitions_regroups_out_of_order_batches():
+    # Ray may return blocks out of order and mix partitions in one batch
+    batches = [
+        pd.concat([_rows(1, [3, 4]), _rows(0, [2])]),
+        _rows(1, [0, 1, 2]),
+        _rows(0, [1, 0]),
+        _rows(2, [0]),
+    ]
+    written: dict[int, list[str]] = {}
+
+    def write(index: int, rows: pd.DataFrame) -> None:
+        assert index not in written, "a partition is written once"
+        assert list(rows.columns) == ["x"]
+        written[index] = rows["x"].tolist()
+
+    total = engine.collect_partitions(batches, {0: 3, 1: 5, 2: 1}, write)
+    assert total == 9
+    assert written == {0: ["0-0", "0-1", "0-2"], 1: ["1-0", "1-1", "1-2", "1-3", "1-4"], 2: ["2-0"]}
+
+
+def test_collect_partitions_refuses_missing_rows():
+    with pytest.raises(RuntimeError, match=r"partitions \[1\]"):
+        engine.collect_partitions([_rows(0, [0]), _rows(1, [0])], {0: 1, 1: 2}, lambda i, rows: None)
+
+
+def test_ray_address_order(monkeypatch):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    settings = Settings()
+    assert engine.ray_address(settings) is None
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")
+    assert engine.ray_address(settings) == "10.0.0.1:6379"
+    assert engine.ray_address(Settings(score={"ray_address": "auto"})) == "auto"
+    assert engine.ray_address(settings, "head:6379") == "head:6379"
+    assert engine.ray_address(settings, "local") is None
+
+
+def test_stage_partition_types_every_column(tmp_path):
+    clean = pd.DataFrame(
+        {
+            "review_id": ["a", "b"],
+            "product_id": ["p", None],
+            "text": ["one", "two"],
+            "summary": ["t1", None],
+            "rating": [None, None],
+            "timestamp": [None, None],
+            "language": ["en", "zh"],
+            "source_row": [2, 3],
+        }
+    )
+    path = engine.stage_partition(clean, tmp_path / "s" / "part-00004.parquet", index=4, batch="b1")
+    table = pq.read_table(path)
+    assert table.schema.equals(engine.STAGING_SCHEMA)
+    frame = table.to_pandas()
+    assert frame[engine.PART].tolist() == [4, 4] and frame[engine.ROW].tolist() == [0, 1]
+    assert frame["batch"].tolist() == ["b1", "b1"] and frame["rating"].isna().all()
+
+
+def _scored(n: int) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "review_id": [f"r{i}" for i in range(n)],
+            "product_id": "p",
+            "batch": "b",
+            "timestamp": pd.NaT,
+            "rating": None,
+            "text": "t",
+            "language": "en",
+            "sentiment": "positive",
+            "p_negative": 0.1,
+            "p_neutral": 0.2,
+            "p_positive": 0.7,
+            "summary": None,
+            "sentiment_model": "m",
+            "summarizer_model": None,
+            "sentiment_version": "3",
+            "summarizer_version": None,
+            "scored_at": pd.Timestamp("2025-01-01", tz="UTC"),
+        }
+    )
+
+
+def test_dataset_files_and_reader(tmp_path):
+    assert read_scored(tmp_path).columns.tolist() == SCORED_COLUMNS  # nothing yet: empty, typed
+    assert list_batches(tmp_path / "nowhere") == []
+    write_parquet_atomic(scored_table(_scored(2)), part_path(tmp_path, "b", 1))
+    write_parquet_atomic(scored_table(_scored(3)), part_path(tmp_path, "b", 0))
+    write_parquet_atomic(scored_table(_scored(1).assign(batch="c")), part_path(tmp_path, "c", 0))
+    assert pq.read_schema(part_path(tmp_path, "b", 0)).equals(SCORED_SCHEMA)
+    assert list_batches(tmp_path) == ["b", "c"]
+    assert len(read_scored(tmp_path, "b")) == 5 and len(read_scored(tmp_path)) == 6
+    assert read_scored(tmp_path, "b")["review_id"].tolist()[:3] == ["r0", "r1", "r2"]  # parts in order
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_private_parquet_is_owner_only(tmp_path):
+    path = write_parquet_atomic(pd.DataFrame({"a": [1]}), tmp_path / "q" / "part-00000.parquet", private=True)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700

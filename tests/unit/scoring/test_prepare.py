@@ -123,6 +123,31 @@ def test_partitions_equal_the_batch_path_but_for_released_first_copies(parts, ba
     assert (batch_clean[common] == stream_clean[common]).all()
 
 
+def test_one_partition_equals_the_batch_path_exactly(messy, batch_path):
+    """With the whole input in one partition nothing differs, ``duplicate_of`` included."""
+    path, settings = messy
+    validated, pre = batch_path
+    (whole,) = iter_partitions(settings, path=path, batch="messy", chunk_rows=ROWS)
+    read = pd.read_parquet
+    batch_dups = pd.concat([read(pre["duplicates_path"]), read(validated["repeats_path"])])
+    batch = _outcomes(
+        [
+            ("clean", read(pre["clean_path"]), None),
+            ("duplicate", batch_dups, "duplicate_of"),
+            ("quarantined", read(validated["quarantine_path"]), "quarantine_reason"),
+            ("quarantined", read(pre["rejected_path"]), "quarantine_reason"),
+        ]
+    )
+    stream = _outcomes(
+        [
+            ("clean", whole.clean, None),
+            ("duplicate", whole.duplicates, "duplicate_of"),
+            ("quarantined", whole.quarantined, "reason"),
+        ]
+    )
+    assert stream == batch
+
+
 def _released_first_copies(parts: list[Partition]) -> set[tuple[str, int]]:
     """First copies of ids that a later partition quarantined as a conflict."""
     later = {

@@ -63,33 +63,16 @@ def agreement(truth: pd.Series, predicted: pd.Series) -> dict[str, Any]:
     }
 
 
-def _read_partitions(out_dir: Path, batch: str | None) -> pd.DataFrame:
-    """``<out_dir>/batch=<batch>/part-*.parquet`` (every batch when ``batch`` is None), ``batch`` from the folder."""
-    folders = [out_dir / f"batch={batch}"] if batch else sorted(out_dir.glob("batch=*"))
-    frames = []
-    for folder in folders:
-        for part in sorted(folder.glob("part-*.parquet")):
-            frame = pd.read_parquet(part)
-            frame["batch"] = folder.name.split("=", 1)[1]
-            frames.append(frame)
-    if not frames:
-        return pd.DataFrame()
-    return pd.concat(frames, ignore_index=True)
-
-
 def read_scored_rows(out_dir: Path | str, batch: str | None = None) -> pd.DataFrame:
     """The scored rows under ``out_dir`` (one batch, or all): :func:`reviewops.scoring.dataset.read_scored`.
 
     Raises:
         ReviewOpsError: no scored rows there (names the command that writes them).
     """
+    from reviewops.scoring.dataset import read_scored
+
     out = Path(out_dir)
-    try:
-        from reviewops.scoring.dataset import read_scored
-    except ImportError:  # the reader of the engine's dataset; the layout is the same
-        rows = _read_partitions(out, batch)
-    else:
-        rows = read_scored(out, batch=batch)
+    rows = read_scored(out, batch=batch)
     if len(rows) == 0:
         which = f"batch {batch!r} " if batch else ""
         raise ReviewOpsError(f"no scored rows for {which}under {out}; run `reviewops score PATH --out {out}` first")

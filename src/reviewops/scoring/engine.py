@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import warnings
 from collections import defaultdict
 from collections.abc import Callable, Generator, Iterable, Mapping
@@ -68,6 +69,28 @@ def ray_address(settings: Settings, override: str | None = None) -> str | None:
     return None if address in ("", "local") else address
 
 
+def probe_ray(settings: Settings, address: str | None = None, timeout_s: float = 5.0) -> None:
+    """Fail fast when the cluster to join does not accept connections (Ray itself retries for minutes).
+
+    ``auto`` and a local Ray are not probed (``auto`` fails fast on its own).
+
+    Raises:
+        ReviewOpsError: nothing listens at the address.
+    """
+    target = ray_address(settings, address)
+    if target is None or target == "auto":
+        return
+    host, _, port = target.split("://", 1)[-1].rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout_s):
+            pass
+    except (OSError, ValueError) as exc:
+        raise ReviewOpsError(
+            f"cannot reach the Ray cluster at {target!r} ({exc}); start one with `ray start --head`, "
+            "or leave --ray-address and $RAY_ADDRESS empty for a local Ray"
+        ) from None
+
+
 def _quiet_ray_data() -> None:
     """No Ray Data progress bars or per-execution log lines: the CLI shows its own progress."""
     import ray.data
@@ -78,6 +101,9 @@ def _quiet_ray_data() -> None:
     ctx.print_on_execution_start = False
     ctx.enable_auto_log_stats = False
     logging.getLogger("ray.data").setLevel(logging.WARNING)
+    logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)  # "progress bars disabled"
+    # A batch smaller than two blocks feeds one actor of the pool: expected, not worth a warning.
+    warnings.filterwarnings("ignore", message="The minimum number of concurrent actors", category=UserWarning)
 
 
 @contextmanager
@@ -100,18 +126,25 @@ def ray_session(settings: Settings, *, address: str | None = None, log: Callable
     if not ray.is_initialized():
         if target:
             try:
-                ray.init(address=target, log_to_driver=False)
+                ray.init(address=target, log_to_driver=False, logging_level=logging.WARNING)
             except (ConnectionError, RuntimeError) as exc:
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 raise ReviewOpsError(
-                    f"cannot reach the Ray cluster at {target!r} ({first}); start one with `ray start --head`, "
-                    "or leave --ray-address and $RAY_ADDRESS empty for a local Ray"
+                    f"cannot join the Ray cluster at {target!r} ({first}); a cluster from `ray start --head` "
+                    "uses token authentication: set RAY_AUTH_MODE=token (token in ~/.ray/auth_token or "
+                    "$RAY_AUTH_TOKEN), or leave --ray-address and $RAY_ADDRESS empty for a local Ray"
                 ) from None
         else:
-            ray.init(num_cpus=settings.score.ray_num_cpus, include_dashboard=False, log_to_driver=False)
+            ray.init(  # "local": a new instance, even when `ray start` left one running on this machine
+                address="local",
+                num_cpus=settings.score.ray_num_cpus,
+                include_dashboard=False,
+                log_to_driver=False,
+                logging_level=logging.WARNING,
+            )
         started = True
     _quiet_ray_data()
-    info = {"address": target or "local", "cpus": ray.cluster_resources().get("CPU"), "started_here": started}
+    info = {"address": target or "local", "cpus": ray.cluster_resources().get("CPU"), "initialized_here": started}
     say(f"Ray: {info['address']} ({info['cpus']:g} CPUs)")
     try:
         yield info

@@ -273,6 +273,7 @@ def run_score(
     started = time.perf_counter()
     settings = _with_summaries(settings, summaries)
     source, name = _input_and_batch(path, batch)
+    engine.probe_ray(settings, ray_address)
     columns = columns if columns else (settings.ingest.columns or None)
     out = Path(out_dir) if out_dir is not None else Path(settings.score.out_dir)
     mode = settings.score.summaries

@@ -3,6 +3,9 @@
 One source of truth: ``params.yaml`` holds the knobs, DVC stages name the same keys under
 ``params:``, and Prefect flows take the :class:`Settings` object built here. Every model is
 ``extra="forbid"`` so a misspelt key fails early with a message that names it.
+
+Why this module is long: it is the one schema of ``params.yaml``, one small class per section
+(each field with its default and bounds); splitting it would scatter the source of truth.
 """
 
 from __future__ import annotations
@@ -326,7 +329,7 @@ class ScoreConfig(_Strict):
     # chosen by a hash of review_id, so a rerun picks the same rows).
     summaries: str = "sample:50"
     chunk_rows: int = Field(50_000, ge=100)  # rows per partition: the unit of streaming and of resume
-    batch_size: int = Field(256, ge=1)  # rows per map_batches call (one model forward per call)
+    batch_size: int = Field(256, ge=1)  # rows per map_batches call (on CPU the forward runs 16 rows at a time)
     actors: int = Field(2, ge=1)  # predictor actors in the pool
     actor_cpus: float = Field(0.5, gt=0)  # per actor: below 1 so Ray's read tasks keep a CPU (2 cores)
     actor_gpus: float = Field(0.0, ge=0)  # >0 on a GPU cluster: actors get a GPU, bf16, batched generation

@@ -120,6 +120,7 @@ def test_the_bento_excludes_test_helpers() -> None:
         ("reviewops.evaluation.gate", "run_gate"),
         ("reviewops.serving.packaging", "run_package"),
         ("reviewops.monitoring.drift", "run_drift"),
+        ("reviewops.scoring.score", "run_score"),
     ],
 )
 def test_stage_entry_points_share_one_signature(module: str, function: str) -> None:

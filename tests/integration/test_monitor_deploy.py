@@ -152,7 +152,7 @@ def _wait_deployments(names: list[str], timeout: float, log: Path) -> None:
 
 def test_deployments_retrain_then_drifted_inbox_batch_retunes(served, monkeypatch):
     import mlflow
-    from flows.deployments import INBOX_DEPLOYMENT, RETRAIN_DEPLOYMENT
+    from flows.deployments import INBOX_DEPLOYMENT, RETRAIN_DEPLOYMENT, SCORE_DEPLOYMENT
     from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -161,7 +161,7 @@ def test_deployments_retrain_then_drifted_inbox_batch_retunes(served, monkeypatc
     project, api, serve_log = served
     monkeypatch.chdir(project)
     with temporary_settings({PREFECT_API_URL: api}):
-        _wait_deployments([RETRAIN_DEPLOYMENT, INBOX_DEPLOYMENT], 120, serve_log)
+        _wait_deployments([RETRAIN_DEPLOYMENT, INBOX_DEPLOYMENT, SCORE_DEPLOYMENT], 120, serve_log)
 
         first = run_deployment(RETRAIN_DEPLOYMENT, timeout=300, poll_interval=2)
         assert first.state.is_completed(), f"{first.state}\n{serve_log.read_text()[-4000:]}"
@@ -189,6 +189,12 @@ def test_deployments_retrain_then_drifted_inbox_batch_retunes(served, monkeypatc
     assert summary["action"] == "retrained"
     assert Path(summary["report"]).is_file() and summary["report"].endswith(f"drift/{batches.batch_name(batch)}.html")
     assert summary["drift"]["champion"]["sentiment"]  # champion predictions were part of the check
+    # the batch was scored first; the drift check read those predictions for the current side
+    scoring = summary["scoring"]
+    assert scoring["ok"] and sum(scoring["counts"][k] for k in ("scored", "quarantined", "deduplicated")) == 600
+    assert summary["drift"]["predictions"]["current"] == "scored dataset"
+    assert summary["drift"]["predictions"]["scored"]["matched"] == scoring["counts"]["scored"]
+    assert summary["drift"]["sentiment_agreement"] is not None  # ratings and predictions both: their agreement
     assert summary["data"]["new_version"] != summary["data"]["old_version"]
     assert (project / "data" / "raw" / summary["data"]["raw_file"]).is_file()
     split = summary["retune_split"]

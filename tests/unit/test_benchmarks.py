@@ -1,6 +1,9 @@
 """Helpers of the benchmark scripts whose figures the README quotes."""
 
 import importlib.util
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -86,3 +89,40 @@ def test_bootstrap_interval_contains_the_mean_of_a_constant():
     ci = _module("bootstrap_ci")
     d = np.full(50, 0.25)
     assert ci.paired_bootstrap(len(d), lambda i: d[i].mean(), 100, 0) == pytest.approx((0.25, 0.25))
+
+
+def test_score_scale_benchmark_runs_at_a_tiny_size(tmp_path):
+    """benchmarks/score_scale.py end to end with the tiny models: sentiment throughput on Ray, the naive
+    per-row pipeline, and the memory child whose process tree is sampled; every row accounted for."""
+    out = tmp_path / "score_scale.json"
+    cmd = [sys.executable, str(BENCHMARKS / "score_scale.py"), "--tiny", "--rows", "300", "--naive-rows", "10"]
+    cmd += ["--skip-summaries", "--skip-scaling", "--memory-rows", "600", "--json", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=BENCHMARKS.parent)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert "--tiny" in report["command"] and report["machine"]["cores"] >= 1
+    (run,) = report["throughput"]
+    assert run["rows"] == run["input_rows"] == 300 and 0 < run["scored"] <= 300
+    assert run["partitions"] == 3 and run["chunk_rows"] == 100 and run["rows_per_s"] > 0
+    naive = report["naive"]
+    assert naive["rows"] == 10 and naive["capped"] and naive["of_rows"] == 300 and naive["rows_per_s"] > 0
+    (mem,) = report["memory"]
+    counts = mem["counts"]
+    assert mem["rows"] == counts["input_rows"] == 600
+    assert counts["scored"] + counts["quarantined"] + counts["deduplicated"] == 600
+    assert counts["deduplicated"] == 0  # the streamed input's texts are made distinct
+    peak = mem["peak"]
+    assert peak["rss_mb"] >= peak["pss_mb"] > 0 and peak["rss_mb"] > peak["driver_rss_mb"] > 0
+    assert peak["processes"] >= 3 and "driver" in mem["rss_mb_by_process_at_peak"]  # driver + Ray's processes
+    assert {t["verdict"] for t in report["targets"]} <= {"PASS", "FAIL"} and len(report["targets"]) == 3
+    for heading in ("## Sentiment only", "naive: `pipeline", "## Peak memory", "## Targets"):
+        assert heading in proc.stdout
+
+
+def test_score_scale_steady_rate_times_the_partitions_after_the_first():
+    module = _module("score_scale")
+    events = [(0.0, "Ray: local (2 CPUs)")] + [
+        (10.0 + 2 * i, f"partition {i}: 1000 rows scored -> x") for i in range(4)
+    ]
+    assert module.steady_rate(events, batch_size=256) == 3000 / 6
+    assert module.steady_rate(events[:3], batch_size=256) is None  # two partitions: nothing to time

@@ -106,6 +106,8 @@ def test_score_scale_benchmark_runs_at_a_tiny_size(tmp_path):
     assert run["partitions"] == 3 and run["chunk_rows"] == 100 and run["rows_per_s"] > 0
     naive = report["naive"]
     assert naive["rows"] == 10 and naive["capped"] and naive["of_rows"] == 300 and naive["rows_per_s"] > 0
+    assert naive["rows_per_s"] == max(r["rows_per_s"] for r in report["naive_runs"])  # the faster is the baseline
+    assert report["naive_runs"][-1]["threads"] == 1 or len(report["naive_runs"]) == 1
     (mem,) = report["memory"]
     counts = mem["counts"]
     assert mem["rows"] == counts["input_rows"] == 600

@@ -171,7 +171,15 @@ class ReviewPredictor:
         """``batch`` (cleaned rows) with the prediction columns, in :data:`SCORED_COLUMNS` order.
 
         Nothing is stored on ``self``: calls are independent, whatever order Ray makes them in.
+        Runs under ``torch.inference_mode()``: no autograd bookkeeping, the same numbers.
         """
+        import torch
+
+        with torch.inference_mode():
+            return self._predict(batch)
+
+    def _predict(self, batch: pd.DataFrame) -> pd.DataFrame:
+        """The body of :meth:`__call__`."""
         out = batch.reset_index(drop=True).copy()
         texts = out["text"].fillna("").astype(str).tolist()
         proba = self.classifier.predict_proba(texts, batch_size=self.forward_batch)

@@ -96,7 +96,7 @@ class _Pass:
     counts: dict[str, int] = field(
         default_factory=lambda: {"input_rows": 0, "scored": 0, "quarantined": 0, "deduplicated": 0}
     )
-    staged: dict[int, Path] = field(default_factory=dict)
+    staged: dict[int, list[Path]] = field(default_factory=dict)  # staged files per partition
     expected: dict[int, int] = field(default_factory=dict)
     skipped: list[int] = field(default_factory=list)
     total: int = 0
@@ -159,7 +159,9 @@ def _read_input(
             write_parquet_atomic(scored_table(_empty_scored()), target)
         else:
             staged = staging_path(out, batch, part.index)
-            found.staged[part.index] = engine.stage_partition(part.clean, staged, index=part.index, batch=batch)
+            found.staged[part.index] = engine.stage_partition(
+                part.clean, staged, index=part.index, batch=batch, rows_per_file=engine.block_rows(settings)
+            )
             found.expected[part.index] = len(part.clean)
         say(
             f"partition {part.index}: {part.input_rows} rows read, {len(part.clean)} clean, "
@@ -192,7 +194,8 @@ def _score(
 
     def write(index: int, rows: pd.DataFrame) -> None:
         write_parquet_atomic(scored_table(rows), part_path(out, batch, index))
-        found.staged[index].unlink(missing_ok=True)
+        for staged in found.staged[index]:
+            staged.unlink(missing_ok=True)
         say(f"partition {index}: {len(rows)} rows scored -> {part_path(out, batch, index)}")
 
     with engine.ray_session(settings, address=ray_address, log=say) as info:

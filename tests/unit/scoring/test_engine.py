@@ -74,12 +74,25 @@ def test_stage_partition_types_every_column(tmp_path):
             "source_row": [2, 3],
         }
     )
-    path = engine.stage_partition(clean, tmp_path / "s" / "part-00004.parquet", index=4, batch="b1")
+    (path,) = engine.stage_partition(clean, tmp_path / "s" / "part-00004.parquet", index=4, batch="b1")
+    assert path == tmp_path / "s" / "part-00004.parquet"
     table = pq.read_table(path)
     assert table.schema.equals(engine.STAGING_SCHEMA)
     frame = table.to_pandas()
     assert frame[engine.PART].tolist() == [4, 4] and frame[engine.ROW].tolist() == [0, 1]
     assert frame["batch"].tolist() == ["b1", "b1"] and frame["rating"].isna().all()
+
+
+def test_stage_partition_cuts_files_of_block_rows(tmp_path):
+    # fixed-size files = fixed-size Ray blocks: no repartition step, every actor gets work
+    clean = pd.DataFrame({"review_id": [f"r{i}" for i in range(7)], "text": "t"})
+    files = engine.stage_partition(clean, tmp_path / "part-00002.parquet", index=2, batch="b", rows_per_file=3)
+    assert [f.name for f in files] == ["part-00002-0000.parquet", "part-00002-0001.parquet", "part-00002-0002.parquet"]
+    tables = [pq.read_table(f) for f in files]
+    assert [t.num_rows for t in tables] == [3, 3, 1]
+    rows = pd.concat([t.to_pandas() for t in tables], ignore_index=True)
+    assert rows[engine.ROW].tolist() == list(range(7)) and rows["review_id"].tolist() == clean["review_id"].tolist()
+    assert engine.block_rows(Settings(score={"batch_size": 16})) == 16 * engine.BLOCK_BATCHES
 
 
 def _scored(n: int) -> pd.DataFrame:

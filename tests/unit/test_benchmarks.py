@@ -91,6 +91,7 @@ def test_bootstrap_interval_contains_the_mean_of_a_constant():
     assert ci.paired_bootstrap(len(d), lambda i: d[i].mean(), 100, 0) == pytest.approx((0.25, 0.25))
 
 
+@pytest.mark.slow  # ~40 s: Ray, the naive pipeline and a memory child process
 def test_score_scale_benchmark_runs_at_a_tiny_size(tmp_path):
     """benchmarks/score_scale.py end to end with the tiny models: sentiment throughput on Ray, the naive
     per-row pipeline, and the memory child whose process tree is sampled; every row accounted for."""

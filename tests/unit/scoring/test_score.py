@@ -37,6 +37,10 @@ class Crash(Exception):
     """Stands in for a kill in the middle of a run."""
 
 
+# A local Ray cluster and an actor pool per module: make test runs these, make test-fast skips them.
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def ray_cluster():
     import os

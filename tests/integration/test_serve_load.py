@@ -28,8 +28,19 @@ def tiny_models(tmp_path_factory):
 
 # The tiny summarizer generates 8 long reviews in ~60 ms; 200 new tokens (it never stops early) make
 # a batch take ~0.4 s, so "waits for one batch" and "waits for all of them" are far apart. A larger
-# token budget lets one request hold several batches. Every other serve.* value is the default.
-OVERRIDES = {"summarizer": {"max_new_tokens": 200}, "serve": {"max_summarize_tokens_per_request": 16384}}
+# token budget lets one request hold several batches. The waits and deadlines are stretched so a
+# CI machine busy with other jobs answers slowly rather than shedding (shedding has its own tests
+# with queue_full); every other serve.* value is the default.
+OVERRIDES = {
+    "summarizer": {"max_new_tokens": 200},
+    "serve": {
+        "max_summarize_tokens_per_request": 16384,
+        "summarizer_max_latency_ms": 600_000,
+        "max_queue_wait_s": 600,
+        "request_deadline_s": 800,
+        "timeout_s": 900,
+    },
+}
 
 
 @pytest.fixture(scope="module")

@@ -330,6 +330,22 @@ def _read_delimited(path: Path, sep: str, encoding: str) -> TableRead:
     return _read_checked(path, sep, encoding)
 
 
+def checked_suffix(path: Path) -> str:
+    """The file's lower-case extension, once it is a supported type and the file exists.
+
+    Raises:
+        ReviewOpsError: unsupported extension or missing file (one line naming the file).
+    """
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise file_error(
+            path, f"unsupported file type {suffix or '(no extension)'!r}; use one of {', '.join(SUPPORTED_SUFFIXES)}"
+        )
+    if not path.is_file():
+        raise file_error(path, "file not found")
+    return suffix
+
+
 def read_records(path: Path, encoding: str | None = None) -> TableRead:
     """Read one file: CSV/TSV cells as strings, JSONL and Parquet with the types they carry.
 
@@ -341,13 +357,7 @@ def read_records(path: Path, encoding: str | None = None) -> TableRead:
         ReviewOpsError: unsupported extension, missing file, undecodable text, malformed content.
     """
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in SUPPORTED_SUFFIXES:
-        raise file_error(
-            path, f"unsupported file type {suffix or '(no extension)'!r}; use one of {', '.join(SUPPORTED_SUFFIXES)}"
-        )
-    if not path.is_file():
-        raise file_error(path, "file not found")
+    suffix = checked_suffix(path)
     try:
         if suffix == ".parquet":
             try:

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from reviewops.data.readers import (
-    SUPPORTED_SUFFIXES,
+    checked_suffix,
     detect_encoding,
     file_error,
     iter_checked_records,
@@ -92,13 +92,7 @@ def open_source(path: Path, encoding: str | None = None) -> Source:
             JSONL, an unreadable Parquet file, or a file without records.
     """
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in SUPPORTED_SUFFIXES:
-        raise file_error(
-            path, f"unsupported file type {suffix or '(no extension)'!r}; use one of {', '.join(SUPPORTED_SUFFIXES)}"
-        )
-    if not path.is_file():
-        raise file_error(path, "file not found")
+    suffix = checked_suffix(path)
     if suffix == ".parquet":
         return Source(path, None, _parquet_columns(path))
     enc = detect_encoding(path, encoding)

@@ -278,6 +278,8 @@ class ServeConfig(_Strict):
     summarizer_max_batch_tokens: int = Field(2048, ge=1)
     max_model_load_failures: int = Field(3, ge=1)
     model_load_failure_exit_s: float = Field(30, ge=0)
+    # GET /products/{product_id} reads this scored dataset (`reviewops score --out`); "" turns it off (503).
+    scored_dir: str = "data/scored"
 
     @model_validator(mode="after")
     def _deadline_before_timeout(self) -> ServeConfig:

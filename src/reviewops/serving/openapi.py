@@ -1,12 +1,14 @@
-"""The OpenAPI document as served: error bodies (400/401/413/422/503) and the bearer scheme, amended into BentoML's.
+"""The OpenAPI document as served: error bodies (400/401/404/413/422/503) and the bearer scheme, amended into BentoML's.
 
 BentoML generates ``/docs.json`` (and the Bento's ``apis/openapi.yaml``) from the API signatures
-alone; :func:`amend_openapi` adds what the service really answers, and :func:`serve_amended_openapi`
-makes the service object hand out the amended document.
+alone, and adds the paths of a mounted FastAPI app (``GET /products/{product_id}``) from FastAPI's
+own document; :func:`amend_openapi` adds what the service really answers, and
+:func:`serve_amended_openapi` makes the service object hand out the amended document.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from reviewops.serving.auth import OPEN_PATHS
@@ -24,6 +26,17 @@ _ERROR_STATUSES = {
     "serve.max_queue_wait_s / serve.request_deadline_s (with `Retry-After`); or the models service is "
     "unreachable, or its models failed to load (the error names the cause).",
 }
+# Paths of the mounted products app and the errors they answer besides 401 (they call no model:
+# no 400/413/422, and FastAPI's 422 cannot happen for a path string).
+MOUNTED_ERRORS: dict[str, dict[int, str]] = {
+    "/products/{product_id}": {
+        404: "No scored review of this product in serve.scored_dir (or an empty product id).",
+        503: "Product aggregates are off (serve.scored_dir is empty), or serve.scored_dir holds no "
+        "scored dataset or cannot be read (the error says which).",
+    }
+}
+# FastAPI's validation-error schemas, dropped with the 422 that was their only use.
+_FASTAPI_422_SCHEMAS = ("HTTPValidationError", "ValidationError")
 _RETRY_AFTER = {
     "Retry-After": {
         "description": "Seconds to wait before retrying (when the service is busy).",
@@ -101,7 +114,20 @@ def _amend_operation(path: str, op: dict[str, Any], unauthorized: dict[str, Any]
         responses["503"]["headers"] = _RETRY_AFTER
         if isinstance(op.get("requestBody"), dict):
             op["requestBody"]["required"] = True
+    elif path in MOUNTED_ERRORS:
+        responses.pop("422", None)
+        for status, description in MOUNTED_ERRORS[path].items():
+            responses[str(status)] = _json_response(description, "ErrorResponse")
     op["responses"] = dict(sorted(responses.items()))
+
+
+def _drop_unused_schemas(spec: dict[str, Any], names: tuple[str, ...]) -> None:
+    """Remove these component schemas when no path refers to them (directly or through one another)."""
+    schemas = spec.get("components", {}).get("schemas", {})
+    used = json.dumps(spec.get("paths", {}))
+    if not any(_REF.format(name) in used for name in names):
+        for name in names:
+            schemas.pop(name, None)
 
 
 def amend_openapi(spec: dict[str, Any], token_env: str = "REVIEWOPS_API_TOKEN") -> dict[str, Any]:
@@ -110,7 +136,8 @@ def amend_openapi(spec: dict[str, Any], token_env: str = "REVIEWOPS_API_TOKEN") 
     BentoML documents a 400 whose ``detail`` is a string (it is a list of validation errors), no
     401/413/422/503 and no auth. This adds the error bodies the service sends (``ErrorResponse``
     ``{"error", "status"}``; ``BadRequestResponse`` for 400), a bearer security scheme on every
-    path the middleware guards, a required JSON request body, and /readyz's 503.
+    path the middleware guards, a required JSON request body, /readyz's 503, and the 404/503 of
+    the mounted paths (:data:`MOUNTED_ERRORS`) in place of FastAPI's 422.
 
     Args:
         spec: the OpenAPI document as a dict.
@@ -132,6 +159,7 @@ def amend_openapi(spec: dict[str, Any], token_env: str = "REVIEWOPS_API_TOKEN") 
         for method, op in item.items():
             if isinstance(op, dict) and method in ("get", "post", "put", "delete", "patch"):
                 _amend_operation(path, op, unauthorized)
+    _drop_unused_schemas(spec, _FASTAPI_422_SCHEMAS)
     return spec
 
 

@@ -5,6 +5,7 @@ Their class names are the schema names in the OpenAPI document (``/docs.json``).
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -72,6 +73,57 @@ class AnalyzeResponse(BaseModel):
         description="reviewops.scoring.product.summarize_product for each product_id shared by 2+ reviews"
     )
     models: dict[str, ModelInfo]
+
+
+class Phrase(BaseModel):
+    """A recurring aspect phrase and how many reviews mention it."""
+
+    phrase: str
+    reviews: int
+
+
+class SentimentMix(BaseModel):
+    counts: dict[str, int] = Field(description="reviews per label (negative, neutral, positive)")
+    shares: dict[str, float]
+
+
+class Agreement(BaseModel):
+    """How often the predicted sentiment equals the rating's label (reviewops.scoring.sources.agreement)."""
+
+    rate: float | None = Field(description="over the reviews with both; None when none has both")
+    rows: int = Field(description="reviews with a rating and a prediction")
+    agree: int
+    by_label: dict[str, float | None] = Field(description="agreement among the reviews of each rating label")
+
+
+class ProductResponse(BaseModel):
+    """GET /products/{product_id}: one product's aggregate over the scored dataset (serve.scored_dir).
+
+    The fields of reviewops.scoring.product.summarize_product, plus where the rows came from.
+    """
+
+    product_id: str
+    n_reviews: int = Field(description="scored reviews of the product, every batch")
+    batches: list[str] = Field(description="the scored batches holding them")
+    first_review_at: datetime | None = Field(description="earliest review timestamp (None without any)")
+    last_review_at: datetime | None
+    language: str = Field(description="the product's main language")
+    label_source: Literal["rating", "predicted", "label", "model"] = Field(
+        description="what sentiment_counts/shares count: the ratings when the reviews have any, "
+        "else the predicted sentiment"
+    )
+    sentiment_counts: dict[str, int]
+    sentiment_shares: dict[str, float] = Field(description="over the reviews whose label is known")
+    average_rating: float | None
+    predicted_sentiment: SentimentMix | None = Field(
+        description="the predicted sentiment mix beside the ratings' (None unless the reviews have both)"
+    )
+    agreement: Agreement | None = Field(description="ratings vs predictions (None unless the reviews have both)")
+    pros: list[Phrase]
+    cons: list[Phrase]
+    representative: dict[str, list[str]] = Field(description="typical review summaries per side")
+    summary: str = Field(description="the condensed product summary, in the product's main language")
+    summary_source: str = Field(description="'data' (the scored summaries, lead sentences where none) or 'lead'")
 
 
 def sentiment_results(proba: list[list[float]]) -> list[SentimentResult]:

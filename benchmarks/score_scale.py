@@ -22,7 +22,8 @@ One run measures, side by side (every part skippable with ``--skip-*``, every si
    local Ray it starts: GCS, raylet, agents, workers, actors), sampled every ``--sample-s``
    seconds from this process, on ``--memory-rows`` generated reviews written to Parquet in
    chunks (one row group each; no whole frame is ever built) with the tiny random classifier
-   standing in and summaries none. Each text gets a short letters-only suffix there, so the
+   standing in at ``sentiment.max_length`` ``--memory-max-length`` (default 32 tokens, so the
+   run measures the plumbing, not a model) and summaries none. Each text gets a short letters-only suffix there, so the
    rows stay distinct and reach the model instead of being deduplicated.
 
 Rates. ``run_score`` figure = its ``throughput.rows_per_s``: scored reviews / seconds from
@@ -98,6 +99,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--json", type=Path, help="also write the results here")
     p.add_argument("--memory-child", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--child-model", type=Path, help=argparse.SUPPRESS)
+    p.add_argument(
+        "--memory-max-length",
+        type=int,
+        default=32,
+        help="tokens per review for the tiny classifier of the memory part (default 32: plumbing, not model)",
+    )
     p.add_argument("--child-out", type=Path, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -474,8 +481,10 @@ def memory_child(args: argparse.Namespace) -> None:
     """In the child: ``run_score`` on the Parquet file with the tiny classifier, summaries none; JSON on stdout."""
     from reviewops.scoring.score import run_score
 
+    settings = bench_settings()
+    sentiment = settings.sentiment.model_copy(update={"max_length": args.memory_max_length})
     result = run_score(
-        bench_settings(),
+        settings.model_copy(update={"sentiment": sentiment}),
         path=args.memory_child,
         out_dir=args.child_out,
         summaries="none",
@@ -494,7 +503,7 @@ def memory_run(args: argparse.Namespace, work: Path, rows: int, tiny: Path) -> d
     written = write_streamed_parquet(path, rows, args.seed)
     say(f"  {written['mb']} MB in {written['seconds']} s; scoring in a child process ...")
     cmd = [sys.executable, __file__, "--memory-child", str(path), "--child-model", str(tiny)]
-    cmd += ["--child-out", str(work / f"memory-{rows}" / "out")]
+    cmd += ["--child-out", str(work / f"memory-{rows}" / "out"), "--memory-max-length", str(args.memory_max_length)]
     started = time.perf_counter()
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT) as child:
         sampler = TreeSampler(child.pid, args.sample_s)
@@ -517,6 +526,7 @@ def memory_run(args: argparse.Namespace, work: Path, rows: int, tiny: Path) -> d
         "rows_per_s": got["throughput"]["rows_per_s"],
         "partitions": got["partitions"]["total"],
         "chunk_rows": got["partitions"]["chunk_rows"],
+        "tiny_max_length": args.memory_max_length,
         "peak": peak,
         "rss_mb_by_process_at_peak": sampler.at_peak,
     }

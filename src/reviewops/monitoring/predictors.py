@@ -73,18 +73,31 @@ def champion_predictors(settings: Settings, log: Log = noop) -> tuple[Callable |
     return predict_fn, summarize_len_fn, info
 
 
+def _not_joined(current: pd.DataFrame, info: dict[str, Any], problem: str, strict: bool, log: Log) -> tuple:
+    """``current`` unchanged with the fallback note, or (``strict``) the problem as a one-line error."""
+    if strict:
+        raise ReviewOpsError(problem)
+    info["note"] = f"{problem}: the champion predicts the current side"
+    log(info["note"])
+    return current, info
+
+
 def attach_scored(
-    current: pd.DataFrame, scored: Path | str, batch: str, log: Log = noop
+    current: pd.DataFrame, scored: Path | str, batch: str, log: Log = noop, *, strict: bool = False
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """``current`` with the scored dataset's predicted ``sentiment`` joined by ``review_id``, and where it came from.
 
     The scored rows are ``<scored>/batch=<batch>`` (:func:`reviewops.scoring.sources.read_scored_rows`).
     When they cannot be read or none matches, ``current`` comes back unchanged and the info
-    says so (``source: champion``, ``note``): the drift check then predicts as before.
+    says so (``source: champion``, ``note``): the drift check then predicts as before. With
+    ``strict`` (an operator named the dataset) that is an error instead.
 
     Returns:
         The frame and ``source`` (``scored dataset`` / ``champion``), ``path``, ``batch``,
         ``column`` (the joined column, absent on fallback), ``scored_rows``, ``matched``.
+
+    Raises:
+        ReviewOpsError: ``strict`` and no scored row could be joined (the message says why).
     """
     from reviewops.scoring.sources import PREDICTED_COLUMN, read_scored_rows
 
@@ -92,12 +105,9 @@ def attach_scored(
     try:
         rows = read_scored_rows(scored, batch)
     except (ReviewOpsError, OSError, ValueError) as exc:
-        info["note"] = f"scored rows not readable ({exc}): the champion predicts the current side"
-        log(info["note"])
-        return current, info
+        return _not_joined(current, info, f"scored rows not readable ({exc})", strict, log)
     if "review_id" not in current.columns or not {"review_id", PREDICTED_COLUMN} <= set(rows.columns):
-        info["note"] = "no review_id to join the scored rows on: the champion predicts the current side"
-        return current, info
+        return _not_joined(current, info, "no review_id to join the scored rows on", strict, log)
     ids = rows["review_id"].astype(str)
     by_id = rows[PREDICTED_COLUMN].set_axis(ids)[~ids.duplicated().to_numpy()]
     joined = current.drop(columns=[PREDICTED_COLUMN], errors="ignore")
@@ -105,7 +115,7 @@ def attach_scored(
     matched = int(joined[PREDICTED_COLUMN].notna().sum())
     info.update(scored_rows=len(rows), matched=matched)
     if matched == 0:
-        info["note"] = "no scored row matches the batch's review ids: the champion predicts the current side"
-        return current, info
+        problem = f"no scored row matches the batch's review ids (batch {batch!r} in {scored})"
+        return _not_joined(current, info, problem, strict, log)
     log(f"scored predictions: {matched} of {len(current)} rows matched in {scored} (batch={batch})")
     return joined, {**info, "source": "scored dataset", "column": PREDICTED_COLUMN}

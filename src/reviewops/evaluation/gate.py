@@ -1,6 +1,7 @@
-"""Quality gate: absolute floors on the candidate, and no regression against the champion.
+"""Quality gate: absolute floors and ceilings on the candidate, and no regression against the champion.
 
-:func:`decide` is pure (numbers in, decision out). :func:`decide_and_register` is the
+:func:`decide` is pure (numbers in, decision out; it lives in
+:mod:`reviewops.evaluation.gate_decision` and is re-exported here). :func:`decide_and_register` is the
 pipeline step: it finds the champion's numbers, decides, logs every number and the decision
 to MLflow, and only on a pass touches the registry (register both models, alias ``challenger``,
 promote to ``champion`` when ``gate.auto_promote``). A failed gate raises
@@ -11,181 +12,47 @@ promote to ``champion`` when ``gate.auto_promote``). A failed gate raises
 from __future__ import annotations
 
 import json
-import math
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from reviewops.config import GateConfig, Settings
 from reviewops.errors import ReviewOpsError
+from reviewops.evaluation.gate_decision import (
+    CEILING_DEFAULTS,
+    CEILING_METRICS,
+    CONTRADICTION_KEY,
+    F1_KEY,
+    FINGERPRINT_KEY,
+    GATED_METRICS,
+    ROUGE_KEY,
+    GateCheck,
+    GateDecision,
+    GateFailedError,
+    decide,
+    metric_value,
+    threshold_of,
+)
 from reviewops.reports import write_json
 
-ROUGE_KEY = "eval/rougeL"
-F1_KEY = "eval/sentiment_macro_f1"
-# (metric key, floor attribute on GateConfig, model it belongs to)
-GATED_METRICS = ((ROUGE_KEY, "min_rougeL", "summarizer"), (F1_KEY, "min_macro_f1", "sentiment"))
-FINGERPRINT_KEY = "eval/test_fingerprint"
-
-
-@dataclass(frozen=True)
-class GateCheck:
-    """One row of the gate: a number, the threshold it had to reach, and the verdict."""
-
-    name: str
-    value: float | None
-    threshold: float
-    passed: bool
-    detail: str = ""
-
-
-@dataclass
-class GateDecision:
-    """The gate's verdict with every check behind it."""
-
-    checks: list[GateCheck]
-    champion: dict[str, Any] | None = None
-    notes: list[str] = field(default_factory=list)
-    registered: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def passed(self) -> bool:
-        return all(c.passed for c in self.checks)
-
-    @property
-    def failed_checks(self) -> list[GateCheck]:
-        return [c for c in self.checks if not c.passed]
-
-    def table(self, only_failed: bool = False) -> list[list[str]]:
-        """Rows ``[check, value, threshold, result, detail]`` with a header row first.
-
-        Strings only, so the same rows feed a Rich table or :meth:`to_text`.
-        """
-        rows = [["check", "value", "threshold", "result", "detail"]]
-        for c in self.failed_checks if only_failed else self.checks:
-            value = "missing" if c.value is None else f"{c.value:.4f}"
-            rows.append([c.name, value, f">= {c.threshold:.4f}", "PASS" if c.passed else "FAIL", c.detail])
-        return rows
-
-    def to_text(self, only_failed: bool = False) -> str:
-        """The table as aligned plain text."""
-        rows = self.table(only_failed)
-        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-        lines.insert(1, "  ".join("-" * w for w in widths))
-        return "\n".join(lines)
-
-    def rich_table(self, title: str | None = None):
-        """The table as a :class:`rich.table.Table` (FAIL rows in red)."""
-        from rich.table import Table
-
-        header, *rows = self.table()
-        t = Table(title=title or f"quality gate: {'PASSED' if self.passed else 'FAILED'}", title_justify="left")
-        for h in header:
-            t.add_column(h)
-        for r in rows:
-            t.add_row(*r, style=None if r[3] == "PASS" else "red")
-        return t
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "passed": self.passed,
-            "checks": [asdict(c) for c in self.checks],
-            "champion": self.champion,
-            "notes": self.notes,
-            "registered": self.registered,
-        }
-
-
-class GateFailedError(ReviewOpsError):
-    """The candidate did not pass the gate; the message is the table of failed checks."""
-
-    def __init__(self, decision: GateDecision) -> None:
-        self.decision = decision
-        super().__init__("quality gate failed; the registry was not changed.\n" + decision.to_text(only_failed=True))
-
-
-def _number(metrics: dict[str, Any] | None, key: str) -> float | None:
-    if not metrics or metrics.get(key) is None:
-        return None
-    try:
-        value = float(metrics[key])
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(value) else value
-
-
-def _floor_checks(candidate: dict[str, Any], cfg: GateConfig) -> list[GateCheck]:
-    """``floor/<metric>``: each gated metric against its absolute floor (missing fails)."""
-    checks = []
-    for key, floor_attr, _model in GATED_METRICS:
-        value, floor = _number(candidate, key), float(getattr(cfg, floor_attr))
-        checks.append(
-            GateCheck(
-                f"floor/{key.removeprefix('eval/')}",
-                value,
-                floor,
-                value is not None and value >= floor,
-                f"gate.{floor_attr}" if value is not None else f"{key} missing from evaluation",
-            )
-        )
-    return checks
-
-
-def _regression_checks(
-    candidate: dict[str, Any], champion: dict[str, Any], cfg: GateConfig, notes: list[str]
-) -> list[GateCheck]:
-    """``regression/<metric>``: no more than ``gate.max_regression`` below the champion's number."""
-    checks = []
-    for key, _floor_attr, _model in GATED_METRICS:
-        ref = _number(champion, key)
-        if ref is None:
-            notes.append(f"champion has no {key}: regression check skipped")
-            continue
-        value, threshold = _number(candidate, key), ref - cfg.max_regression
-        checks.append(
-            GateCheck(
-                f"regression/{key.removeprefix('eval/')}",
-                value,
-                threshold,
-                value is not None and value >= threshold,
-                f"champion {ref:.4f} - gate.max_regression {cfg.max_regression}",
-            )
-        )
-    return checks
-
-
-def decide(candidate: dict[str, Any], champion: dict[str, Any] | None, cfg: GateConfig) -> GateDecision:
-    """Judge a candidate's metrics.
-
-    Checks, each one row:
-
-    * ``floor/rougeL``: ``eval/rougeL >= gate.min_rougeL``;
-    * ``floor/sentiment_macro_f1``: ``eval/sentiment_macro_f1 >= gate.min_macro_f1``;
-    * ``regression/<metric>`` (only when the champion has that metric): candidate ``>=``
-      champion ``- gate.max_regression``.
-
-    A missing candidate metric fails its rows. When both sides carry
-    ``eval/test_fingerprint`` and they differ, the comparison is still made but a note says
-    the champion was scored on another test split.
-
-    Args:
-        candidate: flat metrics (an evaluation result works as is).
-        champion: the champion's metrics on the same keys, or None when there is no champion.
-        cfg: thresholds.
-    """
-    checks = _floor_checks(candidate, cfg)
-    notes: list[str] = []
-    if champion is None:
-        notes.append("no champion yet: only the absolute floors apply")
-    else:
-        checks += _regression_checks(candidate, champion, cfg, notes)
-        fp_c, fp_ch = candidate.get(FINGERPRINT_KEY), champion.get(FINGERPRINT_KEY)
-        if fp_c and fp_ch and fp_c != fp_ch:
-            notes.append(
-                f"champion was scored on test split {fp_ch}, candidate on {fp_c}: "
-                "re-evaluate with evaluate.compare_champion for a like-for-like comparison"
-            )
-    return GateDecision(checks=checks, champion=champion, notes=notes)
+__all__ = [
+    "CEILING_DEFAULTS",
+    "CEILING_METRICS",
+    "CONTRADICTION_KEY",
+    "F1_KEY",
+    "FINGERPRINT_KEY",
+    "GATED_METRICS",
+    "ROUGE_KEY",
+    "GateCheck",
+    "GateDecision",
+    "GateFailedError",
+    "candidate_metrics",
+    "champion_from_eval",
+    "champion_from_registry",
+    "decide",
+    "decide_and_register",
+    "run_gate",
+    "threshold_of",
+]
 
 
 def candidate_metrics(eval_result: dict[str, Any]) -> dict[str, Any]:
@@ -256,6 +123,7 @@ def _gate_params(cfg: GateConfig, model_uris: dict[str, Any], champion: dict[str
         "gate.min_rougeL": cfg.min_rougeL,
         "gate.min_macro_f1": cfg.min_macro_f1,
         "gate.max_regression": cfg.max_regression,
+        "gate.max_contradiction_rate": str(threshold_of(cfg, "max_contradiction_rate")),
         "gate.auto_promote": cfg.auto_promote,
         "summarizer_uri": model_uris["summarizer_uri"],
         "sentiment_uri": model_uris["sentiment_uri"],
@@ -270,12 +138,12 @@ def _gate_numbers(
     """The gate run's metrics: every candidate and champion number, and each check's value and verdict."""
     from reviewops.evaluation.evaluate import mlflow_metric_name
 
-    numbers = {f"candidate/{k}": v for k, v in candidate.items() if _number(candidate, k) is not None}
+    numbers = {f"candidate/{k}": v for k, v in candidate.items() if metric_value(candidate, k) is not None}
     numbers.update(
         {
             f"champion/{k}": v
             for k, v in (champion or {}).items()
-            if k.startswith("eval/") and _number(champion, k) is not None
+            if k.startswith("eval/") and metric_value(champion, k) is not None
         }
     )
     for c in decision.checks:

@@ -135,15 +135,19 @@ def slice_metrics(
     label_col: str = "label",
     pred_label_col: str = "pred_label",
     min_rows: int = 1,
+    contradiction_col: str = "contradiction",
 ) -> dict[str, float]:
-    """ROUGE and sentiment metrics per value of each slicing column that exists in ``df``.
+    """ROUGE, sentiment and contradiction metrics per value of each slicing column that exists in ``df``.
 
     ROUGE uses only rows with both a prediction and a reference (generation may run on a
-    sample); sentiment uses rows with both a label and a predicted label.
+    sample); sentiment uses rows with both a label and a predicted label; the contradiction
+    rate uses rows whose ``contradiction_col`` is set (True/False: a summary of a positive or
+    negative review, see :mod:`reviewops.evaluation.faithfulness`; None: not judged).
 
     Returns:
         Flat metrics such as ``slice/language=zh/rougeL``, ``slice/language=zh/n_summaries``,
-        ``slice/category=toys/sentiment_macro_f1``, ``slice/category=toys/n``.
+        ``slice/language=zh/contradiction_rate``, ``slice/category=toys/sentiment_macro_f1``,
+        ``slice/category=toys/n``.
     """
     out: dict[str, float] = {}
     for col in by:
@@ -166,4 +170,18 @@ def slice_metrics(
                     m = sentiment_metrics(cls[label_col].tolist(), cls[pred_label_col].tolist())
                     out[f"{prefix}/sentiment_accuracy"] = m["accuracy"]
                     out[f"{prefix}/sentiment_macro_f1"] = m["macro_f1"]
+            out.update(_contradiction_slice(part, contradiction_col, prefix))
     return out
+
+
+def _contradiction_slice(part: pd.DataFrame, col: str, prefix: str) -> dict[str, float]:
+    """``<prefix>/contradiction_rate`` and ``<prefix>/contradiction_n`` over the judged rows of ``part``."""
+    if col not in part:
+        return {}
+    judged = part[col].dropna()
+    if not len(judged):
+        return {}
+    return {
+        f"{prefix}/contradiction_rate": float(judged.astype(bool).mean()),
+        f"{prefix}/contradiction_n": float(len(judged)),
+    }

@@ -1,10 +1,10 @@
 """The scorecard of one evaluation: every metric, the sampling facts and the per-row table.
 
 :func:`evaluate_predictors` is the model-free core of evaluation: prediction callables in, one
-flat dict out, with namespaced keys (``eval/rougeL``, ``baseline/lead8/rougeL``,
-``slice/language=zh/rougeL``, ``behaviour/directional_negation``...). Any key containing ``/``
-is a float metric; ``meta``, ``behaviour`` and ``predictions`` carry the sampling facts, the
-failing behaviour cases and the per-row table.
+flat dict out, with namespaced keys (``eval/rougeL``, ``eval/contradiction_rate``,
+``baseline/lead8/rougeL``, ``slice/language=zh/rougeL``, ``behaviour/directional_negation``...).
+Any key containing ``/`` is a float metric; ``meta``, ``behaviour`` and ``predictions`` carry the
+sampling facts, the failing behaviour cases and the per-row table.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from reviewops.config import Settings
 from reviewops.errors import ReviewOpsError
 from reviewops.evaluation.baselines import lead_n, majority_baseline
 from reviewops.evaluation.behaviour import SUMMARY_CASES, Predict, behaviour_checks
+from reviewops.evaluation.faithfulness import POLAR, contradiction_flags, contradiction_rates
 from reviewops.evaluation.metrics import ROUGE_TYPES, rouge_per_example, rouge_scores, sentiment_metrics, slice_metrics
 from reviewops.reports import write_json
 from reviewops.text import char_length
@@ -87,7 +88,7 @@ def _prepare_rows(settings: Settings, test_df: pd.DataFrame) -> _Rows:
     df = test_df.reset_index(drop=True).copy()
     # Pre-create the prediction columns: pandas' loc-setting a *new* column on a subset of
     # rows fills the other rows with garbage instead of missing values.
-    for col in ("pred_label", "prediction", "lead", "untuned"):
+    for col in ("pred_label", "prediction", "lead", "untuned", "champion_prediction", "summary_label", "contradiction"):
         df[col] = pd.Series([None] * len(df), dtype=object)
     df["rougeL"] = np.nan
     # Sample among rows that can be scored, so the sample size is the number of ROUGE pairs.
@@ -153,8 +154,89 @@ def _score_summaries(
         result.update({f"baseline/untuned/{k}": v for k, v in untuned.items()})
     if champion_summarize is not None:
         log(f"champion summarizer on {len(texts)} rows")
-        champion = rouge_scores(list(champion_summarize(texts)), refs)
+        df.loc[gen.index, "champion_prediction"] = list(champion_summarize(texts))
+        champion = rouge_scores(df.loc[gen.index, "champion_prediction"].tolist(), refs)
         result.update({f"champion/eval/{k}": v for k, v in champion.items()})
+    return result
+
+
+def _review_polarity(df: pd.DataFrame, index: pd.Index, classify: Predict) -> list[str]:
+    """The review label a summary is held to: the gold label, else the predicted one (classified here if absent)."""
+    review = df.loc[index, "pred_label"].copy()
+    if "label" in df.columns:
+        gold = df.loc[index, "label"]
+        review = gold.where(gold.notna(), review)
+    todo = review.index[review.isna()]
+    if len(todo):
+        review.loc[todo] = list(classify(df.loc[todo, "text"].tolist()))
+    return [str(v) for v in review]
+
+
+def _score_faithfulness(rows: _Rows, lead: int, classify: Predict, log: Callable[[str], None]) -> dict[str, float]:
+    """Contradiction rates of every summary on the generation sample, judged by the candidate sentiment model.
+
+    ``eval/contradiction_rate`` (+ ``_negative``/``_positive``/``_n``) for the candidate; the
+    champion, lead-N, the untuned base and the human references get ``<prefix>/contradiction_rate``
+    (the references' rate is the judge's own noise floor). The candidate's per-row
+    ``summary_label`` and ``contradiction`` (None where the review is neutral) go to the table.
+    """
+    df, gen = rows.df, rows.df.loc[rows.gen.index]
+    judged = [
+        (prefix, col)
+        for prefix, col in (
+            ("eval", "prediction"),
+            ("champion/eval", "champion_prediction"),
+            (f"baseline/lead{lead}", "lead"),
+            ("baseline/untuned", "untuned"),
+            ("reference", "summary"),
+        )
+        if col in gen.columns and gen[col].notna().any()
+    ]
+    if not judged:
+        return {}
+    review = dict(zip(gen.index, _review_polarity(df, gen.index, classify), strict=True))
+    texts = list(dict.fromkeys(str(t) for _, col in judged for t in gen[col].dropna()))
+    log(f"faithfulness: sentiment of {len(texts)} summaries")
+    read = dict(zip(texts, classify(texts), strict=True))
+    result: dict[str, float] = {}
+    for prefix, col in judged:
+        part = gen[gen[col].notna()]
+        rev, summ = [review[i] for i in part.index], [read[str(t)] for t in part[col]]
+        flags = contradiction_flags(rev, summ)
+        rates = contradiction_rates(rev, flags)
+        if prefix != "eval":
+            result[f"{prefix}/contradiction_rate"] = rates["contradiction_rate"]
+            continue
+        result.update({f"eval/{k}": v for k, v in rates.items()})
+        df.loc[part.index, "summary_label"] = summ
+        df.loc[part.index, "contradiction"] = pd.Series(
+            [f if r in POLAR else None for r, f in zip(rev, flags, strict=True)], index=part.index, dtype=object
+        )
+    return result
+
+
+def _score_generation(
+    settings: Settings,
+    rows: _Rows,
+    predictors: tuple[Predict | None, Predict | None, Predict | None, Predict | None],
+    notes: list[str],
+    log: Callable[[str], None],
+) -> dict[str, float]:
+    """ROUGE of every summarizer on the sample, then the contradiction rates of their summaries.
+
+    ``predictors`` is (candidate summarizer, untuned base, champion summarizer, candidate classifier).
+    """
+    summarize, base_summarize, champion_summarize, classify = predictors
+    if not _has_values(rows.df, "summary"):
+        if summarize is not None:
+            notes.append("ROUGE not scored: test rows have no reference summary")
+        return {}
+    lead = settings.evaluate.lead_n
+    result = _score_summaries(rows, lead, summarize, base_summarize, champion_summarize, log)
+    if classify is None:
+        notes.append("contradiction rate not scored: no sentiment model to read the summaries")
+    else:
+        result.update(_score_faithfulness(rows, lead, classify, log))
     return result
 
 
@@ -185,6 +267,10 @@ def _meta(settings: Settings, rows: _Rows, notes: list[str]) -> dict[str, Any]:
         "profile": settings.train.profile,
         "test_fingerprint": split_fingerprint(rows.df),
         "rouge": "F-measure 0-1; CJK per character, Latin words Porter-stemmed",
+        "contradiction": (
+            "share of summaries of positive/negative reviews that the candidate sentiment model reads "
+            "as the opposite polarity; review polarity from the gold label, else predicted"
+        ),
         "notes": notes,
     }
 
@@ -220,8 +306,11 @@ def evaluate_predictors(
         notes: free-text notes carried into ``meta.notes`` (e.g. a skipped baseline).
         log: progress callback.
 
+    The candidate sentiment model also reads every summary of the sample: the contradiction
+    rates (:mod:`reviewops.evaluation.faithfulness`) sit next to ROUGE under the same prefixes.
+
     Returns:
-        Flat metrics (``eval/…``, ``baseline/…``, ``champion/…``, ``slice/…``,
+        Flat metrics (``eval/…``, ``baseline/…``, ``champion/…``, ``reference/…``, ``slice/…``,
         ``behaviour/…``) plus ``meta`` (sampling, counts, fingerprint, notes),
         ``behaviour`` (failing cases) and ``predictions`` (one record per test row).
     """
@@ -230,11 +319,9 @@ def evaluate_predictors(
     result = _score_sentiment(rows.df, classify, champion_classify, notes, log)
     # The behaviour checks reuse the sample's summaries instead of generating them again.
     summarize_c = _cached(summarize, {}) if summarize is not None else None
-    if _has_values(rows.df, "summary"):
-        lead = settings.evaluate.lead_n
-        result.update(_score_summaries(rows, lead, summarize_c, base_summarize, champion_summarize, log))
-    elif summarize is not None:
-        notes.append("ROUGE not scored: test rows have no reference summary")
+    result.update(
+        _score_generation(settings, rows, (summarize_c, base_summarize, champion_summarize, classify), notes, log)
+    )
     result.update(slice_metrics(rows.df))
     behaviour_metrics, behaviour = _score_behaviour(settings, rows, classify, summarize_c, log)
     result.update(behaviour_metrics)
@@ -261,6 +348,8 @@ def _predictions_table(df: pd.DataFrame) -> list[dict[str, Any]]:
             "lead",
             "untuned",
             "rougeL",
+            "summary_label",
+            "contradiction",
             "label",
             "pred_label",
         )

@@ -50,8 +50,13 @@ def test_evaluate_models_with_tiny_models(tiny_models):
         "slice/language=zh/rougeL",
         "behaviour/invariance_product_name",
         "behaviour/summary_nonempty",
+        "eval/contradiction_rate",
+        "reference/contradiction_rate",
     ):
         assert 0.0 <= result[key] <= 1.0, key
+    judged = [p["contradiction"] for p in result["predictions"] if p["contradiction"] is not None]
+    assert result["eval/contradiction_n"] == len(judged) == 4  # every review of make_test_df is polar
+    assert result["eval/contradiction_rate"] == sum(judged) / 4
     # Greedy decoding: the "untuned" baseline with the same weights scores exactly the same.
     assert result["baseline/untuned/rougeL"] == result["eval/rougeL"]
     assert result["behaviour/summary_nonempty"] == 1.0  # the Summarizer never returns ""

@@ -119,3 +119,15 @@ def test_slice_metrics_skips_missing_category():
     out = slice_metrics(_slice_df().drop(columns=["category"]))
     assert not any(k.startswith("slice/category") for k in out)
     assert mlflow_metric_name("slice/language=zh/rougeL") == "slice/language_zh/rougeL"
+
+
+def test_slice_metrics_contradiction_rate_over_judged_rows():
+    df = _slice_df().assign(contradiction=pd.Series([False, True, True, None], dtype=object))
+    out = slice_metrics(df)
+    assert out["slice/language=en/contradiction_rate"] == 0.5
+    assert out["slice/language=zh/contradiction_rate"] == 1.0  # the unjudged row is left out
+    assert out["slice/language=zh/contradiction_n"] == 1.0
+    assert out["slice/category=home/contradiction_rate"] == 1.0
+    assert not any("contradiction" in k for k in slice_metrics(_slice_df()))
+    unjudged = _slice_df().assign(contradiction=pd.Series([None] * 4, dtype=object))
+    assert not any("contradiction" in k for k in slice_metrics(unjudged))

@@ -19,8 +19,12 @@ What it measures (no transformer, a few seconds on one core):
    whose title it calls positive (an upbeat title on a negative review), per language, and the
    same share on the real Fine Food titles for calibration.
 
-    python benchmarks/generator_realism.py                     # default data set (3000 rows, seed 42)
-    python benchmarks/generator_realism.py --rows 6000 --json /tmp/realism.json
+    python benchmarks/generator_realism.py                     # default data set (3000 rows), seeds 42-44
+    python benchmarks/generator_realism.py --repeats 1 --rows 6000 --json /tmp/realism.json
+
+The summary block gives mean, min and max over ``--repeats`` seed pairs (training seed 42, 43, 44
+against held-out seed 7, 8, 9 by default): one 3,000-row data set has only ~600 Chinese rows, so
+a single seed pair moves by a few points.
 
 Without the shared files the real-data figures are skipped with a message.
 """
@@ -51,7 +55,7 @@ EN_POS = frozenset(
     _words(
         "good great love loved loves excellent amazing awesome perfect best delicious tasty yummy recommend "
         "recommended happy pleased nice fantastic wonderful favorite favourite fresh worth solid superb "
-        "comfortable soft impressed satisfied reliable sturdy gorgeous beautiful fast quick easy works"
+        "comfortable soft impressed satisfied reliable sturdy gorgeous beautiful fast quick easy works exceeded"
     )
 )
 EN_NEG = frozenset(
@@ -59,7 +63,7 @@ EN_NEG = frozenset(
         "bad terrible awful worst waste disappointed disappointing disappointment broke broken poor stale "
         "flimsy horrible useless returned returning refund avoid late damaged crushed leaked leaking dead "
         "died overpriced bland fake moldy junk garbage defective failed fails meh gross rancid nasty "
-        "mediocre rip-off ripoff scam sick wrong missing cracked faded shrank regret annoying slow"
+        "mediocre rip-off ripoff scam sick wrong missing cracked faded fades shrank regret annoying slow refused"
     )
 )
 EN_NEGATORS = frozenset(_words("not no never don't didn't isn't wasn't won't doesn't aren't nothing hardly barely nor"))
@@ -239,15 +243,41 @@ def run(rows: int, seed: int, test_seed: int, zh_share: float) -> dict:
     }
 
 
+SUMMARY_KEYS = {
+    "held_out_en_macro_f1": ("generated_held_out", "en", "macro_f1"),
+    "held_out_zh_macro_f1": ("generated_held_out", "zh", "macro_f1"),
+    "fine_food_macro_f1": ("real", "fine_food", "macro_f1"),
+    "fine_food_binary_macro_f1": ("real", "fine_food", "binary_macro_f1_no_3star"),
+    "chnsenticorp_accuracy": ("real", "chnsenticorp", "accuracy"),
+    "chnsenticorp_macro_f1": ("real", "chnsenticorp", "macro_f1"),
+    "neg_titles_called_positive_en": ("titles", "en", "neg_titles_called_positive"),
+    "neg_titles_called_positive_zh": ("titles", "zh", "neg_titles_called_positive"),
+}
+
+
+def summarize(runs: list[dict]) -> dict:
+    """Mean, min and max of the headline figures over the runs (seed pairs)."""
+    out = {}
+    for name, (a, b, c) in SUMMARY_KEYS.items():
+        values = [r[a][b][c] for r in runs if b in r[a]]
+        if values:
+            out[name] = {"mean": round(float(np.mean(values)), 3), "min": min(values), "max": max(values)}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--rows", type=int, default=3000, help="generated rows to train on (params generate.rows)")
     parser.add_argument("--seed", type=int, default=42, help="seed of the training rows (params generate.seed)")
     parser.add_argument("--test-seed", type=int, default=7, help="seed of the held-out generated rows")
     parser.add_argument("--zh-share", type=float, default=0.2, help="share of Chinese rows (params generate.zh_share)")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="seed pairs (seed+i, test-seed+i) to average over; the first is --seed"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
-    result = run(args.rows, args.seed, args.test_seed, args.zh_share)
+    runs = [run(args.rows, args.seed + i, args.test_seed + i, args.zh_share) for i in range(args.repeats)]
+    result = {"summary": summarize(runs), "runs": runs}
     text = json.dumps(result, indent=2, ensure_ascii=False)
     print(text)
     if args.json:

@@ -256,11 +256,8 @@ def _product_rows(settings: Settings, product_id: str, data: Path | None, scored
     from reviewops.errors import ReviewOpsError
 
     if scored is not None:
-        from reviewops.scoring.sources import read_scored_rows
-
-        df = read_scored_rows(scored)
-    else:
-        df = _read_reviews(Path(data or settings.paths.processed_dir))
+        return _scored_product_rows(scored, product_id)
+    df = _read_reviews(Path(data or settings.paths.processed_dir))
     if "product_id" not in df.columns:
         raise ReviewOpsError("the data has no product_id column")
     rows = df[df["product_id"].astype(str) == product_id]
@@ -268,6 +265,19 @@ def _product_rows(settings: Settings, product_id: str, data: Path | None, scored
         sample = ", ".join(map(str, df["product_id"].dropna().astype(str).unique()[:5]))
         raise ReviewOpsError(f"no reviews for product {product_id!r}; known ids include: {sample}")
     return rows
+
+
+def _scored_product_rows(scored: Path, product_id: str) -> pd.DataFrame:
+    """One product's scored rows, filtered while reading; an unknown id names a few known ones."""
+    from reviewops.errors import ReviewOpsError
+    from reviewops.scoring.dataset import read_scored
+    from reviewops.scoring.sources import read_scored_rows
+
+    rows = read_scored(scored, product_id=product_id)
+    if len(rows):
+        return rows
+    ids = read_scored_rows(scored, columns=["product_id"])["product_id"].dropna().astype(str).unique()[:5]
+    raise ReviewOpsError(f"no reviews for product {product_id!r}; known ids include: {', '.join(ids)}")
 
 
 def _product_table(result: dict[str, Any]) -> dict[str, Any]:

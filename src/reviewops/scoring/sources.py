@@ -63,8 +63,10 @@ def agreement(truth: pd.Series, predicted: pd.Series) -> dict[str, Any]:
     }
 
 
-def read_scored_rows(out_dir: Path | str, batch: str | None = None) -> pd.DataFrame:
+def read_scored_rows(out_dir: Path | str, batch: str | None = None, **filters: Any) -> pd.DataFrame:
     """The scored rows under ``out_dir`` (one batch, or all): :func:`reviewops.scoring.dataset.read_scored`.
+
+    ``filters`` (``product_id``, ``start``, ``end``, ``columns``) are applied while reading.
 
     Raises:
         ReviewOpsError: no scored rows there (names the command that writes them).
@@ -72,8 +74,9 @@ def read_scored_rows(out_dir: Path | str, batch: str | None = None) -> pd.DataFr
     from reviewops.scoring.dataset import read_scored
 
     out = Path(out_dir)
-    rows = read_scored(out, batch=batch)
+    rows = read_scored(out, batch=batch, **filters)
     if len(rows) == 0:
         which = f"batch {batch!r} " if batch else ""
+        which += f"product {filters['product_id']!r} " if filters.get("product_id") is not None else ""
         raise ReviewOpsError(f"no scored rows for {which}under {out}; run `reviewops score PATH --out {out}` first")
     return rows

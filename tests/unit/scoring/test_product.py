@@ -199,3 +199,6 @@ def test_cli_summarize_product_reads_the_scored_dataset(tmp_path, monkeypatch):
     assert isinstance(res.exception, ReviewOpsError) and "--scored already holds predictions" in str(res.exception)
     res = CliRunner().invoke(app, ["summarize-product", "P1", "--scored", "empty"])
     assert isinstance(res.exception, ReviewOpsError) and "reviewops score" in str(res.exception)
+    res = CliRunner().invoke(app, ["summarize-product", "P7", "--scored", "scored"])
+    assert isinstance(res.exception, ReviewOpsError)
+    assert str(res.exception) == "no reviews for product 'P7'; known ids include: P1, P9"

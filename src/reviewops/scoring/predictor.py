@@ -4,15 +4,18 @@ The same class runs in process (tests, a one-off call) and on an actor pool, so 
 can be checked row for row against a direct call. Which rows get a summary is decided from the
 whole batch before scoring starts (:class:`SampleCut` -> :class:`SummaryPlan`) and applied to
 each row by its own key, so the choice does not depend on how Ray cuts the data into blocks.
+:class:`StagedFilePredictor` is the same predictor for an actor that reads its staged files itself.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from reviewops.config import Settings
 from reviewops.schema import LABELS
@@ -20,6 +23,7 @@ from reviewops.scoring.keys import hash_strings
 from reviewops.scoring.models import ScoringModels
 from reviewops.text import detect_language
 
+PATH = "path"  # StagedFilePredictor's input column: staged Parquet files to read and score
 SUMMARIZE = "summarize"  # optional boolean input column: overrides the plan row by row
 CPU_FORWARD_BATCH = 16  # sentiment rows per forward pass on a CPU (see ReviewPredictor.__init__)
 PROBA_COLUMNS = [f"p_{label}" for label in LABELS]
@@ -126,7 +130,8 @@ class ReviewPredictor:
             a CPU runs :data:`CPU_FORWARD_BATCH` sentiment rows and ``evaluate.batch_size``
             generations at a time.
         models: the resolved models (paths, names, registry versions).
-        use_gpu: put both models on CUDA in bfloat16 when a GPU is visible.
+        use_gpu: put both models on CUDA when a GPU is visible (bfloat16 where it is supported),
+            else they stay on the CPU in float32.
         plan: which rows get a summary (default: every row, when there is a summarizer); a
             ``summarize`` column in the batch overrides it.
         keep: input columns carried to the output after :data:`SCORED_COLUMNS` (the engine's
@@ -149,7 +154,8 @@ class ReviewPredictor:
 
         torch.set_num_threads(settings.score.threads_per_actor)
         device = _torch_device(use_gpu)
-        dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+        # bf16 where the GPU computes in it (Ampere and later), as Summarizer.load does; float32 elsewhere.
+        dtype = torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
         self.settings = settings
         self.models = models
         self.plan = plan or SummaryPlan("all")
@@ -216,6 +222,26 @@ class ReviewPredictor:
             for i, summary in zip(picked, made, strict=True):
                 results[i] = summary
         return results
+
+
+class StagedFilePredictor:
+    """:class:`ReviewPredictor` over staged files: each call gets paths, reads each file, scores it in batches.
+
+    Keyword arguments are :class:`ReviewPredictor`'s; a file's rows go to it ``score.batch_size``
+    at a time, as ``map_batches`` cuts a read block, so the output is the same row for row.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        """Load the models (once per actor)."""
+        self.predictor = ReviewPredictor(**kwargs)
+        self.batch_size = kwargs["settings"].score.batch_size
+
+    def __call__(self, batch: pd.DataFrame) -> Iterator[pd.DataFrame]:
+        """Scored rows of every file named in ``batch[PATH]``, one predictor batch at a time."""
+        for path in batch[PATH]:
+            table = pq.ParquetFile(path).read()
+            for start in range(0, table.num_rows, self.batch_size):
+                yield self.predictor(table.slice(start, self.batch_size).to_pandas())
 
 
 def _languages(batch: pd.DataFrame, texts: list[str]) -> list[str]:

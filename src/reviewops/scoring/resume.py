@@ -5,12 +5,18 @@ models, the same summaries mode, the same chunking and the same checking/cleanin
 then every partition a rerun would write is byte-for-byte the one already there (``scored_at``
 aside), so it is skipped, and a run killed midway finishes with the output an uninterrupted
 run would have made. Anything else is refused with one line, never mixed into the batch.
+
+Files are written beside their final name and renamed into place (``.<name>.<pid>.tmp``): a run
+killed between the two leaves that temporary file behind, never a half part. A claimed batch's
+folders lose such leftovers whose writer is gone (:func:`remove_stale_temp_files`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,10 +25,12 @@ from reviewops.config import Settings
 from reviewops.data.ingest import list_files
 from reviewops.errors import ReviewOpsError
 from reviewops.reports import read_json, sha256_file, write_json
-from reviewops.scoring.dataset import batch_dir, manifest_path
+from reviewops.scoring.dataset import batch_dir, manifest_path, report_path, side_path
 from reviewops.scoring.models import ScoringModels
 
 MANIFEST_VERSION = 1
+# The temporary name of write_parquet_atomic and write_json: ``.<final name>.<pid>.tmp``.
+TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.tmp$")
 
 
 def input_digests(path: Path) -> dict[str, str]:
@@ -84,4 +92,39 @@ def claim_batch(out_dir: Path, batch: str, manifest: Mapping[str, Any]) -> bool:
             f"batch {batch!r} in {out_dir} was scored with other {', '.join(differs)}; "
             f"use a new --out or --batch, or delete {folder} to rewrite it"
         )
+    remove_stale_temp_files(out_dir, batch)
     return True
+
+
+def remove_stale_temp_files(out_dir: Path, batch: str) -> list[Path]:
+    """Delete the temporary files a killed run left in the batch's folders; returns them.
+
+    Looks at the batch's parts, its quarantine and duplicates folders and its report. A file
+    is stale when the process named in it is gone, or is this one (a claim comes before this
+    run writes anything: it is an earlier run's, in this process).
+    """
+    report = report_path(out_dir, batch)
+    sides = [side_path(out_dir, kind, batch, 0).parent for kind in ("quarantine", "duplicates")]
+    folders = [batch_dir(out_dir, batch), *sides]
+    candidates = [p for folder in folders if folder.is_dir() for p in folder.iterdir()]
+    candidates += list(report.parent.glob(f".{report.name}.*.tmp"))
+    removed = []
+    for path in candidates:
+        match = TEMP_NAME.match(path.name)
+        if match and _writer_gone(int(match["pid"])):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def _writer_gone(pid: int) -> bool:
+    """True when process ``pid`` cannot be writing now (it does not exist, or it is this process)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False

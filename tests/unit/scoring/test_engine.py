@@ -1,14 +1,20 @@
-"""The engine's driver side without Ray: regrouping batches, staging, the cluster address, the dataset files."""
+"""The engine: regrouping batches, staging, the cluster address, the dataset files, GPU checks (no Ray);
+the local Ray's processes and both read paths (a real local Ray, slow).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import stat
+import time
 
 import pandas as pd
+import psutil
 import pyarrow.parquet as pq
 import pytest
 
 from reviewops.config import Settings
+from reviewops.errors import ReviewOpsError
 from reviewops.scoring import engine
 from reviewops.scoring.dataset import (
     SCORED_SCHEMA,
@@ -18,7 +24,7 @@ from reviewops.scoring.dataset import (
     scored_table,
     write_parquet_atomic,
 )
-from reviewops.scoring.predictor import SCORED_COLUMNS
+from reviewops.scoring.predictor import SCORED_COLUMNS, SummaryPlan
 
 
 def _rows(part: int, rows: list[int]) -> pd.DataFrame:
@@ -136,3 +142,73 @@ def test_private_parquet_is_owner_only(tmp_path):
     path = write_parquet_atomic(pd.DataFrame({"a": [1]}), tmp_path / "q" / "part-00000.parquet", private=True)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+
+
+def test_gpus_the_cluster_lacks_are_refused_in_one_line():
+    engine.check_gpus(Settings(), 0.0)  # CPU actors: nothing asked
+    engine.check_gpus(Settings(score={"actor_gpus": 0.5}), 1.0)
+    with pytest.raises(ReviewOpsError, match=r"^score.actor_gpus=1 but the Ray cluster has 0 GPUs") as caught:
+        engine.check_gpus(Settings(score={"actor_gpus": 1}), 0.0)
+    assert "\n" not in str(caught.value) and "score.actor_gpus=0" in str(caught.value)
+
+
+def _ray_processes() -> list[str]:
+    """Program and script (or Ray's process title) of this process's descendants (a local Ray it started)."""
+    found = []
+    for proc in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            found.append(" ".join(proc.cmdline()[:2]))
+    return found
+
+
+@pytest.mark.slow  # starts a local Ray twice and an actor pool
+def test_local_ray_reads_on_the_actors_as_read_tasks_would(tmp_path):
+    import ray
+
+    from reviewops.scoring.models import resolve_models
+    from reviewops.testing.tiny import build_tiny_encoder
+
+    assert not ray.is_initialized()
+    settings = Settings(score={"batch_size": 8, "actors": 2, "ray_num_cpus": 2})
+    models = resolve_models(settings, sentiment=build_tiny_encoder(tmp_path / "enc"), summarizer=None, summaries="none")
+    clean = pd.DataFrame(
+        {"review_id": [f"r{i}" for i in range(150)], "text": [f"text {i} " * (i % 7) for i in range(150)]}
+    )
+    files = engine.stage_partition(clean, tmp_path / "s" / "part-00000.parquet", index=0, batch="b", rows_per_file=64)
+    plan = SummaryPlan("none")
+    with engine.ray_session(settings) as info:
+        assert info["initialized_here"] and engine._head_node_started_here() is not None
+        time.sleep(2)  # what the raylet would prestart when the driver connects has had time to appear
+        processes = _ray_processes()
+        assert any("raylet" in p for p in processes) and any("gcs_server" in p for p in processes)
+        unused = (
+            "autoscaler/_private/monitor.py",
+            "log_monitor.py",
+            "dashboard/dashboard.py",
+            "ray::IDLE",
+            "default_worker",
+        )
+        assert not [p for p in processes if any(name in p for name in unused)]
+        outputs = [
+            pd.concat(
+                engine.scored_batches(files, settings=settings, models=models, plan=plan, read_on_actors=on_actors)
+            )
+            .sort_values(engine.ROW)
+            .reset_index(drop=True)
+            for on_actors in (True, False)
+        ]
+    assert not ray.is_initialized()
+    on_actors, read_tasks = (frame.assign(scored_at=pd.Timestamp(0, tz="UTC")) for frame in outputs)
+    assert on_actors[engine.ROW].tolist() == list(range(150))
+    assert on_actors["review_id"].tolist() == clean["review_id"].tolist()
+    assert scored_table(on_actors).equals(scored_table(read_tasks))  # as written: the same part file
+
+
+@pytest.mark.slow  # starts a local Ray
+def test_gpu_actors_on_a_cluster_without_gpus_fail_fast():
+    import ray
+
+    refused = pytest.raises(ReviewOpsError, match=r"score.actor_gpus=64 but the Ray cluster has \d+ GPUs")
+    with refused, engine.ray_session(Settings(score={"actor_gpus": 64})):
+        pytest.fail("the session should not start")
+    assert not ray.is_initialized()  # the local Ray started for the run is shut down

@@ -142,6 +142,9 @@ _TONE_SHIFT: dict[int, tuple[tuple[int, float], ...]] = {
     4: ((3, 0.10), (5, 0.30)),
     5: ((4, 0.30),),
 }
+# Chinese store ratings are noisier still: shoppers give 4 stars to lukewarm text ("给个好评吧",
+# cash-back for praise) and 2 stars to "一般般" reviews.
+_TONE_SHIFT_ZH = {**_TONE_SHIFT, 2: ((1, 0.20), (3, 0.18)), 4: ((3, 0.18), (5, 0.30))}
 _ONE_LINER, _LONG = 0.16, 0.10  # shares of one-line and paragraph-long reviews
 _POINTS_NORMAL = [0.22, 0.38, 0.25, 0.15]  # aspect points 1..4 in a normal review
 _SARCASM, _CASUAL = 0.12, 0.12  # share of negative reviews with sarcasm; share of casual reviews
@@ -149,7 +152,7 @@ _EN_END = {1: ".!", 2: ".", 3: ".", 4: ".!", 5: "!."}
 _ZH_END = {
     1: ("！", "。", "", "！！！"),
     2: ("。", "", "…"),
-    3: ("。", "", "吧"),
+    3: ("。", "", "…"),
     4: ("。", "！", "", "~"),
     5: ("！", "。", "~", "！！"),
 }
@@ -199,9 +202,9 @@ class _Composer:
 
     # -- what to say ----------------------------------------------------------------------------
 
-    def _tone(self, rating: int) -> int:
+    def _tone(self, rating: int, zh: bool) -> int:
         r = self.rng.random()
-        for tone, p in _TONE_SHIFT[rating]:
+        for tone, p in (_TONE_SHIFT_ZH if zh else _TONE_SHIFT)[rating]:
             if r < p:
                 return tone
             r -= p
@@ -209,7 +212,7 @@ class _Composer:
 
     def _plan(self, cat: Category, rating: int, zh: bool) -> _Plan:
         rng, rand = self.rng, self.rng.random
-        tone = self._tone(rating)
+        tone = self._tone(rating, zh)
         forced = rating <= 2 and rand() < self.spec.negative_delivery_share
         main = DELIVERY if forced else (rng.choice(cat.aspects) if rand() < 0.7 else rng.choice(GENERIC_ASPECTS))
         r = rand()

@@ -307,7 +307,14 @@ def scored_batches(
         batch_size = 1
     else:  # one read task and one block per staged file
         dataset = ray.data.read_parquet(
-            [str(f) for f in files], partitioning=None, label_selector=_driver_node(), override_num_blocks=len(files)
+            [str(f) for f in files],
+            partitioning=None,
+            label_selector=_driver_node(),
+            override_num_blocks=len(files),
+            # A read fits beside the actors on the driver's node however few CPUs it has: with the
+            # default 1 CPU, a 1-CPU node holding half an actor never starts one (the run waits forever).
+            num_cpus=0,
+            concurrency=1,  # one read worker
         )
         predictor, batch_size = ReviewPredictor, cfg.batch_size
     scored = dataset.map_batches(

@@ -1,0 +1,304 @@
+"""int8 vs fp32 CPU inference: sentiment reviews/s and macro-F1 on the same test rows, in one run.
+
+1. The real Amazon Fine Food sample through the project's ingest → validate → preprocess, split
+   grouped by product (``--test-size``, default 0.45: a large test split, so one flipped
+   prediction moves macro-F1 by well under the 0.005 tolerance);
+2. a MiniLM sentiment model fine-tuned on the train part with the project's own training
+   (``train_sentiment``, ``cpu`` profile), or the one ``--model DIR`` holds from an earlier run
+   of this script (the test rows it was split with are recorded beside it and checked);
+3. the same classifier as loaded (fp32) and its int8 copy (``SentimentClassifier.quantized``:
+   torch dynamic quantization of the Linear layers): macro-F1, accuracy, argmax agreement and
+   the largest probability difference on ALL test rows, then reviews/s on the first
+   ``--speed-rows`` test texts at 1 thread and at torch's default thread count, batches of
+   ``--batch-size`` (the scoring engine's CPU forward batch); fp32 and int8 passes alternate
+   ``--repeats`` times and the fastest pass of each counts (the machine may be shared);
+4. the summarizer (``summarizer.model``, untuned; ``--skip-summarizer`` to leave out): int8 vs
+   fp32 generation reviews/s on ``--summary-rows`` test reviews, how many titles change and
+   ROUGE-L of both against the reviewers' titles, to decide whether int8 pays there too.
+
+Targets (issue #14): int8 ≥ 2x the fp32 reviews/s (1 thread) and |Δ macro-F1| ≤ 0.005. A missed
+target prints FAIL; the exit code stays 0 (a benchmark, not a test). Without the shared file
+the script says so and exits 0.
+
+    python benchmarks/int8.py --model /tmp/int8-minilm --json /tmp/int8.json   # trains once, keeps it
+    python benchmarks/int8.py --model /tmp/int8-minilm --skip-summarizer --repeats 5
+    python benchmarks/int8.py --set train.profile=quick --speed-rows 32 --repeats 1 --summary-rows 4  # smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "amazon_fine_food_1k.csv"
+SPLIT_FILE = "int8_split.json"  # beside a kept model: which rows it must be tested on
+TARGET_SPEEDUP = 2.0
+TARGET_F1_DELTA = 0.005
+
+
+def _log(msg: str) -> None:
+    print(f"[int8 {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def _recipes():
+    """benchmarks/sentiment_recipes.py: its data preparation and quality.py's settings."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import sentiment_recipes
+
+    return sentiment_recipes
+
+
+def split_rows(data: Path, workdir: Path, args: argparse.Namespace) -> tuple[Any, dict]:
+    """Settings (quality.py's, cpu profile, then ``--set``) and train/val/test of the cleaned file, by product."""
+    from reviewops.data.split import split
+
+    recipes = _recipes()
+    overrides = [f"split.test_size={args.test_size}", f"split.seed={args.split_seed}", *args.set]
+    settings = recipes.recipe_settings(workdir, overrides)
+    return settings, split(recipes.clean_rows(data, workdir), settings.split)
+
+
+def fine_tuned(settings: Any, parts: dict, model: Path | None, workdir: Path, data: Path) -> Path:
+    """``model`` when it was trained by this script on the same test rows; else a fresh fine-tune (kept there)."""
+    from reviewops.training.sentiment import train_sentiment
+
+    test_ids = sorted(str(r) for r in parts["test"]["review_id"])
+    record = {"data": str(data), "test_review_ids": test_ids}
+    if model is not None and (model / SPLIT_FILE).is_file():
+        if json.loads((model / SPLIT_FILE).read_text(encoding="utf-8")) != record:
+            raise SystemExit(f"{model} was fine-tuned on another split; pass another --model directory")
+        _log(f"using the fine-tuned model in {model}")
+        return model
+    _log(f"fine-tuning {settings.sentiment.model} on {len(parts['train'])} rows (cpu profile)")
+    result = train_sentiment(settings, parts["train"], parts["val"], workdir / "train", resume=False)
+    val_f1 = result.metrics.get("eval/macro_f1")
+    _log(f"trained {result.global_step} steps in {result.seconds:.0f} s, val macro-F1 {val_f1}")
+    target = model or workdir / "sentiment"
+    if model is not None:
+        shutil.copytree(result.model_dir, target, dirs_exist_ok=True)
+    else:
+        target = Path(result.model_dir)
+    (target / SPLIT_FILE).write_text(json.dumps(record), encoding="utf-8")
+    return target
+
+
+def timed_rates(runs: dict[str, Any], threads: int, repeats: int) -> dict[str, dict[str, float]]:
+    """Reviews/s of each ``name -> (call, rows)`` at ``threads`` torch threads; passes alternate."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    seconds: dict[str, list[float]] = {name: [] for name in runs}
+    try:
+        for _ in range(repeats):
+            for name, (call, _rows) in runs.items():
+                start = time.perf_counter()
+                call()
+                seconds[name].append(time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(before)
+    out = {}
+    for name, (_call, rows) in runs.items():
+        s = sorted(seconds[name])
+        out[name] = {"best_per_s": round(rows / s[0], 2), "median_per_s": round(rows / s[len(s) // 2], 2)}
+    return out
+
+
+def sentiment_part(model_dir: Path, settings: Any, test: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """F1 of fp32 and int8 on all test rows; their reviews/s at 1 and default threads."""
+    import numpy as np
+    import torch
+
+    from reviewops.evaluation.metrics import sentiment_metrics
+    from reviewops.models.sentiment import SentimentClassifier
+    from reviewops.schema import LABELS
+
+    fp32 = SentimentClassifier.load(model_dir, settings.sentiment)
+    int8 = fp32.quantized()
+    texts, labels = test["text"].tolist(), test["label"].tolist()
+    models = {"fp32": fp32, "int8": int8}
+    proba = {name: clf.predict_proba(texts, batch_size=args.batch_size) for name, clf in models.items()}
+    preds = {name: [LABELS[i] for i in p.argmax(axis=1)] for name, p in proba.items()}
+    quality = {name: sentiment_metrics(labels, preds[name]) for name in proba}
+    speed_texts = texts[: args.speed_rows]
+    runs = {
+        name: ((lambda c=clf: c.predict_proba(speed_texts, batch_size=args.batch_size)), len(speed_texts))
+        for name, clf in models.items()
+    }
+    speed = {}
+    for threads in sorted({1, torch.get_num_threads()}):
+        _log(f"sentiment speed at {threads} thread(s), {len(speed_texts)} rows x {args.repeats} passes each")
+        rates = timed_rates(runs, threads, args.repeats)
+        speed[str(threads)] = {**rates, "speedup": round(rates["int8"]["best_per_s"] / rates["fp32"]["best_per_s"], 2)}
+    return {
+        "model_dir": str(model_dir),
+        "test_rows": len(texts),
+        "speed_rows": len(speed_texts),
+        "quality": quality,
+        "macro_f1_delta": round(quality["int8"]["macro_f1"] - quality["fp32"]["macro_f1"], 4),
+        "agreement": round(float(np.mean([a == b for a, b in zip(preds["fp32"], preds["int8"], strict=True)])), 4),
+        "max_probability_difference": round(float(np.abs(proba["fp32"] - proba["int8"]).max()), 4),
+        "speed": speed,
+    }
+
+
+def summarizer_part(settings: Any, test: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """Generation reviews/s of the summarizer fp32 vs int8, titles changed, ROUGE-L against the reviewers'."""
+    from reviewops.evaluation.metrics import rouge_scores
+    from reviewops.models.pretrained import resolve_model_path
+    from reviewops.models.sentiment import quantize_int8
+    from reviewops.models.summarizer import Summarizer
+
+    path = resolve_model_path(settings.summarizer.model, settings)
+    fp32 = Summarizer.load(path, settings.summarizer)
+    int8 = Summarizer(quantize_int8(fp32.model, keep=()), fp32.tokenizer, fp32.cfg, fp32.kind)
+    rows = test[test["summary"].notna()].head(args.summary_rows)
+    texts, refs = rows["text"].tolist(), rows["summary"].astype(str).tolist()
+    batch = settings.evaluate.batch_size
+    titles: dict[str, list[str]] = {}
+    runs = {
+        name: ((lambda n=name, s=s: titles.__setitem__(n, s.summarize(texts, batch_size=batch))), len(texts))
+        for name, s in (("fp32", fp32), ("int8", int8))
+    }
+    import torch
+
+    _log(f"summarizer speed at {torch.get_num_threads()} thread(s), {len(texts)} rows x {args.repeats} passes each")
+    rates = timed_rates(runs, torch.get_num_threads(), args.repeats)
+    changed = [i for i, (a, b) in enumerate(zip(titles["fp32"], titles["int8"], strict=True)) if a != b]
+    return {
+        "model": str(path),
+        "rows": len(texts),
+        "threads": torch.get_num_threads(),
+        "speed": {**rates, "speedup": round(rates["int8"]["best_per_s"] / rates["fp32"]["best_per_s"], 2)},
+        "titles_changed": len(changed),
+        "rougeL": {name: round(rouge_scores(t, refs)["rougeL"], 4) for name, t in titles.items()},
+        "examples": [{"fp32": titles["fp32"][i], "int8": titles["int8"][i]} for i in changed[:5]],
+    }
+
+
+def targets(report: dict) -> list[dict]:
+    """The issue's targets with the measured values and PASS / FAIL."""
+    s = report["sentiment"]
+    out = [
+        {"target": f"int8 >= {TARGET_SPEEDUP:g}x fp32 reviews/s (1 thread)", "value": s["speed"]["1"]["speedup"]},
+        {"target": f"|int8 - fp32 macro-F1| <= {TARGET_F1_DELTA:g}", "value": abs(s["macro_f1_delta"]), "max": True},
+    ]
+    for t, goal in zip(out, (TARGET_SPEEDUP, TARGET_F1_DELTA), strict=True):
+        t["goal"] = goal
+        t["verdict"] = "PASS" if (t["value"] <= goal if t.get("max") else t["value"] >= goal) else "FAIL"
+    return out
+
+
+def render(report: dict) -> str:
+    """The printed report: machine, sentiment quality and speed, summarizer, targets."""
+    s, m = report["sentiment"], report["machine"]
+    lines = [
+        f"# int8 vs fp32 ({m['cpu']}, {m['usable_cores']} usable cores, load {m['load_average_at_start']})",
+        f"command: {report['command']}",
+        f"## Sentiment ({s['test_rows']} test rows; speed on {s['speed_rows']})",
+        "| | macro-F1 | accuracy | F1 neg | F1 neu | F1 pos |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, q in s["quality"].items():
+        lines.append(
+            f"| {name} | {q['macro_f1']:.4f} | {q['accuracy']:.4f} | {q['f1_negative']:.3f} "
+            f"| {q['f1_neutral']:.3f} | {q['f1_positive']:.3f} |"
+        )
+    lines.append(
+        f"agreement {s['agreement']:.4f}, Δ macro-F1 {s['macro_f1_delta']:+.4f}, "
+        f"largest probability difference {s['max_probability_difference']:.4f}"
+    )
+    lines += [
+        "| threads | fp32 reviews/s (best, median) | int8 reviews/s (best, median) | speedup |",
+        "|---|---|---|---|",
+    ]
+    for threads, r in s["speed"].items():
+        f, i = r["fp32"], r["int8"]
+        lines.append(
+            f"| {threads} | {f['best_per_s']} ({f['median_per_s']}) | {i['best_per_s']} ({i['median_per_s']}) "
+            f"| {r['speedup']}x |"
+        )
+    if report.get("summarizer"):
+        g = report["summarizer"]
+        f, i = g["speed"]["fp32"], g["speed"]["int8"]
+        lines += [
+            f"## Summarizer ({g['rows']} reviews, {g['threads']} threads)",
+            f"fp32 {f['best_per_s']} reviews/s, int8 {i['best_per_s']} reviews/s: {g['speed']['speedup']}x; "
+            f"titles changed {g['titles_changed']}/{g['rows']}; ROUGE-L fp32 {g['rougeL']['fp32']:.4f}, "
+            f"int8 {g['rougeL']['int8']:.4f}",
+        ]
+        lines += [f"- `{e['fp32']}` -> `{e['int8']}`" for e in g["examples"]]
+    lines += ["## Targets"] + [f"- {t['target']}: {t['value']} -> {t['verdict']}" for t in report["targets"]]
+    return "\n".join(lines)
+
+
+def machine() -> dict[str, Any]:
+    """CPU model, usable cores and load at the start: what the figures ran on."""
+    names = [ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines() if "model name" in ln]
+    return {
+        "cpu": names[0] if names else platform.processor(),
+        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        "python": platform.python_version(),
+    }
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="The labelled Fine Food file.")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help="Keep the fine-tuned model here and reuse it on later runs (default: train in a temporary directory).",
+    )
+    parser.add_argument("--test-size", type=float, default=0.45, help="Test share of the grouped split (< 0.5).")
+    parser.add_argument("--split-seed", type=int, default=42, help="Seed of the grouped split.")
+    parser.add_argument("--speed-rows", type=int, default=256, help="Test texts timed per pass (sentiment).")
+    parser.add_argument("--batch-size", type=int, default=16, help="Sentiment rows per forward pass.")
+    parser.add_argument("--repeats", type=int, default=3, help="Timed passes of each model per setting.")
+    parser.add_argument("--summary-rows", type=int, default=24, help="Test reviews the summarizer titles per pass.")
+    parser.add_argument("--skip-summarizer", action="store_true", help="Leave out the summarizer part.")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="Override a params.yaml setting (repeatable), e.g. train.profile=quick for a smoke run.",
+    )
+    parser.add_argument("--json", type=Path, default=None, help="Also write the report here.")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if not args.data.is_file():
+        print(f"skipped: {args.data} not found (the shared Amazon sample lives in ../shared/data/)")
+        return 0
+    report: dict[str, Any] = {"command": "python " + " ".join(sys.argv), "machine": machine()}
+    with tempfile.TemporaryDirectory(prefix="reviewops-int8-") as tmp:
+        work = Path(tmp)
+        settings, parts = split_rows(args.data, work, args)
+        _log(f"split: {len(parts['train'])} train, {len(parts['val'])} val, {len(parts['test'])} test rows")
+        model_dir = fine_tuned(settings, parts, args.model, work, args.data)
+        report["sentiment"] = sentiment_part(model_dir, settings, parts["test"], args)
+        if not args.skip_summarizer:
+            report["summarizer"] = summarizer_part(settings, parts["test"], args)
+    report["targets"] = targets(report)
+    print(render(report))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,96 @@
+"""SentimentClassifier's int8 CPU path: same answers as fp32 within tolerance, thread-safe, quiet."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from reviewops.config import SentimentConfig
+from reviewops.models.sentiment import SentimentClassifier, quantize_int8
+from tests.unit.models.test_sentiment_threads import N_THREADS, ROUNDS, _texts, mean_pooled_checkpoint, race
+
+CFG = SentimentConfig(max_length=64)
+
+
+@pytest.fixture(scope="module")
+def mean_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return mean_pooled_checkpoint(tmp_path_factory.mktemp("int8") / "encoder")
+
+
+def _corpus() -> list[str]:
+    return [text for thread in range(12) for text in _texts(thread, n=20)]  # 240 texts of 1-60 words
+
+
+def _sharpened(clf: SentimentClassifier, factor: float = 200.0) -> SentimentClassifier:
+    """The random tiny head gives near-uniform probabilities; a scaled head makes argmax margins real."""
+    import torch
+
+    with torch.no_grad():
+        clf.model.classifier.weight.mul_(factor)
+    return clf
+
+
+def _dynamic_linears(model) -> int:
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+
+    return sum(isinstance(m, DynamicLinear) for m in model.modules())
+
+
+def test_int8_copy_agrees_with_fp32_and_leaves_the_original_alone(mean_dir: Path) -> None:
+    import torch
+
+    fp32 = _sharpened(SentimentClassifier.load(mean_dir, CFG))
+    int8 = fp32.quantized()
+    assert (fp32.inference, int8.inference) == ("fp32", "int8")
+    assert _dynamic_linears(fp32.model) == 0  # the original model was copied, not converted
+    # 2 layers x (q, k, v, attention output, intermediate, output) + the pooler; the head stays fp32
+    assert _dynamic_linears(int8.model) == 13
+    assert isinstance(int8.model.classifier, torch.nn.Linear)
+    texts = _corpus()
+    a, b = fp32.predict_proba(texts, batch_size=8), int8.predict_proba(texts, batch_size=8)
+    assert a.shape == b.shape == (240, 3) and np.allclose(b.sum(axis=1), 1.0, atol=1e-5)
+    assert a.max(axis=1).mean() > 0.6  # the sharpened head decides: agreement below is not luck
+    agreement = float((a.argmax(axis=1) == b.argmax(axis=1)).mean())
+    assert agreement >= 0.95, agreement
+    assert float(np.abs(a - b).mean()) < 0.02
+    assert fp32.predict(texts[:5]) == [fp32.predict([t])[0] for t in texts[:5]]  # fp32 still answers as before
+
+
+def test_load_int8_quantizes_on_the_cpu_and_survives_the_scoring_engines_cast(mean_dir: Path) -> None:
+    import torch
+
+    clf = SentimentClassifier.load(mean_dir, CFG, inference="int8")
+    assert clf.inference == "int8" and clf.model.device.type == "cpu"
+    before = clf.predict_proba(_texts(3), batch_size=4)
+    clf.model = clf.model.to(device="cpu", dtype=torch.float32)  # what ReviewPredictor does on a CPU
+    assert clf.inference == "int8"
+    np.testing.assert_array_equal(clf.predict_proba(_texts(3), batch_size=4), before)
+    assert SentimentClassifier.load(mean_dir, CFG).inference == "fp32"  # the default stays fp32
+    with pytest.raises(ValueError, match="fp32, int8"):
+        SentimentClassifier.load(mean_dir, CFG, inference="int4")  # type: ignore[arg-type]
+
+
+def test_threads_sharing_an_int8_classifier_get_the_sequential_answers_bit_for_bit(mean_dir: Path) -> None:
+    clf = SentimentClassifier.load(mean_dir, CFG, inference="int8")
+    differing, total = race(clf)
+    assert total == N_THREADS * ROUNDS * 6
+    assert differing == 0, f"{differing} of {total} int8 answers changed when threads shared the classifier"
+
+
+def test_quantizing_raises_no_torch_deprecation_warnings(mean_dir: Path) -> None:
+    fp32 = SentimentClassifier.load(mean_dir, CFG)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        int8 = fp32.quantized()
+        int8.predict_proba(_texts(1), batch_size=4)
+    assert [str(w.message)[:80] for w in caught] == []
+
+
+def test_quantize_int8_keeps_the_named_layers_and_refuses_nothing_on_cpu(mean_dir: Path) -> None:
+    model = SentimentClassifier.load(mean_dir, CFG).model
+    assert _dynamic_linears(quantize_int8(model, keep=())) == 14  # the head too
+    assert _dynamic_linears(quantize_int8(model, keep=("classifier", "bert.pooler"))) == 12
+    assert _dynamic_linears(model) == 0

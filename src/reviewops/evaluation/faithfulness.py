@@ -125,12 +125,17 @@ def check_summaries(
 def contradiction_rates(review_labels: Sequence[Any], flags: Sequence[bool]) -> dict[str, float]:
     """The contradiction rate over the summaries of polar (positive or negative) reviews.
 
-    Neutral reviews cannot be contradicted, so they are left out of the denominator.
+    Neutral reviews cannot be contradicted, so they are left out of the denominator. Reviews are
+    mostly positive, so the plain share hides a summarizer that writes upbeat titles for every
+    negative review (Fine Food sample: 60% of negative reviews, 2.5% of positive ones);
+    ``contradiction_rate_macro``, the mean of the per-polarity rates, does not, and is the one
+    the gate caps (as macro-F1 is preferred to accuracy for the same skew).
 
     Returns:
         ``contradiction_rate`` (NaN when no review is polar), ``contradiction_rate_negative`` /
         ``contradiction_rate_positive`` (over negative / positive reviews only, NaN when there are
-        none) and ``contradiction_n`` (the polar reviews judged).
+        none), ``contradiction_rate_macro`` (their mean, over the polarities present) and
+        ``contradiction_n`` (the polar reviews judged).
 
     Raises:
         ValueError: the sequences differ in length.
@@ -143,5 +148,7 @@ def contradiction_rates(review_labels: Sequence[Any], flags: Sequence[bool]) -> 
     for label in POLAR:
         part = [bool(f) for r, f in zip(review_labels, flags, strict=True) if r == label]
         out[f"contradiction_rate_{label}"] = float(np.mean(part)) if part else float("nan")
+    per_polarity = [out[f"contradiction_rate_{label}"] for label in POLAR if label in review_labels]
+    out["contradiction_rate_macro"] = float(np.mean(per_polarity)) if per_polarity else float("nan")
     out["contradiction_n"] = float(len(polar))
     return out

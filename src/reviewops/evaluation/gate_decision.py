@@ -18,7 +18,9 @@ F1_KEY = "eval/sentiment_macro_f1"
 # (metric key, floor attribute on GateConfig, model it belongs to)
 GATED_METRICS = ((ROUGE_KEY, "min_rougeL", "summarizer"), (F1_KEY, "min_macro_f1", "sentiment"))
 FINGERPRINT_KEY = "eval/test_fingerprint"
-CONTRADICTION_KEY = "eval/contradiction_rate"
+# The class-balanced rate (mean over negative and positive reviews): mostly positive test rows
+# would otherwise hide upbeat titles written for every negative review.
+CONTRADICTION_KEY = "eval/contradiction_rate_macro"
 # (metric key, ceiling attribute on GateConfig): the candidate must stay at or below it.
 CEILING_METRICS = ((CONTRADICTION_KEY, "max_contradiction_rate"),)
 # The value a ceiling has while GateConfig does not define its field yet (None: the check is
@@ -172,8 +174,9 @@ def decide(candidate: dict[str, Any], champion: dict[str, Any] | None, cfg: Gate
 
     * ``floor/rougeL``: ``eval/rougeL >= gate.min_rougeL``;
     * ``floor/sentiment_macro_f1``: ``eval/sentiment_macro_f1 >= gate.min_macro_f1``;
-    * ``ceiling/contradiction_rate``: ``eval/contradiction_rate <= gate.max_contradiction_rate``
-      (the share of summaries whose sentiment opposes their review's; see
+    * ``ceiling/contradiction_rate_macro``: ``eval/contradiction_rate_macro <=
+      gate.max_contradiction_rate`` (the share of summaries whose sentiment opposes their
+      review's, averaged over negative and positive reviews; see
       :mod:`reviewops.evaluation.faithfulness`);
     * ``regression/<metric>`` (only when the champion has that metric): candidate ``>=``
       champion ``- gate.max_regression``.

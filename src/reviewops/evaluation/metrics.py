@@ -136,13 +136,15 @@ def slice_metrics(
     pred_label_col: str = "pred_label",
     min_rows: int = 1,
     contradiction_col: str = "contradiction",
+    polarity_col: str = "review_polarity",
 ) -> dict[str, float]:
     """ROUGE, sentiment and contradiction metrics per value of each slicing column that exists in ``df``.
 
     ROUGE uses only rows with both a prediction and a reference (generation may run on a
     sample); sentiment uses rows with both a label and a predicted label; the contradiction
-    rate uses rows whose ``contradiction_col`` is set (True/False: a summary of a positive or
-    negative review, see :mod:`reviewops.evaluation.faithfulness`; None: not judged).
+    rates use rows whose ``contradiction_col`` is set (True/False: a summary of a positive or
+    negative review, see :mod:`reviewops.evaluation.faithfulness`; None: not judged), with the
+    class-balanced ``contradiction_rate_macro`` where ``polarity_col`` holds the review labels.
 
     Returns:
         Flat metrics such as ``slice/language=zh/rougeL``, ``slice/language=zh/n_summaries``,
@@ -170,18 +172,22 @@ def slice_metrics(
                     m = sentiment_metrics(cls[label_col].tolist(), cls[pred_label_col].tolist())
                     out[f"{prefix}/sentiment_accuracy"] = m["accuracy"]
                     out[f"{prefix}/sentiment_macro_f1"] = m["macro_f1"]
-            out.update(_contradiction_slice(part, contradiction_col, prefix))
+            out.update(_contradiction_slice(part, contradiction_col, polarity_col, prefix))
     return out
 
 
-def _contradiction_slice(part: pd.DataFrame, col: str, prefix: str) -> dict[str, float]:
-    """``<prefix>/contradiction_rate`` and ``<prefix>/contradiction_n`` over the judged rows of ``part``."""
+def _contradiction_slice(part: pd.DataFrame, col: str, polarity_col: str, prefix: str) -> dict[str, float]:
+    """``<prefix>/contradiction_rate`` (+ ``_macro`` with review labels) and ``_n`` over the judged rows of ``part``."""
+    from reviewops.evaluation.faithfulness import contradiction_rates
+
     if col not in part:
         return {}
-    judged = part[col].dropna()
+    judged = part[part[col].notna()]
     if not len(judged):
         return {}
-    return {
-        f"{prefix}/contradiction_rate": float(judged.astype(bool).mean()),
-        f"{prefix}/contradiction_n": float(len(judged)),
-    }
+    flags = judged[col].astype(bool)
+    out = {f"{prefix}/contradiction_rate": float(flags.mean()), f"{prefix}/contradiction_n": float(len(judged))}
+    if polarity_col in judged:
+        rates = contradiction_rates(judged[polarity_col].tolist(), flags.tolist())
+        out[f"{prefix}/contradiction_rate_macro"] = rates["contradiction_rate_macro"]
+    return out

@@ -88,7 +88,16 @@ def _prepare_rows(settings: Settings, test_df: pd.DataFrame) -> _Rows:
     df = test_df.reset_index(drop=True).copy()
     # Pre-create the prediction columns: pandas' loc-setting a *new* column on a subset of
     # rows fills the other rows with garbage instead of missing values.
-    for col in ("pred_label", "prediction", "lead", "untuned", "champion_prediction", "summary_label", "contradiction"):
+    for col in (
+        "pred_label",
+        "prediction",
+        "lead",
+        "untuned",
+        "champion_prediction",
+        "summary_label",
+        "contradiction",
+        "review_polarity",
+    ):
         df[col] = pd.Series([None] * len(df), dtype=object)
     df["rougeL"] = np.nan
     # Sample among rows that can be scored, so the sample size is the number of ROUGE pairs.
@@ -206,9 +215,10 @@ def _score_faithfulness(rows: _Rows, lead: int, classify: Predict, log: Callable
         rates = contradiction_rates(rev, flags)
         if prefix != "eval":
             result[f"{prefix}/contradiction_rate"] = rates["contradiction_rate"]
+            result[f"{prefix}/contradiction_rate_macro"] = rates["contradiction_rate_macro"]
             continue
         result.update({f"eval/{k}": v for k, v in rates.items()})
-        df.loc[part.index, "summary_label"] = summ
+        df.loc[part.index, "summary_label"], df.loc[part.index, "review_polarity"] = summ, rev
         df.loc[part.index, "contradiction"] = pd.Series(
             [f if r in POLAR else None for r, f in zip(rev, flags, strict=True)], index=part.index, dtype=object
         )

@@ -72,10 +72,14 @@ def test_rates_leave_neutral_reviews_out_of_the_denominator():
     assert rates["contradiction_rate"] == pytest.approx(3 / 6)
     assert rates["contradiction_rate_negative"] == pytest.approx(3 / 4)
     assert rates["contradiction_rate_positive"] == 0.0
+    assert rates["contradiction_rate_macro"] == pytest.approx((3 / 4 + 0.0) / 2)  # each polarity weighs the same
     assert rates["contradiction_n"] == 6.0
     only_neutral = contradiction_rates(["neutral"], [False])
     assert math.isnan(only_neutral["contradiction_rate"]) and only_neutral["contradiction_n"] == 0.0
-    assert math.isnan(contradiction_rates(["positive"], [False])["contradiction_rate_negative"])
+    only_positive = contradiction_rates(["positive", "positive"], [True, False])
+    assert math.isnan(only_positive["contradiction_rate_negative"])
+    assert only_positive["contradiction_rate_macro"] == 0.5  # over the polarities present
+    assert math.isnan(only_neutral["contradiction_rate_macro"])
 
 
 def test_check_summaries_reads_the_summaries_and_takes_the_review_polarity_given():

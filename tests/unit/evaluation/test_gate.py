@@ -119,38 +119,49 @@ class CeilingGateConfig(GateConfig):
 
 def test_contradiction_ceiling_rejects_a_challenger_above_it():
     cfg = CeilingGateConfig(min_rougeL=0.10, min_macro_f1=0.50)
-    ok = decide({**GOOD, "eval/contradiction_rate": 0.2}, None, cfg)
+    ok = decide({**GOOD, "eval/contradiction_rate_macro": 0.2}, None, cfg)
     assert ok.passed  # exactly at the ceiling
-    row = _rows(ok)["ceiling/contradiction_rate"]
+    row = _rows(ok)["ceiling/contradiction_rate_macro"]
     assert (row.value, row.threshold, row.comparison, row.detail) == (0.2, 0.2, "<=", "gate.max_contradiction_rate")
 
-    bad = decide({**GOOD, "eval/contradiction_rate": 0.35}, {"eval/rougeL": 0.2}, cfg)
-    assert [c.name for c in bad.failed_checks] == ["ceiling/contradiction_rate"]
-    assert ["ceiling/contradiction_rate", "0.3500", "<= 0.2000", "FAIL", "gate.max_contradiction_rate"] in bad.table()
+    bad = decide({**GOOD, "eval/contradiction_rate_macro": 0.35}, {"eval/rougeL": 0.2}, cfg)
+    assert [c.name for c in bad.failed_checks] == ["ceiling/contradiction_rate_macro"]
+    assert [
+        "ceiling/contradiction_rate_macro",
+        "0.3500",
+        "<= 0.2000",
+        "FAIL",
+        "gate.max_contradiction_rate",
+    ] in bad.table()
     msg = str(GateFailedError(bad))
-    assert "ceiling/contradiction_rate" in msg and "<= 0.2000" in msg and "floor/rougeL" not in msg
+    assert "ceiling/contradiction_rate_macro" in msg and "<= 0.2000" in msg and "floor/rougeL" not in msg
     assert bad.to_dict()["checks"][2]["comparison"] == "<="
 
 
 def test_missing_contradiction_rate_fails_a_set_ceiling():
     d = decide(GOOD, None, CeilingGateConfig())
-    row = _rows(d)["ceiling/contradiction_rate"]
+    row = _rows(d)["ceiling/contradiction_rate_macro"]
     assert not d.passed and row.value is None
-    assert row.detail == "eval/contradiction_rate missing from evaluation"
+    assert row.detail == "eval/contradiction_rate_macro missing from evaluation"
 
 
 def test_contradiction_ceiling_off_until_configured(monkeypatch):
-    d = decide({**GOOD, "eval/contradiction_rate": 0.9}, None, GateConfig())
-    assert d.passed and "ceiling/contradiction_rate" not in _rows(d)
+    d = decide({**GOOD, "eval/contradiction_rate_macro": 0.9}, None, GateConfig())
+    assert d.passed and "ceiling/contradiction_rate_macro" not in _rows(d)
     assert any("gate.max_contradiction_rate is not set" in n for n in d.notes)
-    assert decide({**GOOD, "eval/contradiction_rate": 0.9}, None, CeilingGateConfig(max_contradiction_rate=None)).passed
+    assert decide(
+        {**GOOD, "eval/contradiction_rate_macro": 0.9}, None, CeilingGateConfig(max_contradiction_rate=None)
+    ).passed
     # The built-in default applies while GateConfig has no such field.
     monkeypatch.setitem(gate_decision.CEILING_DEFAULTS, "max_contradiction_rate", 0.5)
-    assert [c.name for c in decide({**GOOD, "eval/contradiction_rate": 0.9}, None, GateConfig()).failed_checks] == [
-        "ceiling/contradiction_rate"
-    ]
+    assert [
+        c.name for c in decide({**GOOD, "eval/contradiction_rate_macro": 0.9}, None, GateConfig()).failed_checks
+    ] == ["ceiling/contradiction_rate_macro"]
 
 
-def test_candidate_metrics_carry_the_contradiction_rate():
-    result = {**GOOD, "eval/contradiction_rate": 0.1, "reference/contradiction_rate": 0.05, "meta": {}}
-    assert candidate_metrics(result) == {**GOOD, "eval/contradiction_rate": 0.1}
+def test_the_class_balanced_rate_is_the_one_capped():
+    # Upbeat titles for most negative reviews hide in the plain share when reviews are mostly positive.
+    result = {**GOOD, "eval/contradiction_rate": 0.1, "eval/contradiction_rate_macro": 0.3, "reference/x": 0.05}
+    assert candidate_metrics(result) == {**GOOD, "eval/contradiction_rate": 0.1, "eval/contradiction_rate_macro": 0.3}
+    d = decide(candidate_metrics(result), None, CeilingGateConfig())
+    assert [(c.name, c.value) for c in d.failed_checks] == [("ceiling/contradiction_rate_macro", 0.3)]

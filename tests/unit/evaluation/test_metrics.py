@@ -123,8 +123,12 @@ def test_slice_metrics_skips_missing_category():
 
 def test_slice_metrics_contradiction_rate_over_judged_rows():
     df = _slice_df().assign(contradiction=pd.Series([False, True, True, None], dtype=object))
+    assert "slice/language=en/contradiction_rate_macro" not in slice_metrics(df)  # no review labels
+    df["review_polarity"] = df["label"]
     out = slice_metrics(df)
     assert out["slice/language=en/contradiction_rate"] == 0.5
+    assert out["slice/language=en/contradiction_rate_macro"] == 0.5  # positive 0/1, negative 1/1
+    assert out["slice/language=zh/contradiction_rate_macro"] == 1.0  # only the positive row is judged
     assert out["slice/language=zh/contradiction_rate"] == 1.0  # the unjudged row is left out
     assert out["slice/language=zh/contradiction_n"] == 1.0
     assert out["slice/category=home/contradiction_rate"] == 1.0

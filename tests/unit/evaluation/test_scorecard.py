@@ -93,13 +93,16 @@ def test_contradiction_rate_next_to_rouge_per_language_and_per_row():
     assert result["eval/contradiction_rate"] == pytest.approx(6 / 7)
     assert result["eval/contradiction_rate_negative"] == 1.0
     assert result["eval/contradiction_rate_positive"] == pytest.approx(4 / 5)
+    assert result["eval/contradiction_rate_macro"] == pytest.approx((1.0 + 4 / 5) / 2)
     assert result["eval/contradiction_n"] == 7.0
     assert result["slice/language=en/contradiction_rate"] == pytest.approx(2 / 3)
+    assert result["slice/language=en/contradiction_rate_macro"] == pytest.approx(0.5)  # negatives 1.0, positives 0
     assert result["slice/language=zh/contradiction_rate"] == 1.0
     assert result["slice/language=zh/contradiction_n"] == 4.0
     assert "slice/language=zh/rougeL" in result  # next to ROUGE, same slices
     # The same judge on the other summaries of the same rows.
     assert result["champion/eval/contradiction_rate"] == pytest.approx(5 / 7)  # "Awful" for positive rows
+    assert result["champion/eval/contradiction_rate_macro"] == pytest.approx(0.5)
     assert result["baseline/untuned/contradiction_rate"] == 0.0  # "okay" is neutral: never a contradiction
     assert result["baseline/lead8/contradiction_rate"] == pytest.approx(2 / 7)  # the reviews read positive
     assert result["reference/contradiction_rate"] == pytest.approx(2 / 7)

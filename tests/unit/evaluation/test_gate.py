@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from reviewops.config import GateConfig
@@ -9,7 +11,15 @@ from reviewops.errors import ReviewOpsError
 from reviewops.evaluation import gate_decision
 from reviewops.evaluation.gate import GateFailedError, candidate_metrics, champion_from_eval, decide
 
-CFG = GateConfig(min_rougeL=0.10, min_macro_f1=0.50, max_regression=0.02)
+
+class CeilingGateConfig(GateConfig):
+    """GateConfig as it reads once it has the ``max_contradiction_rate`` field."""
+
+    max_contradiction_rate: float | None = 0.2
+
+
+# Floors and regression only: the contradiction ceiling has its own tests below.
+CFG = CeilingGateConfig(min_rougeL=0.10, min_macro_f1=0.50, max_regression=0.02, max_contradiction_rate=None)
 
 
 def _rows(decision):
@@ -111,12 +121,6 @@ def test_candidate_and_champion_from_eval_result():
 GOOD = {"eval/rougeL": 0.2, "eval/sentiment_macro_f1": 0.7}
 
 
-class CeilingGateConfig(GateConfig):
-    """GateConfig as it reads once it has the ``max_contradiction_rate`` field."""
-
-    max_contradiction_rate: float | None = 0.2
-
-
 def test_contradiction_ceiling_rejects_a_challenger_above_it():
     cfg = CeilingGateConfig(min_rougeL=0.10, min_macro_f1=0.50)
     ok = decide({**GOOD, "eval/contradiction_rate_macro": 0.2}, None, cfg)
@@ -145,18 +149,17 @@ def test_missing_contradiction_rate_fails_a_set_ceiling():
     assert row.detail == "eval/contradiction_rate_macro missing from evaluation"
 
 
-def test_contradiction_ceiling_off_until_configured(monkeypatch):
-    d = decide({**GOOD, "eval/contradiction_rate_macro": 0.9}, None, GateConfig())
-    assert d.passed and "ceiling/contradiction_rate_macro" not in _rows(d)
-    assert any("gate.max_contradiction_rate is not set" in n for n in d.notes)
-    assert decide(
-        {**GOOD, "eval/contradiction_rate_macro": 0.9}, None, CeilingGateConfig(max_contradiction_rate=None)
-    ).passed
-    # The built-in default applies while GateConfig has no such field.
+def test_contradiction_ceiling_off_when_null_and_default_while_the_config_lacks_it(monkeypatch):
+    high = {**GOOD, "eval/contradiction_rate_macro": 0.9}
+    off = decide(high, None, CeilingGateConfig(max_contradiction_rate=None))
+    assert off.passed and "ceiling/contradiction_rate_macro" not in _rows(off)
+    assert any("gate.max_contradiction_rate is not set" in n for n in off.notes)
+    # A config without the field reads the built-in default (None = off; a number caps).
+    without_field = SimpleNamespace(**GateConfig().model_dump(exclude={"max_contradiction_rate"}))
+    assert decide(high, None, without_field).passed
     monkeypatch.setitem(gate_decision.CEILING_DEFAULTS, "max_contradiction_rate", 0.5)
-    assert [
-        c.name for c in decide({**GOOD, "eval/contradiction_rate_macro": 0.9}, None, GateConfig()).failed_checks
-    ] == ["ceiling/contradiction_rate_macro"]
+    capped = decide(high, None, without_field)
+    assert [(c.name, c.threshold) for c in capped.failed_checks] == [("ceiling/contradiction_rate_macro", 0.5)]
 
 
 def test_the_class_balanced_rate_is_the_one_capped():

@@ -219,6 +219,10 @@ class GateConfig(_Strict):
     min_rougeL: float = 0.05
     min_macro_f1: float = 0.4
     max_regression: float = 0.02
+    # Ceiling on eval/contradiction_rate_macro: the share of generated summaries whose sentiment
+    # opposes their review's, averaged over negative and positive reviews
+    # (reviewops.evaluation.faithfulness). None turns the check off.
+    max_contradiction_rate: float | None = Field(0.25, ge=0, le=1)
     auto_promote: bool = True
     summarizer_name: str = "review-summarizer"
     sentiment_name: str = "review-sentiment"

@@ -55,6 +55,7 @@ def _tiny_project(tmp_path: Path) -> Path:
             "gate.min_rougeL": 0.0,
             "gate.min_macro_f1": 0.0,
             "gate.max_regression": 1.0,
+            "gate.max_contradiction_rate": 1.0,
             "drift.sample_size": 100,
             "drift.embedding_model": str(models / MINILM),
             "drift.embedding_plot_rows": 50,

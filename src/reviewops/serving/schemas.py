@@ -64,6 +64,10 @@ class ReviewOut(SentimentResult):
     review_id: str | None
     product_id: str | None
     summary: str
+    summary_contradicts: bool = Field(
+        description="the sentiment model reads the summary as the opposite of the review's predicted label "
+        "(positive vs negative; neutral never counts): the summary says the opposite of the review"
+    )
     truncated: bool
 
 
@@ -142,11 +146,26 @@ def sentiment_results(proba: list[list[float]]) -> list[SentimentResult]:
 
 
 def analyze_results(
-    reviews: list[ReviewIn], summaries: list[str], results: list[SentimentResult], truncated: list[int]
+    reviews: list[ReviewIn],
+    summaries: list[str],
+    results: list[SentimentResult],
+    truncated: list[int],
+    summary_results: list[SentimentResult],
 ) -> list[ReviewOut]:
-    """One :class:`ReviewOut` per review: its ids, summary, sentiment and whether its text was cut."""
+    """One :class:`ReviewOut` per review: its ids, summary, sentiment, whether the summary contradicts
+    the review (:func:`reviewops.evaluation.faithfulness.contradicts` on the two predicted labels) and
+    whether its text was cut."""
+    from reviewops.evaluation.faithfulness import contradicts
+
     cut = set(truncated)
     return [
-        ReviewOut(review_id=r.review_id, product_id=r.product_id, summary=s, truncated=i in cut, **res.model_dump())
-        for i, (r, s, res) in enumerate(zip(reviews, summaries, results, strict=True))
+        ReviewOut(
+            review_id=r.review_id,
+            product_id=r.product_id,
+            summary=s,
+            summary_contradicts=contradicts(res.label, sres.label),
+            truncated=i in cut,
+            **res.model_dump(),
+        )
+        for i, (r, s, res, sres) in enumerate(zip(reviews, summaries, results, summary_results, strict=True))
     ]

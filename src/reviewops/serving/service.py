@@ -354,8 +354,15 @@ class ReviewAnalyzer:
             info = await self._calls.model_info()
         except RequestError as exc:
             return exc.response()
+        try:
+            # The faithfulness flag: the sentiment model reads the summaries too (cheap next to generation).
+            summary_proba = await self._calls.until_disconnect(
+                self._calls.sentiments(list(summaries), deadline, "/analyze"), _current_request()
+            )
+        except RequestError as exc:
+            return exc.response()
         results = sentiment_results(proba)
-        out = analyze_results(reviews, list(summaries), results, truncated)
+        out = analyze_results(reviews, list(summaries), results, truncated, sentiment_results(summary_proba))
         products = product_aggregates(reviews, list(summaries), [r.label for r in results])
         return AnalyzeResponse(reviews=out, products=products, models=info)
 

@@ -18,10 +18,11 @@ def test_sentiment_results_pick_the_most_likely_label():
 
 def test_analyze_results_keep_ids_and_mark_truncated_texts():
     reviews = [ReviewIn(text="a", review_id="r1", product_id="p"), ReviewIn(text="b")]
-    out = analyze_results(reviews, ["A", "B"], sentiment_results([[0.7, 0.2, 0.1], [0.1, 0.2, 0.7]]), [1])
-    assert [(r.review_id, r.product_id, r.summary, r.label, r.truncated) for r in out] == [
-        ("r1", "p", "A", "negative", False),
-        (None, None, "B", "positive", True),
+    summaries = sentiment_results([[0.1, 0.2, 0.7], [0.1, 0.2, 0.7]])
+    out = analyze_results(reviews, ["A", "B"], sentiment_results([[0.7, 0.2, 0.1], [0.1, 0.2, 0.7]]), [1], summaries)
+    assert [(r.review_id, r.product_id, r.summary, r.label, r.truncated, r.summary_contradicts) for r in out] == [
+        ("r1", "p", "A", "negative", False, True),  # a positive summary of a negative review
+        (None, None, "B", "positive", True, False),
     ]
 
 

@@ -11,16 +11,30 @@ without it, the pipeline's split with other seeds (default 7 and 11: dev test �
 StratifiedGroupKFold's shuffle only breaks ties, so the seed-7 and seed-42 test folds of the full
 file share 124 of 197 rows; that is why the benchmark's test rows are dropped first.)
 
-Recipes (each is a list of ``--set`` overrides on params.yaml, cpu profile):
+Recipes (each is a list of ``--set`` overrides on params.yaml, cpu profile; ``--set`` adds
+overrides to every recipe, e.g. fewer steps for a quick comparison):
 
 - ``current``: params.yaml as it is (mean pooling, ≤ 300 steps, patience 10 on val macro-F1);
 - ``titles``: ``current`` plus each review's title as an extra training row (the default at 07a32d3);
 - ``cls-titles``: ``titles`` with the ``[CLS]`` pooler instead of mean pooling;
 - ``previous``: the recipe before 07a32d3 (``[CLS]`` pooling, no titles, 100 steps, patience 3;
-  length-grouped batches stay on: they are not a setting).
+  length-grouped batches stay on: they are not a setting);
+- ``smooth``: ``current`` with label smoothing 0.1;
+- ``ordinal``: ``current`` with the ordinal loss (cross-entropy plus the expected ordinal
+  distance: negative <-> positive mistakes cost twice a neighbour's);
+- ``ordinal-smooth``: both;
+- ``thresholds``: ``current`` with per-class logit biases fitted on validation and folded into
+  the saved classifier (``sentiment.tune_thresholds``).
+
+Every recipe trained without ``tune_thresholds`` is also scored as ``<recipe>+thr``: the same
+validation-fitted biases (``training.sentiment.fit_class_bias``, what ``tune_thresholds`` does
+inside training) applied to its test log-probabilities, at no extra training. Knobs that
+``config.py`` does not know yet (``sentiment.label_smoothing``, ``sentiment.loss``,
+``sentiment.tune_thresholds``) are set on the loaded settings instead of through params.yaml.
 
     python benchmarks/sentiment_recipes.py --folds 5             # all recipes, grouped 5-fold CV
     python benchmarks/sentiment_recipes.py --recipes current --split-seeds 7 11 19 --json /tmp/s.json
+    python benchmarks/sentiment_recipes.py --folds 5 --recipes current ordinal smooth --json /tmp/n.json
 
 Without the shared file the script says so and exits 0.
 """
@@ -47,7 +61,12 @@ RECIPES: dict[str, list[str]] = {
         "train.profiles.cpu.sentiment_max_steps=100",
         "train.profiles.cpu.sentiment_patience=3",
     ],
+    "smooth": ["sentiment.label_smoothing=0.1"],
+    "ordinal": ["sentiment.loss=ordinal"],
+    "ordinal-smooth": ["sentiment.loss=ordinal", "sentiment.label_smoothing=0.1"],
+    "thresholds": ["sentiment.tune_thresholds=true"],
 }
+THR = "+thr"  # suffix of a recipe scored with validation-fitted class biases
 
 
 def _log(msg: str) -> None:
@@ -62,9 +81,30 @@ def _quality():
     return quality
 
 
+def _pending(recipe: list[str]) -> tuple[list[str], dict]:
+    """``recipe`` split into overrides params.yaml accepts and ``sentiment.`` knobs config.py lacks."""
+    import yaml
+
+    from reviewops.config import SentimentConfig
+
+    known, pending = [], {}
+    for item in recipe:
+        key, _, value = item.partition("=")
+        section, _, name = key.partition(".")
+        if section == "sentiment" and name not in SentimentConfig.model_fields:
+            pending[name] = yaml.safe_load(value)
+        else:
+            known.append(item)
+    return known, pending
+
+
 def recipe_settings(workdir: Path, recipe: list[str]):
     """params.yaml as quality.py loads it (outputs in ``workdir``, 80/20 split), cpu profile, ``recipe``."""
-    return _quality()._settings(ROOT / "params.yaml", workdir, "cpu", recipe)
+    known, pending = _pending(recipe)
+    settings = _quality()._settings(ROOT / "params.yaml", workdir, "cpu", known)
+    if pending:  # read by training with getattr until config.py declares them
+        settings = settings.model_copy(update={"sentiment": settings.sentiment.model_copy(update=pending)})
+    return settings
 
 
 def clean_rows(data: Path, workdir: Path):
@@ -106,9 +146,17 @@ def fold_parts(clean, n_folds: int, cfg, seed: int = 0) -> list[dict]:
     return out
 
 
+def _log_proba(clf, texts: list[str]):
+    """Natural-log class probabilities (LABELS order): argmax(log p + bias) == argmax(logits + bias)."""
+    import numpy as np
+
+    return np.log(np.clip(clf.predict_proba(texts), 1e-12, None))
+
+
 def run_one(parts: dict, recipe: list[str], split_name: str, workdir: Path) -> dict:
     from reviewops.evaluation.metrics import sentiment_metrics
     from reviewops.models.sentiment import SentimentClassifier
+    from reviewops.schema import LABELS
     from reviewops.training.sentiment import train_sentiment
 
     settings = recipe_settings(workdir, recipe)
@@ -116,20 +164,140 @@ def run_one(parts: dict, recipe: list[str], split_name: str, workdir: Path) -> d
     result = train_sentiment(settings, parts["train"], parts["val"], workdir, resume=False)
     seconds = time.perf_counter() - t0
     clf = SentimentClassifier.load(result.model_dir, settings.sentiment)
-    preds = clf.predict(parts["test"]["text"].tolist())
+    test_logp = _log_proba(clf, parts["test"]["text"].tolist())
+    val_logp = _log_proba(clf, parts["val"]["text"].tolist())
+    preds = [LABELS[i] for i in test_logp.argmax(axis=1)]
     test = sentiment_metrics(parts["test"]["label"].tolist(), preds)
     return {
         "split": split_name,
         "labels": parts["test"]["label"].tolist(),
-        "predictions": list(preds),
+        "predictions": preds,
+        "test_logp": test_logp.round(5).tolist(),
+        "val_labels": parts["val"]["label"].tolist(),
+        "val_logp": val_logp.round(5).tolist(),
         "steps": result.global_step,
         "train_s": round(seconds, 1),
         "n_train": result.n_train,
         "val_macro_f1": result.metrics.get("eval/macro_f1"),
+        "bias": [result.metrics.get(f"train/threshold_bias_{label}") for label in LABELS],
         "test_rows": len(parts["test"]),
         "test_neutral": int((parts["test"]["label"] == "neutral").sum()),
         "test": test,
     }
+
+
+def with_fitted_bias(row: dict) -> dict:
+    """``row`` rescored with class biases fitted on its validation rows (recipe name + ``+thr``)."""
+    import numpy as np
+
+    from reviewops.evaluation.metrics import sentiment_metrics
+    from reviewops.schema import LABEL2ID, LABELS
+    from reviewops.training.sentiment import fit_class_bias
+
+    val_y = np.array([LABEL2ID[y] for y in row["val_labels"]])
+    bias = fit_class_bias(np.asarray(row["val_logp"]), val_y)
+    preds = [LABELS[i] for i in (np.asarray(row["test_logp"]) + bias).argmax(axis=1)]
+    return {
+        **row,
+        "recipe": row["recipe"] + THR,
+        "predictions": preds,
+        "bias": bias.tolist(),
+        "test": sentiment_metrics(row["labels"], preds),
+    }
+
+
+def _spread(values: list[float]) -> str:
+    """``mean ± sd [min, max]`` of per-split figures."""
+    import numpy as np
+
+    v = np.asarray(values, dtype=float)
+    sd = v.std(ddof=1) if len(v) > 1 else 0.0
+    return f"{v.mean():.3f} ± {sd:.3f} [{v.min():.3f}, {v.max():.3f}]"
+
+
+def print_table(results: list[dict]) -> None:
+    """One line per recipe and split: steps, seconds, val and dev-test F1s, fitted biases."""
+    width = max(9, *(len(r["recipe"]) for r in results))
+    print(
+        f"{'recipe':<{width}} {'split':>6} {'steps':>5} {'train s':>7} {'val F1':>6} {'dev F1':>7} "
+        f"{'F1 neg':>6} {'F1 neu':>6} {'F1 pos':>6}  test rows (neutral)  bias neg/neu/pos"
+    )
+    for r in results:
+        t = r["test"]
+        val = f"{r['val_macro_f1']:.3f}" if r["val_macro_f1"] is not None else "-"
+        bias = "/".join("-" if b is None else f"{b:+.2f}" for b in r.get("bias") or [])
+        print(
+            f"{r['recipe']:<{width}} {r['split']:>6} {r['steps']:>5} {r['train_s']:>7} {val:>6} "
+            f"{t['macro_f1']:>7.3f} {t['f1_negative']:>6.3f} {t['f1_neutral']:>6.3f} {t['f1_positive']:>6.3f}"
+            f"  {r['test_rows']} ({r['test_neutral']})  {bias}"
+        )
+
+
+def print_summary(results: list[dict], pooled: bool) -> None:
+    """Per recipe: dev-test macro-F1 and neutral F1 across splits (mean ± sd [min, max]), pooled figures."""
+    from reviewops.evaluation.metrics import sentiment_metrics
+
+    for name in dict.fromkeys(r["recipe"] for r in results):
+        rows = [r for r in results if r["recipe"] == name]
+        line = (
+            f"{name}: over {len(rows)} split(s) macro-F1 {_spread([r['test']['macro_f1'] for r in rows])}, "
+            f"neutral F1 {_spread([r['test']['f1_neutral'] for r in rows])}"
+        )
+        if pooled:
+            m = sentiment_metrics([y for r in rows for y in r["labels"]], [p for r in rows for p in r["predictions"]])
+            line += (
+                f"; pooled over all {sum(r['test_rows'] for r in rows)} rows: macro-F1 "
+                f"{m['macro_f1']:.3f} (neg {m['f1_negative']:.3f}, neu {m['f1_neutral']:.3f}, "
+                f"pos {m['f1_positive']:.3f}), accuracy {m['accuracy']:.3f}"
+            )
+        print(line)
+
+
+def _splits(args: argparse.Namespace, work: Path) -> dict:
+    """The development splits (folds or seeds) of the file without the benchmark's test rows."""
+    clean = clean_rows(args.data, work)
+    cfg = recipe_settings(work, []).split
+    holdout_seed = cfg.seed if args.holdout_seed is None else args.holdout_seed
+    held_out = set(seed_parts(clean, cfg, holdout_seed)["test"]["review_id"])
+    clean = clean[~clean["review_id"].isin(held_out)].reset_index(drop=True)
+    _log(
+        f"{len(held_out)} rows of the benchmark's test split (seed {holdout_seed}) left out; "
+        f"{len(clean)} rows for development splits"
+    )
+    if args.folds:
+        return {f"fold{i}": parts for i, parts in enumerate(fold_parts(clean, args.folds, cfg))}
+    return {f"seed{seed}": seed_parts(clean, cfg, seed) for seed in args.split_seeds}
+
+
+def _write(path: Path | None, results: list[dict]) -> None:
+    if path is not None:
+        path.write_text(json.dumps({"command": "python " + " ".join(sys.argv), "results": results}, indent=2))
+
+
+def run_recipes(args: argparse.Namespace) -> list[dict]:
+    """Train every recipe on every split (``--json`` rewritten after each, so a long run keeps its part)."""
+    results: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="reviewops-sentiment-") as tmp:
+        work = Path(tmp)
+        splits = _splits(args, work)
+        for name in args.recipes:
+            overrides = RECIPES[name] + list(args.set or [])
+            for split_name, parts in splits.items():
+                _log(f"recipe {name}, split {split_name}")
+                row = {"recipe": name, "overrides": overrides}
+                row.update(run_one(parts, overrides, split_name, work / f"{name}-{split_name}"))
+                results.append(row)
+                _write(args.json, results)
+                t = row["test"]
+                _log(f"  macro-F1 {t['macro_f1']:.3f}, neutral F1 {t['f1_neutral']:.3f} ({row['steps']} steps)")
+    return results
+
+
+def with_thresholds(results: list[dict]) -> list[dict]:
+    """``results`` plus the ``+thr`` rescoring of each trained row that did not tune thresholds itself."""
+    trained = [r for r in results if not r["recipe"].endswith(THR)]
+    untuned = [r for r in trained if not any("tune_thresholds=true" in o for o in r["overrides"])]
+    return trained + [with_fitted_bias(r) for r in untuned]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -163,66 +331,32 @@ def main(argv: list[str] | None = None) -> int:
         help="Split seed of the benchmark whose test rows are left out (default: "
         "params.yaml's split.seed, 42, which quality.py uses).",
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="An override added to every recipe (repeatable), e.g. train.profiles.cpu.sentiment_max_steps=150.",
+    )
     parser.add_argument("--json", type=Path, default=None, help="Also write the results here.")
+    parser.add_argument(
+        "--from-json",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="Train nothing: summarize the results of earlier --json runs (e.g. one per recipe, same folds).",
+    )
     args = parser.parse_args(argv)
-    if not args.data.is_file():
+    if args.from_json:
+        results = [r for path in args.from_json for r in json.loads(path.read_text())["results"]]
+    elif not args.data.is_file():
         print(f"skipped: {args.data} not found (the shared Amazon sample lives in ../shared/data/)")
         return 0
-
-    with tempfile.TemporaryDirectory(prefix="reviewops-sentiment-") as tmp:
-        work = Path(tmp)
-        clean = clean_rows(args.data, work)
-        cfg = recipe_settings(work, []).split
-        holdout_seed = cfg.seed if args.holdout_seed is None else args.holdout_seed
-        held_out = set(seed_parts(clean, cfg, holdout_seed)["test"]["review_id"])
-        clean = clean[~clean["review_id"].isin(held_out)].reset_index(drop=True)
-        _log(
-            f"{len(held_out)} rows of the benchmark's test split (seed {holdout_seed}) left out; "
-            f"{len(clean)} rows for development splits"
-        )
-        if args.folds:
-            splits = {f"fold{i}": parts for i, parts in enumerate(fold_parts(clean, args.folds, cfg))}
-        else:
-            splits = {f"seed{seed}": seed_parts(clean, cfg, seed) for seed in args.split_seeds}
-        results = []
-        for name in args.recipes:
-            for split_name, parts in splits.items():
-                _log(f"recipe {name}, split {split_name}")
-                row = run_one(parts, RECIPES[name], split_name, work / f"{name}-{split_name}")
-                results.append({"recipe": name, "overrides": RECIPES[name], **row})
-                t = row["test"]
-                _log(f"  macro-F1 {t['macro_f1']:.3f} ({row['steps']} steps, {row['train_s']} s)")
-
-    from reviewops.evaluation.metrics import sentiment_metrics
-
-    print(
-        f"{'recipe':<9} {'split':>6} {'steps':>5} {'train s':>7} {'val F1':>6} {'dev F1':>7} "
-        f"{'F1 neg':>6} {'F1 neu':>6} {'F1 pos':>6}  test rows (neutral)"
-    )
-    for r in results:
-        t = r["test"]
-        val = f"{r['val_macro_f1']:.3f}" if r["val_macro_f1"] is not None else "-"
-        print(
-            f"{r['recipe']:<9} {r['split']:>6} {r['steps']:>5} {r['train_s']:>7} {val:>6} "
-            f"{t['macro_f1']:>7.3f} {t['f1_negative']:>6.3f} {t['f1_neutral']:>6.3f} {t['f1_positive']:>6.3f}"
-            f"  {r['test_rows']} ({r['test_neutral']})"
-        )
-    for name in args.recipes:
-        rows = [r for r in results if r["recipe"] == name]
-        scores = [r["test"]["macro_f1"] for r in rows]
-        line = f"{name}: mean dev-test macro-F1 {sum(scores) / len(scores):.3f} over {len(scores)} split(s)"
-        if args.folds:
-            pooled = sentiment_metrics(
-                [y for r in rows for y in r["labels"]], [p for r in rows for p in r["predictions"]]
-            )
-            line += (
-                f"; pooled over all {sum(r['test_rows'] for r in rows)} rows: macro-F1 "
-                f"{pooled['macro_f1']:.3f} (neg {pooled['f1_negative']:.3f}, neu {pooled['f1_neutral']:.3f}, "
-                f"pos {pooled['f1_positive']:.3f}), accuracy {pooled['accuracy']:.3f}"
-            )
-        print(line)
-    if args.json:
-        args.json.write_text(json.dumps({"command": "python " + " ".join(sys.argv), "results": results}, indent=2))
+    else:
+        results = run_recipes(args)
+    results = with_thresholds(results)
+    print_table(results)
+    print_summary(results, pooled=bool(args.folds) or all(r["split"].startswith("fold") for r in results))
+    _write(args.json, results)
     return 0
 
 

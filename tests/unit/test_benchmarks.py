@@ -56,6 +56,60 @@ def test_recipe_benchmark_overrides_are_valid_settings(tmp_path):
     assert got["previous"].train.active.sentiment_patience == 3
 
 
+def test_recipe_benchmark_neutral_knobs_reach_training(tmp_path):
+    """Knobs config.py does not declare yet still reach train_sentiment (read with getattr)."""
+    from reviewops.training.sentiment import neutral_knobs
+
+    module = _recipes_module()
+    knobs = {
+        name: neutral_knobs(module.recipe_settings(tmp_path, module.RECIPES[name]).sentiment) for name in module.RECIPES
+    }
+    assert knobs["current"] == (0.0, "ce", False)
+    assert knobs["smooth"] == (0.1, "ce", False)
+    assert knobs["ordinal"] == (0.0, "ordinal", False)
+    assert knobs["ordinal-smooth"] == (0.1, "ordinal", False)
+    assert knobs["thresholds"] == (0.0, "ce", True)
+
+
+def _trained_row(recipe, overrides=()):
+    """A recipe's result row whose validation says: raise neutral by ~1 logit."""
+    val_logp = np.log([[0.6, 0.3, 0.1], [0.1, 0.3, 0.6], [0.8, 0.1, 0.1], [0.1, 0.1, 0.8]])
+    test_logp = np.log([[0.55, 0.35, 0.1], [0.9, 0.05, 0.05], [0.05, 0.05, 0.9]])
+    labels = ["neutral", "negative", "positive"]
+    return {
+        "recipe": recipe,
+        "overrides": list(overrides),
+        "split": "fold0",
+        "labels": labels,
+        "predictions": ["negative", "negative", "positive"],
+        "test_logp": test_logp.tolist(),
+        "val_labels": ["neutral", "neutral", "negative", "positive"],
+        "val_logp": val_logp.tolist(),
+        "steps": 1,
+        "train_s": 0.0,
+        "val_macro_f1": None,
+        "bias": [None, None, None],
+        "test_rows": 3,
+        "test_neutral": 1,
+        "test": {"macro_f1": 0.5, "f1_negative": 0.5, "f1_neutral": 0.0, "f1_positive": 1.0, "accuracy": 0.67},
+    }
+
+
+def test_recipe_benchmark_rescores_untuned_recipes_with_validation_biases(tmp_path, capsys):
+    module = _recipes_module()
+    rows = [_trained_row("current"), _trained_row("thresholds", ["sentiment.tune_thresholds=true"])]
+    got = module.with_thresholds(rows)
+    assert [r["recipe"] for r in got] == ["current", "thresholds", "current+thr"]  # tuned ones are not re-tuned
+    thr = got[-1]
+    assert thr["predictions"] == ["neutral", "negative", "positive"] and thr["test"]["macro_f1"] == 1.0
+    assert thr["bias"][2] == 0.0 and 0.7 < thr["bias"][1] - thr["bias"][0] <= 2.0
+    assert module.with_thresholds(got) == got  # a summary of summaries adds nothing twice
+    (tmp_path / "r.json").write_text(json.dumps({"results": rows}))
+    assert module.main(["--from-json", str(tmp_path / "r.json")]) == 0
+    out = capsys.readouterr().out
+    assert "current+thr: over 1 split(s) macro-F1 1.000" in out and "pooled over all 3 rows" in out
+
+
 def _recipes_json(preds_by_recipe, labels):
     return {
         "results": [{"recipe": name, "labels": labels, "predictions": preds} for name, preds in preds_by_recipe.items()]

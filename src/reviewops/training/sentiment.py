@@ -1,4 +1,11 @@
-"""Fine-tune the 3-class sentiment classifier, with class-weighted loss and best-macro-F1 model selection."""
+"""Fine-tune the 3-class sentiment classifier: class-weighted loss, best-macro-F1 selection, neutral-class aids.
+
+Three optional aids for the rare, in-between neutral class, each behind a ``sentiment.`` knob:
+``label_smoothing`` (cross-entropy against softened targets), ``loss: ordinal`` (cross-entropy
+plus the expected ordinal distance of the prediction, so negative <-> positive mistakes cost
+twice a neighbour's) and ``tune_thresholds`` (per-class logit biases fitted on validation to
+maximize macro-F1, folded into the classifier's output bias before saving: inference unchanged).
+"""
 
 from __future__ import annotations
 
@@ -32,6 +39,58 @@ from reviewops.training.common import (
 SENTIMENT_MIN_EVAL = 500
 
 Encoded = list[dict[str, Any]]
+LOSSES = ("ce", "ordinal")
+# Candidate logit biases for threshold tuning (the last class, positive, stays at 0: softmax is
+# shift-invariant). Coarse on purpose: validation holds a handful of neutral reviews.
+BIAS_GRID = np.round(np.arange(-2.0, 3.001, 0.25), 2)
+
+
+def neutral_knobs(cfg: Any) -> tuple[float, str, bool]:
+    """``(label_smoothing, loss, tune_thresholds)`` of ``sentiment`` config ``cfg`` (defaults where absent).
+
+    Raises:
+        ReviewOpsError: a loss other than ``ce``/``ordinal`` or a smoothing outside [0, 1).
+    """
+    smoothing = float(getattr(cfg, "label_smoothing", 0.0))
+    loss = str(getattr(cfg, "loss", "ce"))
+    if loss not in LOSSES:
+        raise ReviewOpsError(f"sentiment.loss must be one of {', '.join(LOSSES)}; got {loss!r}")
+    if not 0.0 <= smoothing < 1.0:
+        raise ReviewOpsError(f"sentiment.label_smoothing must be in [0, 1); got {smoothing}")
+    return smoothing, loss, bool(getattr(cfg, "tune_thresholds", False))
+
+
+def ordinal_costs(num_labels: int = len(LABELS)) -> np.ndarray:
+    """``|i - j|``: how far apart two labels are on the ordinal scale :data:`LABELS` is sorted by."""
+    ranks = np.arange(num_labels, dtype=np.float32)
+    return np.abs(ranks[:, None] - ranks[None, :])
+
+
+def macro_f1_of(y_true: np.ndarray, y_pred: np.ndarray, num_labels: int = len(LABELS)) -> float:
+    """Macro-F1 over ``num_labels`` classes (absent, never-predicted classes count 0, as sklearn's)."""
+    f1s = []
+    for c in range(num_labels):
+        tp = float(np.sum((y_pred == c) & (y_true == c)))
+        denom = float(np.sum(y_pred == c) + np.sum(y_true == c))
+        f1s.append(2 * tp / denom if denom else 0.0)
+    return float(np.mean(f1s))
+
+
+def fit_class_bias(logits: np.ndarray, labels: np.ndarray, grid: np.ndarray = BIAS_GRID) -> np.ndarray:
+    """Per-class logit biases that maximize macro-F1 of ``argmax(logits + bias)`` on these rows.
+
+    Every class but the last gets a bias from ``grid`` (the last stays 0); among the best
+    combinations the one nearest zero wins, so without a gain nothing moves.
+    """
+    logits, labels = np.asarray(logits, dtype=np.float64), np.asarray(labels, dtype=int)
+    k = logits.shape[1]
+    best, best_key = np.zeros(k), (macro_f1_of(labels, logits.argmax(axis=1), k), 0.0)
+    for combo in np.array(np.meshgrid(*[grid] * (k - 1), indexing="ij")).reshape(k - 1, -1).T:
+        bias = np.append(combo, 0.0)
+        key = (macro_f1_of(labels, (logits + bias).argmax(axis=1), k), -float(np.abs(bias).sum()))
+        if key > best_key:
+            best, best_key = bias, key
+    return best
 
 
 def class_weights(label_ids: np.ndarray | list[int], num_labels: int = len(LABELS)) -> np.ndarray:
@@ -42,17 +101,44 @@ def class_weights(label_ids: np.ndarray | list[int], num_labels: int = len(LABEL
     return np.clip(weights, 0.1, 10.0)
 
 
+def sentiment_loss(logits: Any, labels: Any, weight: Any = None, smoothing: float = 0.0, costs: Any = None) -> Any:
+    """Class-weighted, optionally smoothed cross-entropy; with ``costs`` plus the expected ordinal cost.
+
+    The expected cost is ``sum_k p_k * costs[y, k]`` under the predicted distribution, averaged
+    with the same per-row class weights as the cross-entropy: with :func:`ordinal_costs`, mass on
+    the opposite polarity costs twice mass on a neighbour (torch tensors in, a scalar out).
+    """
+    import torch
+
+    loss = torch.nn.functional.cross_entropy(logits, labels, weight=weight, label_smoothing=smoothing)
+    if costs is None:
+        return loss
+    expected = (logits.softmax(dim=-1) * costs.to(logits.device, logits.dtype)[labels]).sum(dim=-1)
+    row_w = torch.ones_like(expected) if weight is None else weight[labels]
+    return loss + (row_w * expected).sum() / row_w.sum()
+
+
 def _weighted_trainer_cls() -> Any:
     """The ``Trainer`` subclass with a class-weighted loss (built lazily: torch is heavy)."""
     import torch
     from transformers import Trainer
 
     class WeightedTrainer(Trainer):
-        """Cross-entropy with per-class weights, so rare neutral/negative reviews count."""
+        """Cross-entropy with per-class weights (rare neutral/negative reviews count), optional
+        label smoothing, optionally plus the expected ordinal distance (``loss="ordinal"``)."""
 
-        def __init__(self, *args: Any, class_weights: np.ndarray | None = None, **kwargs: Any) -> None:
+        def __init__(
+            self,
+            *args: Any,
+            class_weights: np.ndarray | None = None,
+            label_smoothing: float = 0.0,
+            loss: str = "ce",
+            **kwargs: Any,
+        ) -> None:
             super().__init__(*args, **kwargs)
             self.class_weights = None if class_weights is None else torch.tensor(class_weights, dtype=torch.float32)
+            self.label_smoothing = label_smoothing
+            self.costs = torch.tensor(ordinal_costs()) if loss == "ordinal" else None
             # compute_loss returns a per-batch mean: let the Trainer scale it for grad accumulation.
             self.model_accepts_loss_kwargs = False
 
@@ -61,7 +147,7 @@ def _weighted_trainer_cls() -> Any:
             outputs = model(**inputs)
             logits = outputs.logits.float()
             weight = None if self.class_weights is None else self.class_weights.to(logits.device)
-            loss = torch.nn.functional.cross_entropy(logits, labels, weight=weight)
+            loss = sentiment_loss(logits, labels, weight, self.label_smoothing, self.costs)
             return (loss, outputs) if return_outputs else loss
 
     return WeightedTrainer
@@ -151,6 +237,7 @@ def _trainer(
     from transformers import DataCollatorWithPadding
 
     prof = settings.train.active
+    smoothing, loss, _ = neutral_knobs(settings.sentiment)
     train_rows, val_rows = rows
     # Keep the checkpoint with the best validation macro-F1 (what the gate judges), not the lowest
     # loss: with class weights the two disagree, and the loss favours the majority class.
@@ -176,8 +263,57 @@ def _trainer(
         compute_metrics=_sentiment_metrics,
         callbacks=trainer_callbacks(settings, bool(val_rows), prof.sentiment_patience),
         class_weights=weights,
+        label_smoothing=smoothing,
+        loss=loss,
     )
     return quiet_stdout(trainer)
+
+
+def output_layer(model: Any) -> Any:
+    """The classifier's last ``Linear`` with one output per label (``classifier``, ``out_proj``, ``score``)."""
+    import torch
+
+    layers = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == len(LABELS)]
+    if not layers:
+        raise ReviewOpsError(f"{type(model).__name__} has no {len(LABELS)}-output linear layer to bias")
+    return layers[-1]
+
+
+def fold_class_bias(model: Any, bias: np.ndarray) -> None:
+    """Add ``bias`` (model output order) to the output layer's bias, so saved logits carry it.
+
+    Raises:
+        ReviewOpsError: the head has no bias term (e.g. decoder ``score`` heads), where a bias
+            added here would not survive saving and loading.
+    """
+    import torch
+
+    layer = output_layer(model)
+    if layer.bias is None:
+        raise ReviewOpsError(
+            f"sentiment.tune_thresholds needs a classifier head with a bias; {type(model).__name__}'s has none: "
+            "set sentiment.tune_thresholds=false"
+        )
+    with torch.no_grad():
+        layer.bias.add_(torch.as_tensor(bias, dtype=layer.bias.dtype, device=layer.bias.device))
+    # Recorded for lineage only: the bias already sits in the weights.
+    model.config.reviewops_class_bias = {LABELS[i]: float(b) for i, b in enumerate(bias)}
+
+
+def _tune_thresholds(trainer: Any, val_rows: Encoded) -> dict[str, float]:
+    """Fit per-class biases on validation (the kept model's logits), fold them in, report the gain."""
+    if not val_rows:
+        return {}
+    out = trainer.predict(Rows(val_rows))
+    logits = out.predictions[0] if isinstance(out.predictions, tuple) else out.predictions
+    logits, labels = np.asarray(logits, dtype=np.float64), np.asarray(out.label_ids, dtype=int)
+    bias = fit_class_bias(logits, labels)
+    fold_class_bias(trainer.model, bias)
+    return {
+        "train/threshold_val_macro_f1_before": macro_f1_of(labels, logits.argmax(axis=1)),
+        "train/threshold_val_macro_f1_after": macro_f1_of(labels, (logits + bias).argmax(axis=1)),
+        **{f"train/threshold_bias_{label}": float(b) for label, b in zip(LABELS, bias, strict=True)},
+    }
 
 
 def _final_metrics(
@@ -200,11 +336,13 @@ def train_sentiment(
     """Fine-tune ``settings.sentiment.model`` as a 3-class classifier; save to ``out_dir/sentiment``.
 
     Labels come from ``label_id`` (``schema.LABEL2ID``); with ``sentiment.class_weights`` the loss
-    is weighted by inverse label frequency of the training subset.
+    is weighted by inverse label frequency of the training subset; ``sentiment.label_smoothing``,
+    ``sentiment.loss`` and ``sentiment.tune_thresholds`` as the module docstring says (read with
+    defaults, so configs without them train as before).
 
     Raises:
-        ReviewOpsError: no labelled training rows, a pooling the encoder cannot use, or the base
-            model is not installed.
+        ReviewOpsError: no labelled training rows, a pooling the encoder cannot use, the base
+            model is not installed, a bad loss/smoothing knob, or thresholds on a bias-less head.
     """
     from transformers import set_seed
 
@@ -218,13 +356,16 @@ def train_sentiment(
     out_dir = Path(out_dir)
     ckpt_dir = out_dir / CHECKPOINTS_DIR / SENTIMENT_DIR
 
+    smoothing, loss, tune = neutral_knobs(cfg)
     train_df, val_df, n_reviews = _select_rows(settings, train_df, val_df)
     tokenizer, model = _load_base(base, settings)
     train_rows, val_rows = _encode(train_df, tokenizer, cfg.max_length), _encode(val_df, tokenizer, cfg.max_length)
     weights = class_weights(train_df["label_id"].astype(int).to_numpy()) if cfg.class_weights else None
     trainer = _trainer(settings, model, tokenizer, (train_rows, val_rows), weights, ckpt_dir)
-    job = fingerprint(base, "sentiment", prof, cfg.model_dump(mode="json"), train_rows)
+    knobs = {**cfg.model_dump(mode="json"), "label_smoothing": smoothing, "loss": loss}
+    job = fingerprint(base, "sentiment", prof, knobs, train_rows)
     output, resumed, skipped = train_with_resume(trainer, ckpt_dir, resume, job)
+    tuned = _tune_thresholds(trainer, val_rows) if tune else {}
 
     final_dir = out_dir / SENTIMENT_DIR
     trainer.model.save_pretrained(str(final_dir))
@@ -234,7 +375,7 @@ def train_sentiment(
         name=SENTIMENT_DIR,
         model_dir=str(final_dir),
         base_model=str(base),
-        metrics=_final_metrics(output.training_loss, history, len(train_rows) - n_reviews, weights),
+        metrics={**_final_metrics(output.training_loss, history, len(train_rows) - n_reviews, weights), **tuned},
         global_step=int(trainer.state.global_step),
         seconds=round(time.perf_counter() - start, 1),
         n_train=len(train_rows),

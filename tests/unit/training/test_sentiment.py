@@ -1,4 +1,4 @@
-"""Sentiment fine-tuning: class weights, saved labels, summaries as extra training rows."""
+"""Sentiment fine-tuning: class weights, saved labels, summaries as extra rows, neutral-class aids."""
 
 from __future__ import annotations
 
@@ -7,9 +7,19 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from reviewops.schema import LABELS
-from reviewops.training.sentiment import class_weights, train_sentiment
+from reviewops.training.sentiment import (
+    class_weights,
+    fit_class_bias,
+    fold_class_bias,
+    macro_f1_of,
+    neutral_knobs,
+    ordinal_costs,
+    sentiment_loss,
+    train_sentiment,
+)
 from tests.unit.training.helpers import quick_settings, synthetic_processed
 
 
@@ -44,3 +54,123 @@ def test_class_weights_are_balanced() -> None:
     weights = class_weights([0, 0, 0, 0, 1, 2, 2, 2])
     np.testing.assert_allclose(weights, [8 / 12, 8 / 3, 8 / 9])
     assert class_weights([2, 2])[0] == 1.0  # absent classes keep weight 1
+
+
+def test_fit_class_bias_raises_an_underpredicted_class_and_keeps_zero_without_gain() -> None:
+    # Neutral rows (label 1) whose neutral logit sits 0.6 below the winner: argmax never says neutral.
+    logits = np.array([[2.0, 1.4, 0.0]] * 4 + [[0.0, 1.4, 2.0]] * 4 + [[3.0, 0.0, 0.0]] * 4 + [[0.0, 0.0, 3.0]] * 4)
+    labels = np.array([1] * 8 + [0] * 4 + [2] * 4)
+    assert macro_f1_of(labels, logits.argmax(axis=1)) < 0.5
+    bias = fit_class_bias(logits, labels)
+    assert bias[2] == 0.0 and bias[1] > 0.6  # positive is the reference; neutral must gain > 0.6
+    assert macro_f1_of(labels, (logits + bias).argmax(axis=1)) == 1.0
+    # The smallest move that gets there wins: +0.75 on neutral, nothing on negative.
+    np.testing.assert_allclose(bias, [0.0, 0.75, 0.0])
+    perfect = np.eye(3)[labels] * 2.0
+    np.testing.assert_allclose(fit_class_bias(perfect, labels), [0.0, 0.0, 0.0])
+
+
+def test_ordinal_loss_charges_the_far_class_twice_a_neighbour() -> None:
+    import torch
+
+    costs = torch.tensor(ordinal_costs())
+    np.testing.assert_allclose(costs.numpy(), [[0, 1, 2], [1, 0, 1], [2, 1, 0]])
+    labels = torch.tensor([0])  # a negative review
+    to_neutral = torch.tensor([[0.0, 5.0, 0.0]])
+    to_positive = torch.tensor([[0.0, 0.0, 5.0]])
+    ce = torch.nn.functional.cross_entropy
+    assert ce(to_neutral, labels).item() == pytest.approx(ce(to_positive, labels).item())  # CE cannot tell
+    near = sentiment_loss(to_neutral, labels, costs=costs).item()
+    far = sentiment_loss(to_positive, labels, costs=costs).item()
+    p = torch.softmax(to_neutral, dim=-1)[0]
+    assert near == pytest.approx(ce(to_neutral, labels).item() + p[1].item() + 2 * p[2].item())
+    assert far - near == pytest.approx(p[1].item() - p[2].item(), abs=1e-5)  # the far mistake costs ~1 more
+    weight = torch.tensor([1.0, 4.0, 1.0])
+    both = torch.tensor([0, 1])
+    two = torch.tensor([[0.0, 5.0, 0.0], [0.0, 5.0, 0.0]])
+    weighted = sentiment_loss(two, both, weight, costs=costs).item()
+    expected_cost = (1.0 * (p[1] + 2 * p[2]) + 4.0 * (p[0] + p[2])).item() / 5.0
+    assert weighted == pytest.approx(ce(two, both, weight=weight).item() + expected_cost, rel=1e-5)
+    smoothed = sentiment_loss(to_neutral, labels, smoothing=0.1).item()
+    assert smoothed == pytest.approx(ce(to_neutral, labels, label_smoothing=0.1).item())
+
+
+def test_neutral_knobs_default_to_the_old_recipe_and_refuse_bad_values() -> None:
+    from types import SimpleNamespace
+
+    from reviewops.errors import ReviewOpsError
+
+    assert neutral_knobs(SimpleNamespace()) == (0.0, "ce", False)
+    assert neutral_knobs(SimpleNamespace(label_smoothing=0.1, loss="ordinal", tune_thresholds=True)) == (
+        0.1,
+        "ordinal",
+        True,
+    )
+    with pytest.raises(ReviewOpsError, match="sentiment.loss"):
+        neutral_knobs(SimpleNamespace(loss="focal"))
+    with pytest.raises(ReviewOpsError, match="sentiment.label_smoothing"):
+        neutral_knobs(SimpleNamespace(label_smoothing=1.0))
+
+
+def _with_knobs(settings, **knobs):  # noqa: ANN001, ANN202
+    """``settings`` with sentiment knobs config.py may not declare yet (training reads them with getattr)."""
+    return settings.model_copy(update={"sentiment": settings.sentiment.model_copy(update=knobs)})
+
+
+def _unbiased_twin(model_dir: str, bias: np.ndarray, cfg):  # noqa: ANN001, ANN202
+    """The saved classifier with ``bias`` taken back out of its output layer."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from reviewops.models.sentiment import POOLING_ATTR, SentimentClassifier, apply_pooling
+
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir)
+    apply_pooling(model, getattr(model.config, POOLING_ATTR))
+    with torch.no_grad():
+        model.classifier.bias.sub_(torch.tensor(bias, dtype=torch.float32))
+    return SentimentClassifier(model.eval(), SentimentClassifier.load(model_dir, cfg).tokenizer, cfg)
+
+
+def _assert_shifted_by(got: np.ndarray, base: np.ndarray, bias: np.ndarray) -> None:
+    """log softmax(z + b) - log softmax(z) = b - (a per-row constant)."""
+    shift = got - base - bias
+    np.testing.assert_allclose(shift - shift[:, :1], 0.0, atol=1e-4)
+
+
+def test_fold_class_bias_travels_with_the_saved_model(tmp_path: Path, tiny: dict[str, Path]) -> None:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from reviewops.config import SentimentConfig
+    from reviewops.models.sentiment import SentimentClassifier, apply_pooling
+
+    model = AutoModelForSequenceClassification.from_pretrained(str(tiny["encoder"]), num_labels=3)
+    apply_pooling(model, "mean")
+    bias = np.array([0.5, 1.25, 0.0])
+    fold_class_bias(model, bias)
+    model.save_pretrained(tmp_path / "m")
+    AutoTokenizer.from_pretrained(str(tiny["encoder"])).save_pretrained(tmp_path / "m")
+    cfg = SentimentConfig(max_length=32)
+    texts = synthetic_processed(12)["text"].tolist()
+    got = np.log(SentimentClassifier.load(tmp_path / "m", cfg).predict_proba(texts))
+    _assert_shifted_by(got, np.log(_unbiased_twin(str(tmp_path / "m"), bias, cfg).predict_proba(texts)), bias)
+
+
+def test_tuned_thresholds_are_folded_into_the_saved_head(tmp_path: Path, tiny: dict[str, Path]) -> None:
+    """Training with tune_thresholds saves the fitted biases in the head (predict_proba unchanged)."""
+    from reviewops.models.sentiment import SentimentClassifier
+
+    df = synthetic_processed(40)
+    settings = quick_settings(tmp_path, tiny["causal"], tiny["encoder"], sentiment_max_steps=2)
+    plain = train_sentiment(settings, df, df[24:], tmp_path / "plain", resume=False)
+    assert "train/threshold_bias_neutral" not in plain.metrics  # off by default
+    tuned_settings = _with_knobs(settings, tune_thresholds=True, label_smoothing=0.1, loss="ordinal")
+    tuned = train_sentiment(tuned_settings, df, df[24:], tmp_path / "tuned", resume=False)
+    bias = np.array([tuned.metrics[f"train/threshold_bias_{label}"] for label in LABELS])
+    assert bias[2] == 0.0 and set(bias) <= set(np.round(np.arange(-2.0, 3.001, 0.25), 2))
+    assert tuned.metrics["train/threshold_val_macro_f1_after"] >= tuned.metrics["train/threshold_val_macro_f1_before"]
+    config = json.loads((Path(tuned.model_dir) / "config.json").read_text())
+    assert config["reviewops_class_bias"] == dict(zip(LABELS, bias.tolist(), strict=True))
+    texts = df["text"].tolist()[:12]
+    got = np.log(SentimentClassifier.load(tuned.model_dir, tuned_settings.sentiment).predict_proba(texts))
+    base = np.log(_unbiased_twin(tuned.model_dir, bias, tuned_settings.sentiment).predict_proba(texts))
+    _assert_shifted_by(got, base, bias)

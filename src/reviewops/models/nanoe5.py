@@ -209,6 +209,8 @@ def bert_config(model: PackedModel) -> dict[str, Any]:
         "layer_norm_eps": float(np.float32(hp["eps"])),
         "initializer_range": 0.02,
         "pad_token_id": model.specials["pad"],
+        "bos_token_id": model.specials["bos"],
+        "eos_token_id": model.specials["eos"],
         "position_embedding_type": "absolute",
         "tokenizer_class": "XLMRobertaTokenizer",
         "dtype": "float32",

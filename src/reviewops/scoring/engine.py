@@ -11,9 +11,9 @@ them all, one file per block::
       -> rows back on the driver, per partition
 
 On a Ray this process started (one node: every actor sees the staged files) the actors read the
-files themselves (``from_items(paths) -> map_batches(StagedFilePredictor)``): no read tasks, so no
-worker process kept for them (~250 MB RSS measured). That local Ray also leaves out what a one-run
-cluster never uses (:func:`start_local_ray`). A joined cluster keeps the read tasks.
+files themselves (``from_items(paths) -> map_batches(StagedFilePredictor)``): no read tasks, no
+worker kept for them (~250 MB RSS); that Ray also drops what one run never uses
+(:func:`start_local_ray`). A joined cluster keeps the read tasks.
 
 Blocks of a fixed size keep memory flat in rows: one block feeds one actor, so small blocks give
 every actor work without a ``repartition`` step (whose worker grew from 367 to 949 MB between
@@ -26,10 +26,9 @@ and hands them to ``write``, which writes ``part-<i>.parquet`` atomically. Ray's
 would break resume.
 
 Actors ask for ``score.actor_cpus`` (0.5 by default): actors that claim every CPU leave none to
-the read tasks, and the pipeline waits forever ("backpressured:
-ResourceBudget"). The read tasks are pinned to the driver's node, where the staged files are
-(label ``ray.io/node-id``); the actors run anywhere. Only single-node runs were checked here:
-on a multi-node cluster, put ``--out`` on a filesystem every node sees to be safe.
+the read tasks, and the pipeline waits forever ("backpressured: ResourceBudget"). The read tasks
+are pinned to the driver's node, where the staged files are (label ``ray.io/node-id``); the
+actors run anywhere. On a multi-node cluster, put ``--out`` on a filesystem every node sees.
 """
 
 from __future__ import annotations
@@ -119,9 +118,8 @@ def _configure_ray_data() -> None:
     """No Ray Data progress bars or per-execution log lines (the CLI shows its own progress); bounded memory.
 
     The object store budget caps the blocks read ahead of the actors. ``read_parquet``'s V2
-    datasource is turned off: it starts a pool of ``FooterReader`` actors (up to 32; 2.8 GB in all
-    at 300k rows here) to index the staged files and bin-packs them into 128 MiB blocks, while
-    the V1 one reads each staged file as one block with plain tasks.
+    datasource is off: it starts up to 32 ``FooterReader`` actors (2.8 GB at 300k rows here) and
+    bin-packs files into 128 MiB blocks; V1 reads each staged file as one block with plain tasks.
     """
     import ray.data
 
@@ -145,11 +143,10 @@ def ray_session(settings: Settings, *, address: str | None = None, log: Callable
     """Join a Ray cluster or start a local one for the block; yields a description of it.
 
     A Ray already initialized in this process (a test fixture, a notebook) is used as it is and
-    left running. A local Ray started here uses ``score.ray_num_cpus`` CPUs (None = all), no
-    dashboard and no usage telemetry, and is shut down at the end.
+    left running; a local one started here (:func:`start_local_ray`) is shut down at the end.
 
     Raises:
-        ReviewOpsError: the cluster at ``address`` cannot be reached.
+        ReviewOpsError: the cluster at ``address`` cannot be reached, or cannot start one actor.
     """
     import ray
 
@@ -174,7 +171,7 @@ def ray_session(settings: Settings, *, address: str | None = None, log: Callable
     _configure_ray_data()
     try:
         resources = ray.cluster_resources()
-        check_gpus(settings, resources.get("GPU", 0.0))
+        check_actor_resources(settings, resources)
         info = {"address": target or "local", "cpus": resources.get("CPU"), "initialized_here": started}
         say(f"Ray: {info['address']} ({info['cpus']:g} CPUs)")
         yield info
@@ -187,8 +184,8 @@ def start_local_ray(settings: Settings) -> None:
     """``ray.init`` of a new local Ray for one run, without the processes such a run never uses.
 
     ``address="local"``: a new instance, even when ``ray start`` left one running on this machine.
-    ``score.ray_num_cpus`` CPUs (None = all), no dashboard, no log streaming, no prestarted
-    workers (:data:`LOCAL_SYSTEM_CONFIG`); then :func:`_stop_unused_head_processes`.
+    ``score.ray_num_cpus`` CPUs (None = all), no dashboard, no log streaming, no usage stats, no
+    prestarted workers (:data:`LOCAL_SYSTEM_CONFIG`); then :func:`_stop_unused_head_processes`.
     """
     import ray
 
@@ -204,13 +201,11 @@ def start_local_ray(settings: Settings) -> None:
 
 
 def _stop_unused_head_processes() -> None:
-    """Stop what ``ray.init`` always starts and a one-run local Ray never uses (~270 MB RSS at 100k rows).
+    """Stop what ``ray.init`` always starts (``ray start`` need not) and one local run never uses (~270 MB RSS).
 
-    ``ray start`` can leave them out (``--no-monitor``, ``--include-log-monitor``), ``ray.init``
-    cannot: the autoscaler monitor (a local cluster never scales), the log monitor (it streams
-    worker logs to the driver: ``log_to_driver=False``) and the dashboard head (without the
-    dashboard it only reports usage stats, which are off). The raylet, GCS and the raylet's
-    agents stay (the raylet exits when an agent dies). Best effort: a Ray without these methods keeps them.
+    The autoscaler monitor (a local cluster never scales), the log monitor (``log_to_driver=False``)
+    and the dashboard head (only usage stats without the dashboard: off). The raylet exits when one
+    of its agents dies: they stay. Best effort: a Ray without these methods keeps the processes.
     """
     node = _head_node_started_here()
     for stop in UNUSED_HEAD_PROCESSES:
@@ -228,19 +223,23 @@ def _head_node_started_here() -> Any:
     return node if getattr(node, "head", False) else None
 
 
-def check_gpus(settings: Settings, available: float) -> None:
-    """Refuse ``score.actor_gpus`` the cluster cannot give one actor: Ray would wait for a GPU forever.
+def check_actor_resources(settings: Settings, resources: Mapping[str, float]) -> None:
+    """Refuse actors the cluster cannot start even once: Ray would wait forever (a pool that fits partly runs).
 
     Raises:
-        ReviewOpsError: ``score.actor_gpus`` > 0 and the cluster has fewer GPUs than one actor asks for.
+        ReviewOpsError: ``score.actor_gpus`` (or ``actor_cpus``) asks for more than the whole cluster has.
     """
-    wanted = settings.score.actor_gpus
-    if wanted > 0 and available < wanted:
-        raise ReviewOpsError(
-            f"score.actor_gpus={wanted:g} but the Ray cluster has {available:g} GPUs, so the actors would never "
-            "start; set score.actor_gpus=0 for CPU actors (--set score.actor_gpus=0) or use a cluster with GPU "
-            "nodes (--ray-address)"
-        )
+    cfg = settings.score
+    for key, resource, wanted, fix in (
+        ("actor_gpus", "GPU", cfg.actor_gpus, "set score.actor_gpus=0 for CPU actors, or use a cluster with GPU nodes"),
+        ("actor_cpus", "CPU", cfg.actor_cpus, "lower score.actor_cpus"),
+    ):
+        available = float(resources.get(resource, 0.0))
+        if wanted > 0 and available < wanted:
+            raise ReviewOpsError(
+                f"score.{key}={wanted:g} but the Ray cluster has {available:g} {resource}s, so no actor could "
+                f"ever start; {fix} (--set score.{key}=...)"
+            )
 
 
 def stage_partition(
@@ -332,9 +331,8 @@ def scored_batches(
 def release_memory() -> None:
     """Hand the driver's freed memory back to the system: Arrow's pool, then glibc's heap (where there is one).
 
-    Both allocators keep freed pages for reuse: after the input pass (a ``score.chunk_rows``
-    partition read, checked, cleaned and staged at a time) the driver held ~400 MB, ~220 MB
-    after this (100k rows, measured); after each partition written it keeps the driver flat.
+    Both keep freed pages: after the input pass of 100k rows the driver held ~400 MB, ~220 MB after
+    this (measured); after each partition written it keeps the driver flat.
     """
     gc.collect()
     pa.default_memory_pool().release_unused()

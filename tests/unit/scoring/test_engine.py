@@ -144,12 +144,14 @@ def test_private_parquet_is_owner_only(tmp_path):
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
 
 
-def test_gpus_the_cluster_lacks_are_refused_in_one_line():
-    engine.check_gpus(Settings(), 0.0)  # CPU actors: nothing asked
-    engine.check_gpus(Settings(score={"actor_gpus": 0.5}), 1.0)
+def test_actors_the_cluster_cannot_start_are_refused_in_one_line():
+    engine.check_actor_resources(Settings(), {"CPU": 2.0})  # CPU actors, half a CPU each
+    engine.check_actor_resources(Settings(score={"actor_gpus": 0.5, "actors": 4}), {"CPU": 2.0, "GPU": 1.0})
     with pytest.raises(ReviewOpsError, match=r"^score.actor_gpus=1 but the Ray cluster has 0 GPUs") as caught:
-        engine.check_gpus(Settings(score={"actor_gpus": 1}), 0.0)
+        engine.check_actor_resources(Settings(score={"actor_gpus": 1}), {"CPU": 2.0})
     assert "\n" not in str(caught.value) and "score.actor_gpus=0" in str(caught.value)
+    with pytest.raises(ReviewOpsError, match=r"^score.actor_cpus=4 but the Ray cluster has 2 CPUs"):
+        engine.check_actor_resources(Settings(score={"actor_cpus": 4}), {"CPU": 2.0})
 
 
 def _ray_processes() -> list[str]:

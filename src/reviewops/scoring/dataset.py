@@ -49,6 +49,7 @@ _TYPES = {
     "p_neutral": pa.float32(),
     "p_positive": pa.float32(),
     "summary": pa.string(),
+    "summary_contradicts": pa.bool_(),
     "sentiment_model": pa.string(),
     "summarizer_model": pa.string(),
     "sentiment_version": pa.string(),
@@ -56,6 +57,9 @@ _TYPES = {
     "scored_at": pa.timestamp("us", tz="UTC"),
 }
 SCORED_SCHEMA = pa.schema([(name, _TYPES[name]) for name in SCORED_COLUMNS])
+# summary_contradicts is None where a row has no summary: read it as pandas' nullable boolean, so
+# a read with and without nulls (a filtered one) gives the same dtype.
+_NULLABLE_BOOL = {pa.bool_(): pd.BooleanDtype()}.get
 
 
 def batch_dir(out_dir: Path | str, batch: str) -> Path:
@@ -248,6 +252,6 @@ def read_scored(
     expr = scored_filter(product_id, start, end)
     groups = scored_row_groups(out_dir, batch, product_id=product_id, start=start, end=end)
     if not groups:
-        return SCORED_SCHEMA.empty_table().select(wanted).to_pandas()
+        return SCORED_SCHEMA.empty_table().select(wanted).to_pandas(types_mapper=_NULLABLE_BOOL)
     dataset = ds.FileSystemDataset(groups, schema=SCORED_SCHEMA, format=ds.ParquetFileFormat())
-    return dataset.to_table(columns=wanted, filter=expr).to_pandas()
+    return dataset.to_table(columns=wanted, filter=expr).to_pandas(types_mapper=_NULLABLE_BOOL)

@@ -39,6 +39,7 @@ SCORED_COLUMNS = [
     "sentiment",
     *PROBA_COLUMNS,
     "summary",
+    "summary_contradicts",
     "sentiment_model",
     "summarizer_model",
     "sentiment_version",
@@ -193,6 +194,7 @@ class ReviewPredictor:
         for j, column in enumerate(PROBA_COLUMNS):
             out[column] = proba[:, j].astype(np.float32)
         out["summary"] = self._summaries(texts, out)
+        out["summary_contradicts"] = self._contradictions(proba, out["summary"].tolist())
         out["language"] = _languages(out, texts)
         sentiment, summarizer = self.models.sentiment, self.models.summarizer
         out["sentiment_model"], out["sentiment_version"] = sentiment.name, sentiment.version
@@ -222,6 +224,23 @@ class ReviewPredictor:
             for i, summary in zip(picked, made, strict=True):
                 results[i] = summary
         return results
+
+    def _contradictions(self, proba: np.ndarray, summaries: list[str | None]) -> list[bool | None]:
+        """Whether each summary contradicts its review (predicted labels, positive vs negative); None without one."""
+        from reviewops.evaluation.faithfulness import check_summaries
+
+        picked = [i for i, s in enumerate(summaries) if s is not None]
+        flags: list[bool | None] = [None] * len(summaries)
+        if picked:
+            check = check_summaries(
+                self.classifier,
+                [str(summaries[i]) for i in picked],
+                review_proba=proba[picked],
+                batch_size=self.forward_batch,
+            )
+            for i, flag in zip(picked, check.contradiction, strict=True):
+                flags[i] = flag
+        return flags
 
 
 class StagedFilePredictor:

@@ -138,3 +138,13 @@ def test_predictor_without_a_summarizer(tiny_models):
     assert out["summary"].isna().all() and out["summarizer_model"].isna().all()
     empty = ReviewPredictor(settings=settings, models=models)(_batch().iloc[0:0])
     assert list(empty.columns) == SCORED_COLUMNS and len(empty) == 0
+
+
+def test_predictor_flags_summaries_that_contradict_the_review(predictor, tiny_models):
+    from reviewops.evaluation.faithfulness import contradiction_flags
+
+    out = predictor(_batch())
+    read = predictor.classifier.predict(out["summary"].tolist())
+    assert out["summary_contradicts"].tolist() == contradiction_flags(out["sentiment"].tolist(), read)
+    forced = predictor(_batch().assign(summarize=[True, False, False, True]))
+    assert forced["summary_contradicts"].isna().tolist() == [False, True, True, False]  # no summary, no flag

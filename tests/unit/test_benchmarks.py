@@ -183,3 +183,51 @@ def test_score_scale_steady_rate_times_the_partitions_after_the_first():
     ]
     assert module.steady_rate(events, batch_size=256) == 3000 / 6
     assert module.steady_rate(events[:3], batch_size=256) is None  # two partitions: nothing to time
+
+
+def test_int8_benchmark_rates_and_targets():
+    """benchmarks/int8.py: alternating timed passes give wall and CPU-time rates; the targets read them."""
+    module = _module("int8")
+    calls = []
+    runs = {name: ((lambda n=name: calls.append(n)), 10) for name in ("fp32", "int8")}
+    rates = module.timed_rates(runs, threads=1, repeats=3)
+    assert calls == ["fp32", "int8"] * 3  # passes alternate, so a busy spell hits both
+    assert set(rates) == {"fp32", "int8"}
+    assert all(r["best_per_s"] >= r["median_per_s"] > 0 and r["per_cpu_s"] > 0 for r in rates.values())
+    speed = {"1": {"speedup": 2.1, "speedup_cpu_time": 1.9}}
+    got = module.targets({"sentiment": {"speed": speed, "macro_f1_delta": -0.004}})
+    assert [t["verdict"] for t in got] == ["PASS", "FAIL", "PASS"]
+    got = module.targets({"sentiment": {"speed": speed, "macro_f1_delta": 0.006}})
+    assert got[2]["value"] == 0.006 and got[2]["verdict"] == "FAIL"
+
+
+@pytest.mark.slow  # fine-tunes a tiny encoder on the shared Fine Food sample (quick profile)
+def test_int8_benchmark_runs_on_a_tiny_model(tmp_path):
+    """benchmarks/int8.py end to end: fp32 and int8 of the same fine-tuned model on the same test rows,
+    with the split recorded beside the kept model."""
+    from reviewops.testing.tiny import build_tiny_encoder
+
+    module = _module("int8")
+    if not module.DEFAULT_DATA.is_file():
+        pytest.skip(f"{module.DEFAULT_DATA} not found")
+    base, kept, out = build_tiny_encoder(tmp_path / "base"), tmp_path / "kept", tmp_path / "int8.json"
+    cmd = [sys.executable, str(BENCHMARKS / "int8.py"), "--set", f"sentiment.model={base}"]
+    cmd += ["--set", "train.profile=quick", "--speed-rows", "16", "--repeats", "1", "--skip-summarizer"]
+    cmd += ["--model", str(kept), "--json", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=BENCHMARKS.parent)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(out.read_text(encoding="utf-8"))
+    s = report["sentiment"]
+    assert s["test_rows"] > 300 and s["speed_rows"] == 16  # the 0.45 test split of the 1k sample
+    assert set(s["quality"]) == {"fp32", "int8"} and 0 <= s["agreement"] <= 1
+    assert s["macro_f1_delta"] == pytest.approx(
+        s["quality"]["int8"]["macro_f1"] - s["quality"]["fp32"]["macro_f1"], abs=1e-4
+    )
+    assert "1" in s["speed"] and all(
+        r["fp32"]["best_per_s"] > 0 and r["int8"]["best_per_s"] > 0 for r in s["speed"].values()
+    )
+    record = json.loads((kept / module.SPLIT_FILE).read_text(encoding="utf-8"))
+    assert len(record["test_review_ids"]) == s["test_rows"]
+    assert [t["verdict"] in ("PASS", "FAIL") for t in report["targets"]] == [True] * 3
+    for heading in ("## Sentiment", "| fp32 |", "| int8 |", "## Targets"):
+        assert heading in proc.stdout

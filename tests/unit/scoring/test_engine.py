@@ -116,6 +116,7 @@ def _scored(n: int) -> pd.DataFrame:
             "p_neutral": 0.2,
             "p_positive": 0.7,
             "summary": None,
+            "summary_contradicts": None,
             "sentiment_model": "m",
             "summarizer_model": None,
             "sentiment_version": "3",

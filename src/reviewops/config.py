@@ -139,6 +139,13 @@ class SentimentConfig(_Strict):
     # transformer checkpoints were trained for), "cls" (the architecture's own [CLS] pooler), or
     # "auto" = mean where the architecture has a pooler module (BERT family), else cls.
     pooling: Literal["auto", "cls", "mean"] = "auto"
+    # Neutral-class aids (issue #14), off until the grouped CV of benchmarks/sentiment_recipes.py
+    # shows they help: label smoothing of the targets; "ordinal" = cross-entropy plus the expected
+    # distance between classes (negative<->positive costs twice a neighbour); per-class logit biases
+    # fitted on validation for macro-F1 and folded into the output layer's bias (inference unchanged).
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    loss: Literal["ce", "ordinal"] = "ce"
+    tune_thresholds: bool = False
 
 
 class TrainConfig(_Strict):

@@ -240,9 +240,25 @@ def quantize_int8(model: Any, keep: tuple[str, ...] = ("classifier",), engine: s
         before = torch.backends.quantized.engine
         torch.backends.quantized.engine = engine or before
         try:
-            return quantize_dynamic(model, spec, dtype=torch.qint8, inplace=False)
+            quantized = quantize_dynamic(model, spec, dtype=torch.qint8, inplace=False)
         finally:
             torch.backends.quantized.engine = before
+    if engine == "onednn":
+        _full_range_activations(quantized)
+    return quantized
+
+
+def _full_range_activations(model: Any) -> None:
+    """Let oneDNN-packed dynamic Linear layers quantize activations to all 8 bits.
+
+    torch's module (version 4) always asks for ``reduce_range`` (7-bit activations), which only
+    fbgemm's AVX2 kernels need against overflow; a version-3 module calls the same op without it.
+    On the fine-tuned MiniLM (497 Fine Food test rows, benchmarks/int8.py's model) argmax agreement
+    with fp32 rose from 0.966 to 0.986 and the largest probability difference fell from 0.46 to 0.24.
+    """
+    for module in model.modules():
+        if hasattr(module, "_packed_params") and getattr(module, "version", None) == 4:
+            module.version = 3
 
 
 class SentimentClassifier:

@@ -109,3 +109,17 @@ def test_int8_engine_packs_for_onednn_only_on_amx_cpus_and_restores_the_process_
     for engine in ("auto", None, "onednn" if onednn else None):
         quantize_int8(model, engine=engine)
         assert torch.backends.quantized.engine == before
+
+
+def test_onednn_packing_quantizes_activations_to_all_8_bits(mean_dir: Path) -> None:
+    import torch
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+
+    if "onednn" not in torch.backends.quantized.supported_engines:
+        pytest.skip("this torch has no oneDNN quantized engine")
+    model = SentimentClassifier.load(mean_dir, CFG).model
+    versions = {
+        e: {m.version for m in quantize_int8(model, engine=e).modules() if isinstance(m, DynamicLinear)}
+        for e in ("onednn", None)
+    }
+    assert versions == {"onednn": {3}, None: {4}}  # version 3 calls the op without reduce_range

@@ -163,6 +163,8 @@ class ReviewPredictor:
         self.keep = list(keep)
         self.classifier = SentimentClassifier.load(models.sentiment.path, settings.sentiment)
         self.classifier.model = self.classifier.model.to(device=device, dtype=dtype)
+        if device.type == "cpu" and settings.sentiment.inference == "int8":
+            self.classifier = self.classifier.quantized()
         self.summarizer = None
         if models.summarizer is not None:
             self.summarizer = Summarizer.load(models.summarizer.path, settings.summarizer)

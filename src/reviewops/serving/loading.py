@@ -127,7 +127,8 @@ def load_models(service: Any, settings: Settings) -> LoadedModels:
     except Exception as exc:
         raise RuntimeError(f"summarizer {sum_dir}: {one_line(exc)}") from exc
     try:
-        classifier = SentimentClassifier.load(sent_dir, sent_cfg)
+        # the deployment's choice, not the packaged section's: flipping it needs no repackaging
+        classifier = SentimentClassifier.load(sent_dir, sent_cfg, inference=settings.sentiment.inference)
     except Exception as exc:
         raise RuntimeError(f"sentiment model {sent_dir}: {one_line(exc)}") from exc
     return LoadedModels(summarizer, classifier, summarizer_info, sentiment_info)

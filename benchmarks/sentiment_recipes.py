@@ -265,8 +265,13 @@ def _splits(args: argparse.Namespace, work: Path) -> dict:
         f"{len(clean)} rows for development splits"
     )
     if args.folds:
-        return {f"fold{i}": parts for i, parts in enumerate(fold_parts(clean, args.folds, cfg))}
-    return {f"seed{seed}": seed_parts(clean, cfg, seed) for seed in args.split_seeds}
+        splits = {f"fold{i}": parts for i, parts in enumerate(fold_parts(clean, args.folds, cfg))}
+    else:
+        splits = {f"seed{seed}": seed_parts(clean, cfg, seed) for seed in args.split_seeds}
+    unknown = set(args.splits or []) - set(splits)
+    if unknown:
+        raise SystemExit(f"--splits {sorted(unknown)} not among {sorted(splits)}")
+    return {name: parts for name, parts in splits.items() if not args.splits or name in args.splits}
 
 
 def _write(path: Path | None, results: list[dict]) -> None:
@@ -330,6 +335,13 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="Split seed of the benchmark whose test rows are left out (default: "
         "params.yaml's split.seed, 42, which quality.py uses).",
+    )
+    parser.add_argument(
+        "--splits",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help="Train only these splits (e.g. fold1 fold2: the rest of an interrupted run; merge with --from-json).",
     )
     parser.add_argument(
         "--set",

@@ -28,9 +28,7 @@ overrides to every recipe, e.g. fewer steps for a quick comparison):
 
 Every recipe trained without ``tune_thresholds`` is also scored as ``<recipe>+thr``: the same
 validation-fitted biases (``training.sentiment.fit_class_bias``, what ``tune_thresholds`` does
-inside training) applied to its test log-probabilities, at no extra training. Knobs that
-``config.py`` does not know yet (``sentiment.label_smoothing``, ``sentiment.loss``,
-``sentiment.tune_thresholds``) are set on the loaded settings instead of through params.yaml.
+inside training) applied to its test log-probabilities, at no extra training.
 
     python benchmarks/sentiment_recipes.py --folds 5             # all recipes, grouped 5-fold CV
     python benchmarks/sentiment_recipes.py --recipes current --split-seeds 7 11 19 --json /tmp/s.json
@@ -81,30 +79,9 @@ def _quality():
     return quality
 
 
-def _pending(recipe: list[str]) -> tuple[list[str], dict]:
-    """``recipe`` split into overrides params.yaml accepts and ``sentiment.`` knobs config.py lacks."""
-    import yaml
-
-    from reviewops.config import SentimentConfig
-
-    known, pending = [], {}
-    for item in recipe:
-        key, _, value = item.partition("=")
-        section, _, name = key.partition(".")
-        if section == "sentiment" and name not in SentimentConfig.model_fields:
-            pending[name] = yaml.safe_load(value)
-        else:
-            known.append(item)
-    return known, pending
-
-
 def recipe_settings(workdir: Path, recipe: list[str]):
     """params.yaml as quality.py loads it (outputs in ``workdir``, 80/20 split), cpu profile, ``recipe``."""
-    known, pending = _pending(recipe)
-    settings = _quality()._settings(ROOT / "params.yaml", workdir, "cpu", known)
-    if pending:  # read by training with getattr until config.py declares them
-        settings = settings.model_copy(update={"sentiment": settings.sentiment.model_copy(update=pending)})
-    return settings
+    return _quality()._settings(ROOT / "params.yaml", workdir, "cpu", recipe)
 
 
 def clean_rows(data: Path, workdir: Path):

@@ -57,7 +57,7 @@ def test_recipe_benchmark_overrides_are_valid_settings(tmp_path):
 
 
 def test_recipe_benchmark_neutral_knobs_reach_training(tmp_path):
-    """Knobs config.py does not declare yet still reach train_sentiment (read with getattr)."""
+    """The recipes set the neutral-class knobs training reads."""
     from reviewops.training.sentiment import neutral_knobs
 
     module = _recipes_module()

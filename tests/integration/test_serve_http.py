@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
+import yaml
 
 from reviewops.schema import LABELS
+from reviewops.testing.scored import write_scored
 from reviewops.testing.tiny import build_tiny_causal_lm, build_tiny_encoder
 
 pytestmark = pytest.mark.integration
 
+REPO = Path(__file__).resolve().parents[2]
 TOKEN = "integration-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -21,7 +25,13 @@ def server(tmp_path_factory):
     from reviewops.testing.server import serving
 
     root = tmp_path_factory.mktemp("serve-http")
+    # serve.scored_dir -> a small scored dataset (not the working directory's data/scored, which a
+    # fresh clone lacks): GET /products/{id} answers 200 or 404, and schemathesis checks both.
+    params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    params["serve"]["scored_dir"] = str(write_scored(root / "scored"))
+    (root / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
     env = {
+        "REVIEWOPS_PARAMS": str(root / "params.yaml"),
         "REVIEWOPS_SUMMARIZER_DIR": str(build_tiny_causal_lm(root / "tiny-sum")),
         "REVIEWOPS_SENTIMENT_DIR": str(build_tiny_encoder(root / "tiny-sent")),
         "REVIEWOPS_API_TOKEN": TOKEN,
@@ -71,6 +81,17 @@ def test_endpoints(http):
     body = r.json()
     assert len(body["reviews"]) == 2 and body["products"][0]["product_id"] == "p1"
     assert body["models"]["sentiment"]["name"] == "tiny-sent"
+
+
+def test_product_aggregate_over_http(http):
+    """GET /products/{id} reads the scored dataset in serve.scored_dir (set by REVIEWOPS_PARAMS)."""
+    r = http.get("/products/p1", headers=AUTH)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["product_id"] == "p1" and body["n_reviews"] == 4 and body["batches"] == ["mon", "tue"]
+    r = http.get("/products/p9", headers=AUTH)
+    assert r.status_code == 404 and "no scored reviews for product 'p9'" in r.json()["error"]
+    assert http.get("/products/p1").status_code == 401
 
 
 def test_concurrent_requests_are_answered(http, server):

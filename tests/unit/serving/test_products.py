@@ -8,11 +8,10 @@ import logging
 import pandas as pd
 import pytest
 
-from reviewops.scoring.dataset import part_path, scored_table, write_parquet_atomic
-from reviewops.scoring.predictor import SCORED_COLUMNS
 from reviewops.serving.errors import RequestError
 from reviewops.serving.products import product_aggregates, scored_product, shared_products
 from reviewops.serving.schemas import ReviewIn
+from reviewops.testing.scored import DAY, write_scored
 
 
 def _reviews() -> list[ReviewIn]:
@@ -70,41 +69,10 @@ def test_missing_ratings_are_not_averaged(rating):
 
 # --------------------------------------------------------------------------- GET /products/{product_id}
 
-DAY = pd.Timestamp("2025-03-03T09:00", tz="UTC")
-# (review_id, product_id, batch, hour, rating, predicted sentiment, text)
-SCORED_ROWS = [
-    ("r1", "p1", "mon", 0, 5.0, "positive", "Great grinder, rich coffee and quiet motor"),
-    ("r2", "p1", "mon", 1, 1.0, "negative", "Broken lid, the motor died after a week"),
-    ("r3", "p2", "mon", 2, None, "positive", "Lovely mug, keeps tea hot"),
-    ("r4", "p1", "mon", 3, 4.0, "negative", "Quiet motor but the lid cracked"),  # rating and prediction disagree
-    ("r5", "p2", "tue", None, None, "positive", "Lovely mug, a good gift"),
-    ("r6", "p1", "tue", 30, 2.0, "negative", "The lid leaks, motor too loud"),
-    ("r7", "p2", "tue", 31, None, "neutral", "A mug, nothing special"),
-]
-
-
-def _scored_frame(rows: list[tuple]) -> pd.DataFrame:
-    frame = pd.DataFrame(rows, columns=["review_id", "product_id", "batch", "hour", "rating", "sentiment", "text"])
-    for col in SCORED_COLUMNS:
-        if col not in frame:
-            frame[col] = None
-    frame["timestamp"] = [None if pd.isna(h) else DAY + pd.Timedelta(hours=h) for h in frame["hour"]]
-    frame["language"] = "en"
-    frame["summary"] = frame["text"].str.split(",").str[0]
-    for col in ("p_negative", "p_neutral", "p_positive"):
-        frame[col] = 1 / 3
-    frame["scored_at"] = DAY
-    return frame[SCORED_COLUMNS]
-
-
 @pytest.fixture(scope="module")
 def scored_dir(tmp_path_factory):
     """A scored dataset as `reviewops score` writes it: two batches, p1 rated, p2 predictions only."""
-    out = tmp_path_factory.mktemp("scored")
-    frame = _scored_frame(SCORED_ROWS)
-    for batch, rows in frame.groupby("batch", sort=False):
-        write_parquet_atomic(scored_table(rows), part_path(out, str(batch), 0))
-    return out
+    return write_scored(tmp_path_factory.mktemp("scored"))
 
 
 def test_a_rated_product_has_both_mixes_and_their_agreement(scored_dir):

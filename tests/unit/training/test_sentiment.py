@@ -174,3 +174,22 @@ def test_tuned_thresholds_are_folded_into_the_saved_head(tmp_path: Path, tiny: d
     got = np.log(SentimentClassifier.load(tuned.model_dir, tuned_settings.sentiment).predict_proba(texts))
     base = np.log(_unbiased_twin(tuned.model_dir, bias, tuned_settings.sentiment).predict_proba(texts))
     _assert_shifted_by(got, base, bias)
+
+
+def test_frozen_word_embeddings_stay_as_loaded(tmp_path: Path, tiny: dict[str, Path]) -> None:
+    """sentiment.freeze_word_embeddings: the matrix is saved unchanged, the rest of the encoder trains."""
+    from safetensors.torch import load_file
+
+    df = synthetic_processed(40)
+    settings = quick_settings(tmp_path, tiny["causal"], tiny["encoder"], sentiment_max_steps=2)
+    settings = settings.model_copy(
+        update={"sentiment": settings.sentiment.model_copy(update={"freeze_word_embeddings": True})}
+    )
+    result = train_sentiment(settings, df, df[32:], tmp_path / "out", resume=False)
+    before = load_file(str(tiny["encoder"] / "model.safetensors"))
+    after = load_file(str(Path(result.model_dir) / "model.safetensors"))
+    (word,) = [k for k in after if k.endswith("word_embeddings.weight")]
+    (base_word,) = [k for k in before if k.endswith("word_embeddings.weight")]
+    assert (after[word] == before[base_word]).all()
+    moved = [k for k in after if k.endswith("attention.self.query.weight")]
+    assert moved and any(not (after[k] == before[k]).all() for k in moved if k in before)

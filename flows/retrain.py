@@ -150,6 +150,11 @@ def retrain_flow(settings: Settings | None = None, refresh_data: bool = True) ->
     return result
 
 
+def _fmt(value: object) -> object:
+    """A gate figure as an operator reads it: 4 decimals (0.1181, not 0.11805699855699857)."""
+    return round(value, 4) if isinstance(value, float) else value
+
+
 def _print_summary(result: dict) -> None:
     from reviewops.cli.common import emit, out_console
 
@@ -180,7 +185,7 @@ def _print_summary(result: dict) -> None:
     if "gate" in result:
         gate_result = result["gate"]
         rows = {
-            f"{c['name']} ({c.get('value')} vs {c.get('threshold')})": "pass" if c["passed"] else "FAIL"
+            f"{c['name']} ({_fmt(c.get('value'))} vs {_fmt(c.get('threshold'))})": "pass" if c["passed"] else "FAIL"
             for c in gate_result.get("checks", [])
         }
         emit(

@@ -19,7 +19,8 @@ What runs on which rows (so the check scales to millions of reviews):
 
 :func:`reviewops.monitoring.decision.decide_drift` turns the JSON summary into one decision;
 :func:`run_drift` is the stage: it runs the steps and writes the outputs (HTML + JSON under
-``reports/drift/``, an Evidently workspace snapshot, MLflow logging).
+``reports/drift/``, one Evidently workspace snapshot per batch tagged ``drifted`` / ``not-drifted``
+with the project's dashboard panels (:mod:`reviewops.monitoring.dashboard`), MLflow logging).
 """
 
 from __future__ import annotations
@@ -37,7 +38,13 @@ from reviewops.errors import ReviewOpsError
 from reviewops.monitoring.common import Log, noop
 from reviewops.monitoring.decision import DriftDecision, decide_drift
 from reviewops.monitoring.descriptors import compute_descriptors, reference_descriptors
-from reviewops.monitoring.outputs import WORKSPACE_PROJECT, add_to_workspace, log_to_mlflow, tracking_configured
+from reviewops.monitoring.outputs import (
+    WORKSPACE_PROJECT,
+    add_to_workspace,
+    log_to_mlflow,
+    merged_snapshot,
+    tracking_configured,
+)
 from reviewops.monitoring.predictors import attach_scored, champion_predictors
 from reviewops.monitoring.reference import champion_reference, load_batch, require_text
 from reviewops.monitoring.render import render_html
@@ -162,13 +169,16 @@ def _write_outputs(
     html_path, json_path = out / f"{name}.html", out / f"{name}.json"
     result.html_path, result.json_path = html_path, json_path
     summary["report_html"] = str(html_path)
-    full, sample = result.snapshots["all_rows"], result.snapshots["sample"]
-    html_path.write_text(render_html(summary, result.decision, full, sample, *trend), encoding="utf-8")
+    # one snapshot per batch (all rows + sample), tagged with the decision: the page embeds it,
+    # the workspace keeps it
+    batch = merged_snapshot(summary, result.snapshots["all_rows"], result.snapshots["sample"])
+    result.snapshots["batch"] = batch
+    html_path.write_text(render_html(summary, result.decision, batch, *trend), encoding="utf-8")
     say(f"wrote {html_path}")
 
     if workspace_dir is not False:
         ws_path = Path(workspace_dir) if workspace_dir else Path(settings.paths.reports_dir) / "evidently_workspace"
-        result.workspace_runs = add_to_workspace(ws_path, [full, sample])
+        result.workspace_runs = add_to_workspace(ws_path, batch)
         summary["workspace"] = {"path": str(ws_path), "project": WORKSPACE_PROJECT, "runs": result.workspace_runs}
     if track or (track is None and tracking_configured()):
         result.mlflow_run_id = log_to_mlflow(summary, html_path, settings)

@@ -1,4 +1,12 @@
-"""The two Evidently reports of a drift check (all rows; the samples) and the per-column results they hold."""
+"""The two Evidently reports of a drift check (all rows; the samples) and the per-column results they hold.
+
+The all-rows report's ``DriftedColumnsCount`` is the one count of drifted columns: the summary's
+``n_drifted`` / ``share_drifted``, the decision, the HTML banner, the embedded Evidently section
+and the workspace dashboard all read it (:attr:`AllRowsReport.drifted`). Both reports also hold
+the values the workspace dashboard plots over batches (:mod:`reviewops.monitoring.dashboard`):
+mean text length and the detected-language mix on all rows, the predicted sentiment mix on the
+sample.
+"""
 
 from __future__ import annotations
 
@@ -36,6 +44,7 @@ class AllRowsReport:
     cat_cols: list[str]
     reference: pd.DataFrame
     current: pd.DataFrame
+    drifted: dict[str, Any]  # Evidently's DriftedColumnsCount: count, share, columns
 
 
 @dataclass
@@ -146,6 +155,25 @@ def _column_results(snapshot: Any, scope: str) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _drifted_count(snapshot: Any) -> dict[str, Any]:
+    """``count``, ``share`` and ``columns`` of the snapshot's ``DriftedColumnsCount``."""
+    for metric in snapshot.dict()["metrics"]:
+        cfg = metric.get("config") or {}
+        if cfg.get("type", "").endswith("DriftedColumnsCount"):
+            value = metric["value"]
+            return {"count": int(value["count"]), "share": float(value["share"]), "columns": list(cfg["columns"])}
+    raise ValueError("the all-rows report has no DriftedColumnsCount")  # pragma: no cover - built below
+
+
+def _dashboard_metrics(numeric: list[str], categorical: list[str]) -> list:
+    """Values the workspace dashboard plots (no tests: they are not drift checks)."""
+    from evidently.metrics import MeanValue, UniqueValueCount
+
+    return [MeanValue(column=c, tests=[]) for c in numeric] + [
+        UniqueValueCount(column=c, tests={}) for c in categorical
+    ]
+
+
 def _text_drift_possible(ref: pd.Series, cur: pd.Series) -> str | None:
     """Why Evidently's text domain classifier cannot run (TF-IDF keeps no terms), or None."""
     from sklearn.feature_extraction.text import TfidfVectorizer
@@ -195,7 +223,11 @@ def all_rows_report(
         drift_share=rules.share_drifted,
     )
     report = Report(
-        [drifted_count, *_column_metrics(NUMERIC_DESCRIPTORS, cat_cols, rules)],
+        [
+            drifted_count,
+            *_column_metrics(NUMERIC_DESCRIPTORS, cat_cols, rules),
+            *_dashboard_metrics(["char_length"], ["detected_language"]),
+        ],
         metadata={"batch": name, "scope": "all rows"},
         tags=["reviewops", "all-rows"],
         include_tests=True,
@@ -208,7 +240,8 @@ def all_rows_report(
             name=f"{name} (all rows)",
             timestamp=created.replace(tzinfo=None),
         )
-    return AllRowsReport(snapshot, _column_results(snapshot, "all rows"), cat_cols, ref_tab, cur_tab)
+    columns = _column_results(snapshot, "all rows")
+    return AllRowsReport(snapshot, columns, cat_cols, ref_tab, cur_tab, _drifted_count(snapshot))
 
 
 def _embedding_score(snapshot: Any) -> float | None:
@@ -252,7 +285,7 @@ def sample_report(
     metrics += (
         [ValueDrift(column="text", method="abs_text_content_drift", threshold=auc_threshold)] if text_cols else []
     )
-    metrics += _column_metrics(pred_num, pred_cat, column_rules(cfg))
+    metrics += _column_metrics(pred_num, pred_cat, column_rules(cfg)) + _dashboard_metrics([], pred_cat)
     report = Report(
         metrics,
         metadata={"batch": name, "scope": "sample", "sampling": samples.note},

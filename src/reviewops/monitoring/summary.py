@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,18 @@ if TYPE_CHECKING:
     from reviewops.config import DriftConfig
 
 EMBEDDING_METHOD = "domain classifier ROC-AUC on MiniLM embeddings (Evidently EmbeddingsDrift)"
+DRIFTED_COLUMNS_SOURCE = "Evidently DriftedColumnsCount on all rows"
+
+
+def drifted_columns_sentence(summary: Mapping[str, Any]) -> str:
+    """The one wording of the drifted-column count (banner, embedded section, dashboard subtitle).
+
+    Example: ``8 of 10 columns drifted on all rows (share 0.80)``.
+    """
+    return (
+        f"{summary['n_drifted']} of {summary['n_columns']} columns drifted on all rows "
+        f"(share {summary['share_drifted']:.2f})"
+    )
 
 
 def _distribution(series: pd.Series) -> dict[str, float]:
@@ -119,8 +132,8 @@ def build_summary(
             ratings and predictions both (:class:`reviewops.monitoring.trend.Trends`).
         predictions: where each side's predicted sentiment came from (``reference``, ``current``).
     """
-    columns = {**all_rows.columns, **sample.columns}
-    n_drifted = sum(1 for c in columns.values() if c["drifted"])
+    counted = set(all_rows.drifted["columns"])
+    columns = {col: {**res, "counted": col in counted} for col, res in {**all_rows.columns, **sample.columns}.items()}
     skipped = sample.text_skipped
     summary: dict[str, Any] = {
         "name": name,
@@ -129,9 +142,12 @@ def build_summary(
         "current": {"rows": len(frames[1])},
         "sampling": _sampling(cfg, samples),
         "columns": columns,
-        "n_columns": len(columns),
-        "n_drifted": n_drifted,
-        "share_drifted": n_drifted / len(columns) if columns else 0.0,
+        # One count of drifted columns, Evidently's (all rows); the sample's columns (text,
+        # predictions) have their own signals (embedding, prediction_shift) and are not in it.
+        "n_columns": len(counted),
+        "n_drifted": all_rows.drifted["count"],
+        "share_drifted": all_rows.drifted["share"],
+        "share_drifted_source": DRIFTED_COLUMNS_SOURCE,
         "embedding": _embedding(cfg, samples, sample),
         "text_drift": {"skipped": skipped} if skipped else {"column": "text", **columns.get("text", {})},
         **_data_sections(descriptors, all_rows),

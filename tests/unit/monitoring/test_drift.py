@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pandas as pd
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from reviewops.config import Settings
 from reviewops.monitoring.drift import run_drift
 from reviewops.monitoring.outputs import log_to_mlflow
+from reviewops.monitoring.summary import drifted_columns_sentence
 
 
 def _processed(rows: int, seed: int, scenario: str = "base") -> pd.DataFrame:
@@ -94,7 +96,86 @@ def test_run_drift_writes_html_json_and_workspace(drift_runs):
     ws = Workspace(str(root / "reports" / "evidently_workspace"))
     projects = ws.search_project("reviewops-drift")
     assert len(projects) == 1  # created once, reused by the second run
-    assert len(ws.list_runs(projects[0].id)) == 4  # two runs x (all rows, sample)
+    assert len(ws.list_runs(projects[0].id)) == 2  # one snapshot per batch (all rows + sample)
+
+
+def test_workspace_snapshots_are_tagged_and_named_per_batch(drift_runs):
+    from evidently.ui.workspace import Workspace
+
+    root, _, runs, (ref, shifted) = drift_runs
+    ws = Workspace(str(root / "reports" / "evidently_workspace"))
+    project = ws.search_project("reviewops-drift")[0]
+    snaps = {s.name: s for s in (ws.get_run(project.id, i) for i in ws.list_runs(project.id))}
+    assert set(snaps) == {"base", "shifted"}
+    assert snaps["base"].tags == ["reviewops", "not-drifted", "batch:base"]
+    assert snaps["shifted"].tags == ["reviewops", "drifted", "batch:shifted"]
+    meta = snaps["shifted"].metadata
+    assert meta["decision"] == "drifted" and meta["batch"] == "shifted"
+    assert meta["drifted_columns"] == drifted_columns_sentence(runs["shifted"].summary)
+    assert meta["fired"] == ", ".join(runs["shifted"].decision.fired)
+    # both halves of the check are in the one snapshot, as two titled groups
+    titles = [w.title for w in snaps["shifted"].widgets]
+    sentence = drifted_columns_sentence(runs["shifted"].summary)
+    assert titles == [
+        f"All rows ({len(ref)} reference and {len(shifted)} current rows): {sentence}",
+        f"Sample: {runs['shifted'].summary['sampling']['note']}",
+    ]
+    added = runs["base"].workspace_runs + runs["shifted"].workspace_runs
+    assert sorted(str(i) for i in ws.list_runs(project.id)) == sorted(added)
+
+
+def test_dashboard_panels_after_two_batches(drift_runs):
+    from evidently.ui.workspace import Workspace
+
+    from reviewops.monitoring.dashboard import DASHBOARD_TAB, drift_panels
+
+    root, _, _, _ = drift_runs
+    ws = Workspace(str(root / "reports" / "evidently_workspace"))
+    project = ws.search_project("reviewops-drift")[0]
+    model = ws.get_dashboard(project.id)
+    assert [p.title for p in model.panels] == [p.title for p in drift_panels()]
+    assert len(model.panels) == 5  # added by the first batch, not again by the second
+    assert [t.title for t in model.tabs] == [DASHBOARD_TAB]
+    assert model.tabs[0].panels == [p.id for p in model.panels]
+
+
+def _counter(page: str, title: str) -> float:
+    """The value of an Evidently counter widget in the page's embedded dashboard JSON."""
+    data = json.loads(re.search(r"var evidentlyDashboard = (.*);\nvar evidentlyGraphs", page).group(1))
+    stack = list(data["widgets"])
+    while stack:
+        w = stack.pop()
+        stack.extend(w.get("widgets") or [])
+        if w.get("title") == title:
+            return float(w["params"]["counters"][0]["value"])
+    raise AssertionError(f"no counter {title!r}")
+
+
+def test_page_states_one_drifted_column_count(drift_runs):
+    _, _, runs, _ = drift_runs
+    for result in runs.values():
+        s, page = result.summary, result.html_path.read_text(encoding="utf-8")
+        sentence = drifted_columns_sentence(s)
+        banner = re.search(r'<p id="drifted-columns"><b>([^<]*)</b>', page).group(1)
+        assert banner == sentence  # under the banner
+        assert f"current rows): {sentence}" in page  # the embedded all-rows group's title
+        # Evidently's own counter in that group is the same count and share
+        assert _counter(page, "Count of Drifted Columns: count") == s["n_drifted"]
+        assert _counter(page, "Count of Drifted Columns: share") == pytest.approx(s["share_drifted"], abs=0.005)
+        counted = [c for c, r in s["columns"].items() if r["counted"]]
+        assert s["n_columns"] == len(counted) == 10
+        assert s["n_drifted"] == sum(s["columns"][c]["drifted"] for c in counted)
+        signal = next(sig for sig in result.decision.signals if sig.name == "share_drifted")
+        assert signal.score == s["share_drifted"] and signal.detail.startswith(f"{s['n_drifted']} of 10 ")
+
+
+def test_page_is_small_and_embeds_the_viewer_once(drift_runs):
+    _, _, runs, _ = drift_runs
+    page = runs["shifted"].html_path.read_text(encoding="utf-8")
+    size = runs["shifted"].html_path.stat().st_size
+    assert size <= 3_000_000, size
+    assert page.count('id="evidently-viewer"') == 1 and "<iframe" not in page
+    assert "gzip-compressed" in page
 
 
 def test_log_to_mlflow_namespaces_metrics(drift_runs, tmp_path, monkeypatch):

@@ -1,21 +1,28 @@
-"""Shared CLI plumbing: settings from the root options, JSON/table output, progress bars.
+"""Shared CLI plumbing: settings from the root options, JSON/table output, progress bars, quiet libraries.
 
 Each area of the CLI lives in its own ``cli_<area>.py`` with a ``register(app)`` function,
-so stages can be added without editing one big file.
+so stages can be added without editing one big file. The flows' entry points use the output
+helpers too: :func:`quiet_output` (no progress bars in a log, no library warnings) and
+:func:`print_links` (a closing list whose paths and commands survive any terminal width).
 """
 
 from __future__ import annotations
 
+import importlib
 import json
+import logging
+import os
+import re
 import sys
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+import warnings
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -28,9 +35,33 @@ from rich.table import Table
 
 from reviewops.config import Settings, load_settings
 
+# Width of a console that is not a terminal (a log file, a pipe, `make run > log`): wide enough
+# that no table cell is cut with "…" and no path is wrapped. $COLUMNS still wins when set.
+LOG_WIDTH = 1000
+
+
+class _Console(Console):
+    """A Rich console that sizes to the terminal, and to :data:`LOG_WIDTH` columns when not on one.
+
+    Rich assumes 80 columns off a terminal, which cut the Data Docs path and the serve commands
+    in ``make run``'s log.
+    """
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        dims = super().size
+        if self._width is None and "COLUMNS" not in self._environ and not self.is_terminal:
+            return ConsoleDimensions(LOG_WIDTH, dims.height)
+        return dims
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        self._width, self._height = new_size
+
+
 # Progress and human-readable output go to stderr so that ``--json`` stdout stays parseable.
-err_console = Console(stderr=True)
-out_console = Console()
+err_console: Console = _Console(stderr=True)
+out_console: Console = _Console()
 
 JSON_OPTION = typer.Option(False, "--json", help="Print the result as one JSON object on stdout.")
 
@@ -58,8 +89,8 @@ def get_settings(ctx: typer.Context, extra: list[str] | None = None) -> Settings
     return state.settings
 
 
-def emit(result: Mapping[str, Any], as_json: bool, title: str = "result") -> None:
-    """Print a command's result: one JSON object on stdout, or a readable table."""
+def emit(result: Mapping[str, Any], as_json: bool, title: str = "result", console: Console | None = None) -> None:
+    """Print a command's result: one JSON object on stdout, or a readable table (never cut in a log)."""
     if as_json:
         sys.stdout.write(json.dumps(result, default=str, ensure_ascii=False) + "\n")
         sys.stdout.flush()
@@ -69,7 +100,7 @@ def emit(result: Mapping[str, Any], as_json: bool, title: str = "result") -> Non
     table.add_column("value")
     for key, value in _flatten(result):
         table.add_row(key, str(value))
-    out_console.print(table)
+    (console or out_console).print(table)
 
 
 def _flatten(data: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -79,6 +110,21 @@ def _flatten(data: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, A
             yield from _flatten(value, f"{name}.")
         else:
             yield name, value
+
+
+def print_links(links: Sequence[tuple[str, str | None]], title: str, console: Console | None = None) -> None:
+    """A closing list: each label on a line, its path or command alone on the next one.
+
+    Printed without markup and without Rich's wrapping (``soft_wrap``), so a path or a command is
+    one line whatever the terminal's width: it can be copied and pasted as it is. Entries
+    whose value is None are left out.
+    """
+    console = console or out_console
+    lines = [title]
+    for label, value in links:
+        if value:
+            lines += [f"{label}:", f"  {value}"]
+    console.print("\n".join(lines), soft_wrap=True, markup=False, highlight=False, emoji=False)
 
 
 @contextmanager
@@ -101,3 +147,117 @@ def progress(description: str, total: int | None = None, enabled: bool = True):
         yield advance
         if total is not None:
             prog.update(task, completed=total)
+
+
+# --------------------------------------------------------------------------- quiet libraries
+
+# Read by tqdm (TQDM_*), huggingface_hub (and through it transformers), datasets and MLflow when
+# they are imported: set before the first model is loaded.
+PROGRESS_BARS_OFF = {
+    "TQDM_DISABLE": "1",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+}
+# Libraries already imported read those variables too late: their own switches, by name.
+_PROGRESS_SWITCHES = (
+    ("transformers", "transformers.utils.logging", "disable_progress_bar"),
+    ("huggingface_hub", "huggingface_hub.utils", "disable_progress_bars"),
+    ("datasets", "datasets.utils.logging", "disable_progress_bar"),
+)
+
+
+def interactive() -> bool:
+    """Whether both stdout and stderr are terminals (a person watching, not a log file)."""
+    return sys.stdout.isatty() and sys.stderr.isatty()
+
+
+def disable_progress_bars(environ: MutableMapping[str, str] | None = None) -> None:
+    """Progress bars off in tqdm, huggingface_hub, transformers, datasets and MLflow.
+
+    Environment variables the user set win (``setdefault``); Ray workers started afterwards
+    inherit them.
+    """
+    environ = os.environ if environ is None else environ
+    for key, value in PROGRESS_BARS_OFF.items():
+        environ.setdefault(key, value)
+    for package, module, switch in _PROGRESS_SWITCHES:
+        if package in sys.modules:
+            # An older or newer layout: its environment variable still applies.
+            with suppress(ImportError, AttributeError):
+                getattr(importlib.import_module(module), switch)()
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# Heads a classification fine-tune creates on top of a pretrained encoder (transformers' names).
+_NEW_HEADS = ("classifier.", "pre_classifier.", "score.")
+
+
+def _new_head_only(message: str) -> bool:
+    """A transformers load report whose only rows are a new classification head (MISSING, by design)."""
+    if "LOAD REPORT" not in message:
+        return False
+    rows = [[cell.strip() for cell in line.split("|")] for line in message.splitlines() if "|" in line]
+    keys = [row for row in rows if row[0] and row[0] != "Key"]
+    return bool(keys) and all(row[0].startswith(_NEW_HEADS) and row[1] == "MISSING" for row in keys)
+
+
+def _says(text: str):
+    return lambda message: text in message
+
+
+# Expected notices from libraries, each dropped at its own logger by its own text; anything else
+# those loggers say (another missing key, a load report with other rows) still prints.
+_QUIET_LOGS = (
+    # The summarizers tie lm_head to the input embeddings: checkpoints do not store it.
+    ("transformers.trainer", _says("There were missing keys in the checkpoint model loaded: ['lm_head.weight']")),
+    # Sentiment fine-tuning starts from a bare encoder: its classifier head is new.
+    ("transformers.modeling_utils", _new_head_only),
+    # The pyfunc wrappers are logged as Python objects on purpose; the input example is checked silently.
+    ("mlflow.pyfunc", _says("Passing a Python object as `python_model`")),
+    ("mlflow.pyfunc", _says("Validating input example against model signature")),
+    # A local Ray turns token authentication on by default (what scoring wants); the notice says how to opt out.
+    ("ray._private.authentication.authentication_token_setup", _says("Token authentication is enabled")),
+)
+
+
+class _DropRecords(logging.Filter):
+    """Drops the records of one logger whose message (colour codes removed) passes ``test``."""
+
+    def __init__(self, key: str, test: Any) -> None:
+        super().__init__()
+        self.key, self.test = key, test
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = _ANSI.sub("", record.getMessage())
+        except (TypeError, ValueError):
+            return True
+        return not self.test(message)
+
+
+def quiet_libraries() -> None:
+    """Silence the library notices ``make run`` printed that are expected here, each at its source.
+
+    Targeted: one logger and one text per notice (:data:`_QUIET_LOGS`), and one warning filter
+    for MLflow's "Add type hints to the `predict` method" (raised by its data-validation module
+    when a pyfunc model is logged). Idempotent.
+    """
+    for index, (name, test) in enumerate(_QUIET_LOGS):
+        logger = logging.getLogger(name)
+        key = f"reviewops-quiet-{index}"
+        if not any(isinstance(f, _DropRecords) and f.key == key for f in logger.filters):
+            logger.addFilter(_DropRecords(key, test))
+    warnings.filterwarnings(
+        "ignore",
+        message=r"(\x1b\[[0-9;]*m)?Add type hints to the `predict` method",
+        category=UserWarning,
+        module=r"mlflow\.pyfunc\.utils\.data_validation",
+    )
+
+
+def quiet_output() -> None:
+    """What a flow calls first: the expected library notices off; progress bars off unless on a terminal."""
+    quiet_libraries()
+    if not interactive():
+        disable_progress_bars()

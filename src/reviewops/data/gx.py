@@ -8,6 +8,11 @@ running twice is safe and a changed ``params.yaml`` updates the suite in place.
 
 GX is imported lazily (it takes seconds and prints progress bars); analytics are switched
 off through ``GX_ANALYTICS_ENABLED=false`` before the first import.
+
+The Data Docs site is built by :class:`reviewops.data.docs_site.OfflineSiteBuilder` (named in
+``great_expectations.yml``): pages that load their CSS/JS from the site, not from CDNs, and
+a validation page that explains its quarantine from the note :func:`build_validation_docs` stores in
+the validation result.
 """
 
 from __future__ import annotations
@@ -33,10 +38,20 @@ ASSET_NAME = "canonical_batch"
 BATCH_DEFINITION_NAME = "whole_dataframe"
 VALIDATION_DEFINITION_NAME = "reviews_canonical"
 CHECKPOINT_NAME = "reviews_canonical"
-# Same validation without the Data Docs action (``build_docs=False``): a Checkpoint's actions
-# are part of its stored config, so toggling them per run would rewrite the JSON every time.
+# Same validation without the Data Docs action: the one validate_batch runs. Its Data Docs are
+# built after the rows are split (build_validation_docs), when the quarantine counts the page shows exist.
+# The checkpoint with the action stays for running the suite from GX by hand.
 CHECKPOINT_NO_DOCS_NAME = "reviews_canonical_no_docs"
 DOCS_SITE_NAME = "local_site"
+# The site's builder: GX's SiteBuilder made offline and quarantine-aware (reviewops.data.docs_site).
+# The "how to" buttons explain GX's own CLI workflow, not this project's: off.
+DOCS_SITE_BUILDER: dict[str, Any] = {
+    "module_name": "reviewops.data.docs_site",
+    "class_name": "OfflineSiteBuilder",
+    "show_how_to_buttons": False,
+}
+# Where build_validation_docs leaves validate_batch's quarantine note in a validation result's meta.
+NOTE_KEY = "reviewops_quarantine"
 # The Data Docs index page re-reads every stored validation result on each build, so its
 # cost grows with history (the result of a 1M-row batch whose rows all fail holds ~1M row
 # indices, ~20 MB of JSON); the index lists the latest runs only.
@@ -130,10 +145,10 @@ def get_gx_project(settings: Settings) -> GxProject:
 
 
 def _keep_quiet_and_offline(context: AbstractDataContext) -> None:
-    """Persist "no progress bars, no analytics" (and the Data Docs index cap) in great_expectations.yml.
+    """Persist "no progress bars, no analytics" and the Data Docs site's builder in great_expectations.yml.
 
-    Written once, so other tools opening this project stay quiet and offline too; a project
-    already set up this way is not rewritten.
+    Written once, so other tools opening this project stay quiet and offline too and build
+    the same site (see :func:`_wanted_site`); a project already set up this way is not rewritten.
     """
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
@@ -142,16 +157,21 @@ def _keep_quiet_and_offline(context: AbstractDataContext) -> None:
     bars_on = bars.get("globally", True) if isinstance(bars, dict) else getattr(bars, "globally", True)
     sites = dict(variables.data_docs_sites or {})
     site = dict(sites.get(DOCS_SITE_NAME) or {})
-    index_builder = dict(site.get("site_index_builder") or {"class_name": "DefaultSiteIndexBuilder"})
-    stale_docs = bool(site) and index_builder.get("validation_results_limit") != DOCS_INDEX_LIMIT
+    stale_docs = bool(site) and _wanted_site(site) != site
     if bars is None or bars_on or variables.analytics_enabled is not False or stale_docs:
         variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
         variables.analytics_enabled = False
         if stale_docs:
-            index_builder["validation_results_limit"] = DOCS_INDEX_LIMIT
-            sites[DOCS_SITE_NAME] = {**site, "site_index_builder": index_builder}
+            sites[DOCS_SITE_NAME] = _wanted_site(site)
             variables.data_docs_sites = sites
         variables.save()
+
+
+def _wanted_site(site: dict[str, Any]) -> dict[str, Any]:
+    """The local site's config as this project wants it: our builder, the index capped at DOCS_INDEX_LIMIT."""
+    index_builder = dict(site.get("site_index_builder") or {"class_name": "DefaultSiteIndexBuilder"})
+    index_builder["validation_results_limit"] = DOCS_INDEX_LIMIT
+    return {**site, **DOCS_SITE_BUILDER, "site_index_builder": index_builder}
 
 
 def _batch_definition(context: AbstractDataContext) -> Any:
@@ -202,3 +222,27 @@ def _checkpoints(gx: Any, context: AbstractDataContext, batch_definition: Any, s
         )
     )
     return checkpoint, checkpoint_no_docs
+
+
+def build_validation_docs(project: GxProject, checkpoint_result: Any, note: dict[str, Any]) -> Path | None:
+    """Store ``note`` in the run's validation results, then build their pages and the index.
+
+    ``note`` (``meta[NOTE_KEY]``, JSON-able) is what the validation page's Quarantine block
+    says: counts, verdict, top reasons, the quarantine file. It is written into the stored
+    result, so a later full rebuild (``context.build_data_docs()``) shows it too. Only this
+    run's pages, the suite's page and the index are rebuilt.
+
+    Returns:
+        The site's index page, or None when the site was not written.
+    """
+    from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
+
+    store = project.context.validation_results_store
+    keys = list(checkpoint_result.run_results)
+    for key, suite_result in checkpoint_result.run_results.items():
+        suite_result.meta[NOTE_KEY] = note
+        store.set(key, suite_result)
+    project.context.build_data_docs(
+        site_names=[DOCS_SITE_NAME], resource_identifiers=[*keys, ExpectationSuiteIdentifier(name=project.suite.name)]
+    )
+    return project.docs_index if project.docs_index.exists() else None

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from reviewops.config import Settings, ValidationConfig
-from reviewops.data.gx import get_gx_project
+from reviewops.data.gx import GxProject, build_validation_docs, get_gx_project
 from reviewops.data.quarantine import REASON_COLUMN, quarantine_rows, split_repeats
 from reviewops.data.rules import RULE_KEY, Rule
 from reviewops.errors import ReviewOpsError
@@ -135,6 +135,7 @@ def validate_batch(
     batch_name: str,
     build_docs: bool = True,
     malformed: pd.DataFrame | None = None,
+    quarantine_path: Path | str | None = None,
 ) -> ValidationResult:
     """Validate a canonical batch with the ``reviews_canonical`` checkpoint and split its rows.
 
@@ -147,9 +148,12 @@ def validate_batch(
             ``rating_raw`` may be absent.
         settings: suite parameters (``settings.validation``) and paths (``gx_dir``).
         batch_name: names the GX run (``run_name``) and the quarantine file.
-        build_docs: run the checkpoint with the UpdateDataDocsAction (the default).
+        build_docs: build the run's Data Docs page (the default); the page's Quarantine block
+            says the verdict, the rows quarantined and why, and where they went.
         malformed: records the reader set aside (``ingest``'s ``malformed``, with their own
             ``quarantine_reason``); they join the quarantine and count as failed input rows.
+        quarantine_path: where the caller writes the quarantined rows, for the Data Docs page
+            (this function writes nothing; see :func:`write_quarantine`).
 
     Returns:
         A :class:`ValidationResult`; ``valid`` keeps the input columns (less ``rating_raw``),
@@ -165,6 +169,14 @@ def validate_batch(
     run = _run_suite(df, settings, batch_name, build_docs)
     valid, quarantined, failures = quarantine_rows(run.frame, run.row_rules, malformed)
     result = _result(batch_name, run, valid, quarantined, failures, malformed, settings.validation)
+    if build_docs:
+        from reviewops.data.docs_site import quarantine_note  # imports GX: only when building docs
+
+        start = time.perf_counter()
+        note = quarantine_note(result, settings, quarantine_path, gx_rules=set(run.row_rules))
+        result.docs_path = build_validation_docs(run.project, run.checkpoint_result, note)
+        result.seconds["docs"] = time.perf_counter() - start
+        result.seconds["total"] += result.seconds["docs"]
     log.info(
         "validated batch %r: %d rows, %d quarantined (%.1f%%), %d repeats, failures=%s",
         batch_name,
@@ -187,12 +199,16 @@ class _SuiteRun:
     index_source: dict[str, str]
     table_failures: list[str]
     gx_success: bool
-    docs_path: Path | None
+    project: GxProject
+    checkpoint_result: Any
     clock: dict[str, float]  # perf_counter marks: start, setup (GX project ready), checkpoint (run done)
 
 
 def _run_suite(df: pd.DataFrame, settings: Settings, batch_name: str, build_docs: bool) -> _SuiteRun:
     """Set up the GX project, run the checkpoint and find each rule's failing rows.
+
+    The checkpoint has no Data Docs action: ``validate_batch`` builds the page once the rows
+    are split. A run that fails here gets its page first (``build_docs``), then raises.
 
     Raises:
         ReviewOpsError: a table-level failure or a GX error (see :func:`validate_batch`).
@@ -203,12 +219,15 @@ def _run_suite(df: pd.DataFrame, settings: Settings, batch_name: str, build_docs
     project = get_gx_project(settings)
     clock["setup"] = time.perf_counter()
     frame, gx_frame, repeats = _prepare_frames(df)
-    checkpoint = project.checkpoint if build_docs else project.checkpoint_no_docs
     run_id = RunIdentifier(run_name=batch_name, run_time=dt.datetime.now(dt.UTC))
-    cp_result = checkpoint.run(batch_parameters={"dataframe": gx_frame}, run_id=run_id)
+    cp_result = project.checkpoint_no_docs.run(batch_parameters={"dataframe": gx_frame}, run_id=run_id)
     clock["checkpoint"] = time.perf_counter()
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     table_failures, errors, row_rules, index_source = _failures_by_rule(cp_result, project.rules, gx_frame, missing)
+    if build_docs and (table_failures or errors):
+        build_validation_docs(
+            project, cp_result, {"batch": batch_name, "table_failures": missing or table_failures, "errors": errors}
+        )
     if table_failures:
         # Table-level: every row would fail, so quarantining them all would hide the cause.
         raise ReviewOpsError(
@@ -218,8 +237,9 @@ def _run_suite(df: pd.DataFrame, settings: Settings, batch_name: str, build_docs
         )
     if errors:
         raise ReviewOpsError(f"batch {batch_name!r}: validation errored: {'; '.join(errors)}")
-    docs = project.docs_index if build_docs and project.docs_index.exists() else None
-    return _SuiteRun(frame, repeats, row_rules, index_source, table_failures, bool(cp_result.success), docs, clock)
+    return _SuiteRun(
+        frame, repeats, row_rules, index_source, table_failures, bool(cp_result.success), project, cp_result, clock
+    )
 
 
 def _prepare_frames(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -298,7 +318,6 @@ def _result(
         failures=failures,
         success=failure_rate <= cfg.max_failure_rate and not run.table_failures,
         gx_success=run.gx_success,
-        docs_path=run.docs_path,
         table_failures=run.table_failures,
         index_source=run.index_source,
         repeats=repeats,

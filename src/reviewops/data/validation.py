@@ -170,7 +170,7 @@ def validate_batch(
     valid, quarantined, failures = quarantine_rows(run.frame, run.row_rules, malformed)
     result = _result(batch_name, run, valid, quarantined, failures, malformed, settings.validation)
     if build_docs:
-        from reviewops.data.docs_site import quarantine_note  # imports GX: only when building docs
+        from reviewops.data.docs_quarantine import quarantine_note  # imports GX: only when building docs
 
         start = time.perf_counter()
         note = quarantine_note(result, settings, quarantine_path, gx_rules=set(run.row_rules))

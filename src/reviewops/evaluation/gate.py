@@ -34,6 +34,8 @@ from reviewops.evaluation.gate_decision import (
 )
 from reviewops.reports import write_json
 
+GATE_TAG = "reviewops.gate"  # "passed" | "rejected", on the gate run and the candidate's training run
+
 __all__ = [
     "CEILING_DEFAULTS",
     "CEILING_METRICS",
@@ -52,6 +54,7 @@ __all__ = [
     "decide_and_register",
     "run_gate",
     "threshold_of",
+    "verdict_line",
 ]
 
 
@@ -162,8 +165,11 @@ def decide_and_register(settings: Settings, eval_result: dict[str, Any], model_u
     ``evaluate`` re-scored the champion on the same rows, else from the registry
     (:func:`reviewops.registry.registry.champion_metrics`). Logging goes to a new MLflow run named
     ``gate`` (a child of the training run when ``model_uris["run_id"]`` is given): params
-    (thresholds, URIs), metrics (every candidate/champion number and each check) and
-    ``gate/decision.json``.
+    (thresholds, URIs), metrics (every candidate/champion number and each check),
+    ``gate/decision.json``, and the verdict (:func:`verdict_line`) as its description and tag
+    ``reviewops.gate`` (passed | rejected). The training run gets the same tag and a description
+    that starts with "REJECTED by the quality gate" on a rejection; registered versions get the
+    verdict as their description and the figures as tags rounded to 4 decimals.
 
     Args:
         settings: ``gate.*`` thresholds, names and ``auto_promote``.
@@ -190,17 +196,63 @@ def decide_and_register(settings: Settings, eval_result: dict[str, Any], model_u
     if train_run:
         tags["mlflow.parentRunId"] = str(train_run)
     nested = mlflow.active_run() is not None
-    with mlflow.start_run(run_name="gate", tags=tags, nested=nested) as run:
+    with mlflow.start_run(run_name="gate", tags=tags, nested=nested, description=verdict_line(decision)) as run:
         mlflow.log_params(_gate_params(settings.gate, model_uris, champion))
         mlflow.log_metrics(_gate_numbers(candidate, champion, decision))
-        mlflow.set_tag("gate.decision", "passed" if decision.passed else "failed")
+        mlflow.set_tags({"gate.decision": "passed" if decision.passed else "failed", GATE_TAG: _outcome(decision)})
         if decision.passed:
             _register_candidates(decision, candidate, model_uris, settings.gate, run.info.run_id)
         mlflow.log_dict(decision.to_dict(), "gate/decision.json")
+    if train_run:
+        _mark_train_run(str(train_run), decision)
     if not decision.passed:
         # Raised after the run closes so the gate run ends FINISHED with its decision logged.
         raise GateFailedError(decision)
     return decision
+
+
+def _outcome(decision: GateDecision) -> str:
+    return "passed" if decision.passed else "rejected"
+
+
+def _check_text(check: GateCheck) -> str:
+    value = "missing" if check.value is None else f"{check.value:.4f}"
+    return f"{check.name} {value} (needs {check.comparison} {check.threshold:.4f})"
+
+
+def verdict_line(decision: GateDecision) -> str:
+    """The verdict in one line, figures to 4 decimals: every check on a pass, the failing ones on a rejection.
+
+    It is the gate run's description and each registered version's description in the MLflow UI.
+    """
+    if decision.passed:
+        checks = "; ".join(_check_text(c) for c in decision.checks)
+        return f"Quality gate passed: all {len(decision.checks)} checks ({checks})"
+    failed = decision.failed_checks
+    checks = "; ".join(_check_text(c) for c in failed)
+    return f"Quality gate rejected: {len(failed)} of {len(decision.checks)} checks failed ({checks})"
+
+
+def _mark_train_run(run_id: str, decision: GateDecision) -> None:
+    """Tag the candidate's training run with the outcome; a rejected one says so first in its description.
+
+    The UI lists runs by name and status, so a rejected re-tune otherwise looks like any finished
+    ``train`` run; its description (``mlflow.note.content``) starts with "REJECTED by the quality gate".
+    """
+    import mlflow
+
+    from reviewops.registry.tracking import NOTE_TAG
+
+    if decision.passed:
+        entries = decision.registered.values()
+        names = ", ".join(f"{e['name']} v{e['version']} ({', '.join(e['aliases'])})" for e in entries)
+        note = f"Passed the quality gate: registered {names}."
+    else:
+        failed = "; ".join(_check_text(c) for c in decision.failed_checks)
+        note = f"REJECTED by the quality gate: {failed}. The registry was not changed."
+    client = mlflow.MlflowClient()
+    client.set_tag(run_id, GATE_TAG, _outcome(decision))
+    client.set_tag(run_id, NOTE_TAG, note)
 
 
 def _register_candidates(
@@ -209,13 +261,14 @@ def _register_candidates(
     """Register both models, alias them ``challenger``, and promote when ``auto_promote``."""
     from reviewops.registry import registry
 
-    version_tags = dict(candidate)
+    version_tags = registry.metric_tags(candidate)  # rounded to 4 decimals for the UI
     version_tags.update({"gate_run_id": gate_run, "train_run_id": model_uris.get("run_id") or ""})
     for model, uri_key, name in (
         ("summarizer", "summarizer_uri", cfg.summarizer_name),
         ("sentiment", "sentiment_uri", cfg.sentiment_name),
     ):
         version = registry.register(str(model_uris[uri_key]), name, version_tags)
+        registry.describe_version(name, version, verdict_line(decision))
         registry.set_alias(name, registry.CHALLENGER, version)
         entry: dict[str, Any] = {"name": name, "version": version, "aliases": [registry.CHALLENGER], "promoted": False}
         if cfg.auto_promote:

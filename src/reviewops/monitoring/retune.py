@@ -130,8 +130,10 @@ def build_retune_split(
 
 
 def retune_dir(settings: Settings, name: str) -> Path:
-    """``<interim_dir>/retune/<name>``: the processed folder of one re-tuning."""
-    return Path(settings.paths.interim_dir) / "retune" / name
+    """``<interim_dir>/retune/<name>``: the processed folder of one re-tuning (its training run: ``retune <name>``)."""
+    from reviewops.training.common import retune_root
+
+    return retune_root(settings) / name
 
 
 def retune_settings(settings: Settings, processed_dir: Path | str, log: Log = noop) -> tuple[Settings, dict]:
@@ -208,11 +210,13 @@ def _log_forgetting(settings: Settings, metrics: dict[str, Any]) -> str:
 
     from reviewops.evaluation.evaluate import mlflow_metric_name, read_train_report
     from reviewops.registry.tracking import configure_mlflow, use_run
+    from reviewops.training.common import retune_batch
 
     configure_mlflow(settings)
     train_report = Path(settings.paths.reports_dir) / "train.json"
     train_run = read_train_report(train_report).get("run_id") if train_report.is_file() else None
-    with use_run(train_run, run_name="forgetting") as run_id:
+    batch = retune_batch(settings, settings.paths.processed_dir)
+    with use_run(train_run, run_name=f"forgetting {batch}" if batch else "forgetting") as run_id:
         mlflow.log_metrics({mlflow_metric_name(k): float(v) for k, v in metrics.items()}, run_id=run_id)
     return run_id
 

@@ -8,10 +8,12 @@ Aliases carry the deployment state of each registered model:
   somewhere to go. Each promoted version also gets a ``previous_champion`` *tag* naming the
   version it replaced, so repeated rollbacks walk back through the history.
 
-Versions also carry the gate's numbers as tags (``eval/rougeL`` …), which
-:func:`champion_metrics` reads first, so the comparison does not depend on which run the
-evaluation was logged to. Call :func:`reviewops.registry.tracking.configure_mlflow` (or set
-``MLFLOW_TRACKING_URI``) before using these helpers.
+Versions also carry the gate's numbers as tags (``eval/rougeL`` …, rounded to 4 decimals for
+the UI), which :func:`champion_metrics` reads over the run's metrics, so the comparison does
+not depend on which run the evaluation was logged to. An unknown model name is one error,
+"no such registered model 'X'; known: …" (:func:`require_model`), wherever it is looked up.
+Call :func:`reviewops.registry.tracking.configure_mlflow` (or set ``MLFLOW_TRACKING_URI``)
+before using these helpers.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 PREVIOUS = "previous_champion"
 MODEL_DIR_ARTIFACT = "model_dir"
+TAG_DECIMALS = 4  # figures stored as version tags are rounded for the UI
 
 
 def _client():
@@ -40,6 +43,61 @@ def _is_missing(exc: Exception) -> bool:
     return code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE") or "not found" in str(exc).lower()
 
 
+def known_models() -> list[str]:
+    """Names of every registered model, sorted."""
+    client = _client()
+    names: list[str] = []
+    token = None
+    while True:
+        page = client.search_registered_models(max_results=1000, page_token=token)
+        names += [m.name for m in page]
+        token = page.token
+        if not token:
+            return sorted(names)
+
+
+def no_such_model(name: str) -> ReviewOpsError:
+    """The one error for an unknown model name, listing the names the registry does have."""
+    known = known_models()
+    hint = f"known: {', '.join(known)}" if known else "the registry is empty: run `make run` (or `reviewops gate`)"
+    return ReviewOpsError(f"no such registered model {name!r}; {hint}")
+
+
+def require_model(name: str) -> None:
+    """Raise :func:`no_such_model` unless ``name`` is a registered model.
+
+    MLflow answers a lookup of a version or an alias of an unknown model with "has no version
+    1" or "alias not found", which sends a user with a typo after the wrong thing.
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        _client().get_registered_model(name)
+    except MlflowException as exc:
+        if _is_missing(exc):
+            raise no_such_model(name) from None
+        raise
+
+
+def aliases_by_version(name: str) -> dict[str, list[str]]:
+    """``{"2": ["champion"], "1": ["previous_champion"]}`` (searching versions leaves aliases out)."""
+    out: dict[str, list[str]] = {}
+    for alias, version in sorted((_client().get_registered_model(name).aliases or {}).items()):
+        out.setdefault(str(version), []).append(alias)
+    return out
+
+
+def version_list(name: str) -> str:
+    """``"1 (champion), 2 (challenger), 3"``: the versions of ``name`` with their aliases."""
+    aliases = aliases_by_version(name)
+    numbers = sorted(int(mv.version) for mv in _client().search_model_versions(f"name = '{_quote(name)}'"))
+    return ", ".join(f"{v} ({', '.join(aliases[str(v)])})" if str(v) in aliases else str(v) for v in numbers)
+
+
+def _quote(name: str) -> str:
+    return name.replace("'", "\\'")
+
+
 def register(model_uri: str, name: str, tags: dict[str, Any] | None = None) -> str:
     """Register ``model_uri`` (``models:/m-…``, ``runs:/<id>/<path>``) as a new version of ``name``.
 
@@ -51,6 +109,23 @@ def register(model_uri: str, name: str, tags: dict[str, Any] | None = None) -> s
     str_tags = {k: str(v) for k, v in (tags or {}).items()}
     mv = mlflow.register_model(model_uri, name, tags=str_tags or None)
     return str(mv.version)
+
+
+def metric_tags(metrics: dict[str, Any]) -> dict[str, str]:
+    """Version tags for ``metrics``: numbers rounded to :data:`TAG_DECIMALS`, other values as text."""
+    out: dict[str, str] = {}
+    for key, value in metrics.items():
+        number = _as_float(value) if not isinstance(value, bool) else None
+        if number is None or key.endswith("fingerprint"):
+            out[key] = str(value)
+        else:
+            out[key] = str(round(number, TAG_DECIMALS))
+    return out
+
+
+def describe_version(name: str, version: str | int, description: str) -> None:
+    """Set the description shown on the version's page in the MLflow UI."""
+    _client().update_model_version(name, str(version), description=description)
 
 
 def set_alias(name: str, alias: str, version: str | int) -> None:
@@ -94,25 +169,22 @@ def promote(name: str, version: str | int | None = None) -> dict[str, Any]:
         ``{"name", "champion", "previous_champion"}`` (versions as strings, or None).
 
     Raises:
-        ReviewOpsError: no version given and no challenger exists, or the version is unknown.
+        ReviewOpsError: no such model (names the known ones), no version given and no challenger
+            exists (says what to do), or the version is unknown (lists the versions).
     """
     from mlflow.exceptions import MlflowException
 
+    require_model(name)
     client = _client()
     if version is None:
-        challenger = get_alias_version(name, CHALLENGER)
-        if challenger is None:
-            raise ReviewOpsError(
-                f"{name} has no {CHALLENGER!r} version to promote; run `reviewops gate` first or pass --version"
-            )
-        version = challenger.version
+        version = _challenger_version(name)
     version = str(version)
     try:
         client.get_model_version(name, version)
     except MlflowException as exc:
         if _is_missing(exc):
             raise ReviewOpsError(
-                f"{name} has no version {version}; see the MLflow UI or `mlflow models` for registered versions"
+                f"{name} has no version {version}; its versions: {version_list(name)} (`reviewops models list`)"
             ) from None
         raise
     current = get_alias_version(name, CHAMPION)
@@ -133,6 +205,25 @@ def promote(name: str, version: str | int | None = None) -> dict[str, Any]:
     }
 
 
+def _challenger_version(name: str) -> str:
+    """The version behind ``name@challenger``; a clear error (what exists, what to do) when unset."""
+    challenger = get_alias_version(name, CHALLENGER)
+    if challenger is not None:
+        return str(challenger.version)
+    champion = get_alias_version(name, CHAMPION)
+    state = (
+        f"version {champion.version} is the {CHAMPION} already (while gate.auto_promote is true the gate "
+        "promotes each passing candidate itself)"
+        if champion is not None
+        else f"no version is the {CHAMPION} either"
+    )
+    raise ReviewOpsError(
+        f"{name} has no {CHALLENGER!r} to promote: {state}; versions: {version_list(name) or 'none'}. "
+        f"Promote a given version with `reviewops promote {name} --version N`, or keep the next passing "
+        "candidate as the challenger with `reviewops --set gate.auto_promote=false gate`"
+    )
+
+
 def _tag(name: str, version: str, key: str) -> str | None:
     mv = _client().get_model_version(name, str(version))
     return (mv.tags or {}).get(key)
@@ -148,8 +239,9 @@ def rollback(name: str) -> dict[str, Any]:
         ``{"name", "champion", "rolled_back", "previous_champion"}``.
 
     Raises:
-        ReviewOpsError: there is no champion or no previous champion to return to.
+        ReviewOpsError: no such model, or there is no champion or no previous champion to return to.
     """
+    require_model(name)
     client = _client()
     current = get_alias_version(name, CHAMPION)
     if current is None:
@@ -204,7 +296,10 @@ def version_metrics(name: str, version: str | int) -> dict[str, Any]:
         if "/" not in key:
             continue
         number = _as_float(value)
-        out[key] = number if number is not None and not key.endswith("fingerprint") else value
+        if number is None or key.endswith("fingerprint"):
+            out[key] = value
+        elif not (isinstance(out.get(key), float) and round(out[key], TAG_DECIMALS) == number):
+            out[key] = number  # the tags are rounded: the run's exact figure wins where it agrees
     out["version"] = str(mv.version)
     return out
 
@@ -221,6 +316,7 @@ def _model_uri(name_or_uri: str, alias: str) -> tuple[str, str]:
         return name_or_uri, re.sub(r"[^\w.-]+", "_", name_or_uri.split(":/", 1)[1]).strip("_")
     mv = get_alias_version(name_or_uri, alias)
     if mv is None:
+        require_model(name_or_uri)
         raise ReviewOpsError(
             f"registered model {name_or_uri!r} has no @{alias} version; run `reviewops gate` "
             f"(and `reviewops promote {name_or_uri}`) first"

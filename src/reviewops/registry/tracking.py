@@ -43,8 +43,7 @@ HOST_TAG = "reviewops.host"
 KILLED_TAG = "reviewops.killed"
 NOTE_TAG = "mlflow.note.content"  # shown as the run's description in the MLflow UI
 
-# MLflow's HTTP client settings that bound how long one request may take; values the user
-# exported win over tracking.* (only values this module set itself are replaced).
+# MLflow HTTP settings this module set (a value the user exported wins over tracking.*).
 _ours: dict[str, str] = {}
 
 
@@ -117,10 +116,8 @@ def probe(uri: str, timeout_s: float) -> None:
         with socket.create_connection((parts.hostname, port), timeout=timeout_s):
             pass
     except OSError as exc:
-        if isinstance(exc, TimeoutError):
-            reason = f"no answer within {timeout_s:g} s"
-        else:
-            reason = (exc.strerror or type(exc).__name__).lower()
+        timed_out = isinstance(exc, TimeoutError)
+        reason = f"no answer within {timeout_s:g} s" if timed_out else (exc.strerror or type(exc).__name__).lower()
         raise ReviewOpsError(unreachable_message(uri, reason)) from None
 
 
@@ -241,7 +238,7 @@ def setup_experiment(settings: Settings, root: Path | str | None = None) -> str:
     A server is probed first (``tracking.timeout_s``) and MLflow's HTTP retries are bounded.
     A new experiment on a SQLite store keeps its artifacts in ``mlartifacts/`` beside the
     database (not in the current directory); an existing one must still do so
-    (:func:`check_artifact_root`).
+    (:func:`check_artifact_root`). The experiment is tagged as machine learning (:mod:`.ui_links`).
 
     Returns:
         The tracking URI.
@@ -250,6 +247,8 @@ def setup_experiment(settings: Settings, root: Path | str | None = None) -> str:
         ReviewOpsError: the server is unreachable, or the artifact root is outside the project.
     """
     import mlflow
+
+    from reviewops.registry.ui_links import mark_ml_experiment
 
     cfg = settings.tracking
     root = Path(root or Path.cwd()).resolve()
@@ -270,6 +269,7 @@ def setup_experiment(settings: Settings, root: Path | str | None = None) -> str:
                     raise
             experiment = mlflow.get_experiment_by_name(name)
         check_artifact_root(uri, experiment, cfg)
+        mark_ml_experiment(mlflow.MlflowClient(), experiment)  # the UI's runs view, not GenAI's
         mlflow.set_experiment(name)
     return uri
 

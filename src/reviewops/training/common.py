@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ from reviewops.reports import sha256_file
 SUMMARIZER_DIR = "summarizer"
 SENTIMENT_DIR = "sentiment"
 CHECKPOINTS_DIR = "checkpoints"
+RETUNE_DIR = "retune"  # <interim_dir>/retune/<batch>: the processed folder of a drift re-tune
+SPLIT_CONTEXTS = (("train", "training"), ("val", "validation"), ("test", "testing"))
 
 
 @dataclass
@@ -233,3 +236,45 @@ def data_lineage(processed_dir: Path | str, root: Path | str | None = None) -> d
             lineage[f"data/{split}_sha256"] = sha256_file(path)
     lineage["data/processed_dir"] = str(processed_dir)
     return lineage
+
+
+def retune_root(settings: Settings) -> Path:
+    """``<interim_dir>/retune``: each drift re-tune trains on the processed folder ``<batch>`` inside."""
+    return Path(settings.paths.interim_dir) / RETUNE_DIR
+
+
+def retune_batch(settings: Settings, processed_dir: Path | str) -> str | None:
+    """The batch whose re-tune trains on ``processed_dir`` (``<interim_dir>/retune/<batch>``), else None."""
+    folder = Path(processed_dir).resolve()
+    return folder.name if folder.parent == retune_root(settings).resolve() else None
+
+
+def run_name(settings: Settings, processed_dir: Path | str) -> str:
+    """What the MLflow training run is called: ``train``, or ``retune <batch>`` for a drift re-tune."""
+    batch = retune_batch(settings, processed_dir)
+    return f"retune {batch}" if batch else "train"
+
+
+def log_datasets(processed_dir: Path, frames: dict[str, pd.DataFrame], lineage: dict[str, str]) -> None:
+    """Log the train/val/test splits as the active run's dataset inputs (the run page's "Datasets").
+
+    Each is a pandas dataset named after its split, with the Parquet file as its source, the
+    first 16 hex digits of the file's sha256 as its digest, and the DVC data version
+    (``data/dvc_md5``) and full sha256 as input tags. ``frames`` holds the splits already read;
+    the others are read from ``processed_dir`` (a missing file is skipped).
+    """
+    import mlflow
+    from mlflow.data.pandas_dataset import from_pandas
+
+    for split, context in SPLIT_CONTEXTS:
+        path = processed_dir / f"{split}.parquet"
+        if split not in frames and not path.is_file():
+            continue
+        df = frames[split] if split in frames else pd.read_parquet(path)
+        sha = lineage.get(f"data/{split}_sha256") or (sha256_file(path) if path.is_file() else "")
+        tags = {"split": split, "sha256": sha, "dvc_md5": lineage.get("data/dvc_md5", "unknown")}
+        with warnings.catch_warnings():  # two notes per split that say nothing about our data
+            warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
+            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
+            dataset = from_pandas(df, source=str(path.resolve()), name=split, digest=sha[:16] or None)
+            mlflow.log_input(dataset, context=context, tags=tags)

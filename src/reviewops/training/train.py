@@ -1,10 +1,13 @@
 """The training stage: fine-tune the summarizer and the sentiment classifier in one tracked MLflow run.
 
-MLflow layout of :func:`run_train`: one parent run ``train`` holding all params (flattened
-settings), data lineage, final metrics (``train/<model>_loss``, ``train/<model>_eval_loss``...)
-and both pyfunc models; one nested run per model with the per-step curves (``train/loss``,
-``train/learning_rate``, ``eval/loss``, ``eval/macro_f1``). The trainers themselves live in
-:mod:`reviewops.training.summarizer` and :mod:`reviewops.training.sentiment`.
+MLflow layout of :func:`run_train`: one parent run ``train`` (``retune <batch>`` when a drift
+re-tune trains on ``<interim_dir>/retune/<batch>``) holding all params (flattened settings),
+data lineage, the train/val/test splits as dataset inputs (with the DVC data version), final
+metrics (``train/<model>_loss``, ``train/<model>_eval_loss``...) and both pyfunc models; the
+gate later tags it ``reviewops.gate`` and notes its verdict; one nested run per model with
+the per-step curves (``train/loss``, ``train/learning_rate``, ``eval/loss``, ``eval/macro_f1``).
+The trainers themselves live in :mod:`reviewops.training.summarizer` and
+:mod:`reviewops.training.sentiment`.
 """
 
 from __future__ import annotations
@@ -27,7 +30,10 @@ from reviewops.training.common import (
     TrainResult,
     data_lineage,
     flatten,
+    log_datasets,
     read_split,
+    retune_batch,
+    run_name,
 )
 from reviewops.training.sentiment import train_sentiment
 from reviewops.training.summarizer import train_summarizer
@@ -131,7 +137,11 @@ def _train_tracked(
     }
     train_df, val_df = splits
     start = time.perf_counter()
-    with mlflow.start_run(run_name="train", tags=process_tags(**{"reviewops.stage": "train"})) as parent:
+    tags = process_tags(**{"reviewops.stage": "train"})
+    batch = retune_batch(settings, processed_dir)
+    if batch:
+        tags["reviewops.batch"] = batch
+    with mlflow.start_run(run_name=run_name(settings, processed_dir), tags=tags) as parent:
         result["run_id"] = parent.info.run_id
         result["experiment_id"] = parent.info.experiment_id
         _log_run_params(settings, processed_dir, splits, only)
@@ -156,6 +166,7 @@ def _log_run_params(
     params.update(flatten(settings.train.active.model_dump(mode="json"), "train.active."))
     lineage = data_lineage(processed_dir)
     params.update(lineage)
+    log_datasets(processed_dir, {"train": train_df, "val": val_df}, lineage)
     params.update(
         {"data/n_train_rows": str(len(train_df)), "data/n_val_rows": str(len(val_df)), "train/only": only or "all"}
     )

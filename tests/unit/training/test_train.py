@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,8 @@ from reviewops.schema import LABELS
 from reviewops.training.train import run_train
 from tests.unit.training.helpers import quick_settings
 
+MD5 = "0123456789abcdef0123456789abcdef.dir"  # the data.dvc md5 of the ``project`` fixture
+
 
 # ~8 s on an idle 2-core box (up to ~50 s when the box is shared): the end-to-end contract.
 def test_run_train_tracks_params_lineage_losses_and_loadable_models(project: Path, tiny: dict[str, Path]) -> None:
@@ -25,6 +28,7 @@ def test_run_train_tracks_params_lineage_losses_and_loadable_models(project: Pat
 
     client = mlflow.MlflowClient()
     parent = client.get_run(result["run_id"])
+    assert parent.info.run_name == "train" and "reviewops.batch" not in parent.data.tags
     params = parent.data.params
     assert params["summarizer.model"] == str(tiny["causal"])
     assert params["train.profile"] == "quick" and params["train.active.summarizer_max_steps"] == "4"
@@ -63,6 +67,41 @@ def test_run_train_tracks_params_lineage_losses_and_loadable_models(project: Pat
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)
     # Artifacts stay beside the sqlite database, not in the working directory.
     assert (project / "mlartifacts").is_dir() and not (project / "mlruns").exists()
+
+
+def test_a_retune_run_is_named_after_its_batch_and_logs_its_splits_as_inputs(
+    project: Path, tiny: dict[str, Path]
+) -> None:
+    import mlflow
+
+    settings = quick_settings(project, tiny["causal"], tiny["encoder"])
+    retune = project / "data" / "interim" / "retune" / "batch-007"  # retune_dir() under the default interim_dir
+    shutil.copytree(project / "processed", retune)
+    pd.read_parquet(retune / "val.parquet").to_parquet(retune / "test.parquet", index=False)
+    result = run_train(settings, processed_dir=retune, out_dir=project / "out", only="sentiment", log_models=False)
+
+    run = mlflow.MlflowClient().get_run(result["run_id"])
+    assert run.info.run_name == "retune batch-007" and run.data.tags["reviewops.batch"] == "batch-007"
+    inputs = {i.dataset.name: i for i in run.inputs.dataset_inputs}
+    assert sorted(inputs) == ["test", "train", "val"]
+    for split, context, rows in (("train", "training", 32), ("val", "validation", 8), ("test", "testing", 8)):
+        sha = hashlib.sha256((retune / f"{split}.parquet").read_bytes()).hexdigest()
+        tags = {t.key: t.value for t in inputs[split].tags}
+        assert tags == {"mlflow.data.context": context, "split": split, "sha256": sha, "dvc_md5": MD5}
+        assert inputs[split].dataset.digest == sha[:16]
+        assert json.loads(inputs[split].dataset.profile)["num_rows"] == rows
+        assert json.loads(inputs[split].dataset.source)["uri"].endswith(f"batch-007/{split}.parquet")
+
+
+def test_run_name_says_train_or_retune_batch(tmp_path: Path) -> None:
+    from reviewops.config import Settings
+    from reviewops.monitoring.retune import retune_dir
+    from reviewops.training.common import retune_batch, run_name
+
+    settings = Settings(paths={"interim_dir": str(tmp_path / "interim")})
+    assert run_name(settings, retune_dir(settings, "2024-06-batch")) == "retune 2024-06-batch"
+    assert retune_batch(settings, tmp_path / "interim" / "retune" / "x" / "..") is None  # that is retune/ itself
+    assert run_name(settings, tmp_path / "processed") == "train"
 
 
 def test_train_cli_quick_json(project: Path, tiny: dict[str, Path]) -> None:

@@ -154,6 +154,7 @@ def log_to_mlflow(summary: Mapping[str, Any], html_path: Path, settings: Setting
     """Log the drift numbers (``drift/...``), decision and reports to MLflow; returns the run id."""
     import mlflow
 
+    from reviewops.monitoring.summary import drifted_columns_sentence
     from reviewops.registry.tracking import configure_mlflow, use_run
 
     configure_mlflow(settings)
@@ -165,6 +166,7 @@ def log_to_mlflow(summary: Mapping[str, Any], html_path: Path, settings: Setting
         client.set_tag(run_id, "drift.drifted", str(summary["decision"]["drifted"]).lower())
         client.set_tag(run_id, "drift.fired", ",".join(summary["decision"]["fired"]) or "none")
         client.set_tag(run_id, "drift.sampling", summary["sampling"]["note"])
+        client.set_tag(run_id, "drift.drifted_columns", drifted_columns_sentence(summary))
         client.log_artifact(run_id, str(html_path), artifact_path="drift")
         client.log_dict(run_id, dict(summary), f"drift/{summary['name']}.json")
     return run_id

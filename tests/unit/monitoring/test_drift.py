@@ -190,6 +190,7 @@ def test_log_to_mlflow_namespaces_metrics(drift_runs, tmp_path, monkeypatch):
     assert run.data.metrics["drift/share_drifted"] == pytest.approx(result.summary["share_drifted"])
     assert "drift/column/language" in run.data.metrics
     assert run.data.tags["drift.sampling"].startswith("sampled 150 of")
+    assert run.data.tags["drift.drifted_columns"] == drifted_columns_sentence(result.summary)
     names = [a.path for a in mlflow.MlflowClient().list_artifacts(run_id, "drift")]
     assert "drift/shifted.html" in names
 

@@ -22,7 +22,8 @@ DRIFTED_COLUMNS_SOURCE = "Evidently DriftedColumnsCount on all rows"
 
 
 def drifted_columns_sentence(summary: Mapping[str, Any]) -> str:
-    """The one wording of the drifted-column count (banner, embedded section, dashboard subtitle).
+    """The one wording of the drifted-column count: the page under the banner, the embedded all-rows
+    group title, the workspace snapshot metadata and the MLflow tag ``drift.drifted_columns``.
 
     Example: ``8 of 10 columns drifted on all rows (share 0.80)``.
     """

@@ -4,7 +4,13 @@
 project's dashboard. Each panel plots a value every batch's snapshot holds
 (:mod:`reviewops.monitoring.report`): Evidently's share of drifted columns (the same count the
 decision and the HTML page use), the predicted negative share on the sample, the mean text length
-and the detected-language mix on all rows, and the MiniLM embedding drift score.
+and the detected-language mix on all rows.
+
+No panel for the embedding (or text) drift score: its Evidently threshold is raised to the chance
+AUC of each batch's sample size (:func:`reviewops.monitoring.decision.embedding_threshold`), the
+threshold is a metric parameter, and Evidently splits a panel's series by parameters, so every
+batch size would start a new one-point series. The score is in each snapshot and in MLflow
+(``drift/embedding_auc``).
 
 Panels are matched by title: :func:`ensure_panels` adds the missing ones and never duplicates,
 so every drift check can call it.
@@ -59,12 +65,6 @@ def drift_panels() -> list[Any]:
             ],
             size="half",
             stacked=True,
-        ),
-        line_plot_panel(
-            title="Embedding drift (MiniLM domain-classifier ROC-AUC, sample)",
-            description="0.5: the classifier cannot tell the batch from the reference",
-            values=[_metric("EmbeddingsDrift", "ROC-AUC")],
-            size="full",
         ),
     ]
 

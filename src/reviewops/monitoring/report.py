@@ -155,13 +155,13 @@ def _column_results(snapshot: Any, scope: str) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _drifted_count(snapshot: Any) -> dict[str, Any]:
-    """``count``, ``share`` and ``columns`` of the snapshot's ``DriftedColumnsCount``."""
+def _drifted_count(snapshot: Any, columns: list[str]) -> dict[str, Any]:
+    """``count`` and ``share`` of the snapshot's ``DriftedColumnsCount`` and the ``columns`` it counted."""
     for metric in snapshot.dict()["metrics"]:
         cfg = metric.get("config") or {}
         if cfg.get("type", "").endswith("DriftedColumnsCount"):
             value = metric["value"]
-            return {"count": int(value["count"]), "share": float(value["share"]), "columns": list(cfg["columns"])}
+            return {"count": int(value["count"]), "share": float(value["share"]), "columns": columns}
     raise ValueError("the all-rows report has no DriftedColumnsCount")  # pragma: no cover - built below
 
 
@@ -214,8 +214,8 @@ def all_rows_report(
     ref_tab = _tabular(reference, descriptors[0], cat_cols)
     cur_tab = _tabular(current, descriptors[1], cat_cols)
     tab_def = DataDefinition(numerical_columns=NUMERIC_DESCRIPTORS, categorical_columns=cat_cols)
+    # No columns=: it counts all of tab_def, and equal parameters keep one dashboard series per panel.
     drifted_count = DriftedColumnsCount(
-        columns=NUMERIC_DESCRIPTORS + cat_cols,
         num_method=rules.num_method,
         cat_method=rules.cat_method,
         num_threshold=rules.threshold,
@@ -241,7 +241,8 @@ def all_rows_report(
             timestamp=created.replace(tzinfo=None),
         )
     columns = _column_results(snapshot, "all rows")
-    return AllRowsReport(snapshot, columns, cat_cols, ref_tab, cur_tab, _drifted_count(snapshot))
+    counted = _drifted_count(snapshot, NUMERIC_DESCRIPTORS + cat_cols)
+    return AllRowsReport(snapshot, columns, cat_cols, ref_tab, cur_tab, counted)
 
 
 def _embedding_score(snapshot: Any) -> float | None:

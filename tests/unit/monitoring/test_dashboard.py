@@ -22,7 +22,6 @@ TITLES = [
     "Predicted negative share (sample)",
     "Text length (mean characters, all rows)",
     "Language mix (detected language, all rows)",
-    "Embedding drift (MiniLM domain-classifier ROC-AUC, sample)",
 ]
 
 
@@ -39,7 +38,7 @@ def test_ensure_panels_adds_them_once_and_keeps_other_panels(tmp_path):
     model = reopened.get_dashboard(project.id)
     assert [p.title for p in model.panels] == ["an operator's own note", *TITLES]
     drift_tab = next(t for t in model.tabs if t.title == DASHBOARD_TAB)
-    assert len(drift_tab.panels) == 5 and len(set(drift_tab.panels)) == 5
+    assert len(drift_tab.panels) == 4 and len(set(drift_tab.panels)) == 4
 
 
 def test_panels_read_the_metrics_the_reports_compute():

@@ -134,7 +134,7 @@ def test_dashboard_panels_after_two_batches(drift_runs):
     project = ws.search_project("reviewops-drift")[0]
     model = ws.get_dashboard(project.id)
     assert [p.title for p in model.panels] == [p.title for p in drift_panels()]
-    assert len(model.panels) == 5  # added by the first batch, not again by the second
+    assert len(model.panels) == 4  # added by the first batch, not again by the second
     assert [t.title for t in model.tabs] == [DASHBOARD_TAB]
     assert model.tabs[0].panels == [p.id for p in model.panels]
 

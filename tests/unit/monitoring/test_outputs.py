@@ -85,4 +85,4 @@ def test_add_to_workspace_keeps_one_snapshot_per_call(merged, tmp_path):
     assert sorted(str(i) for i in ws.list_runs(project.id)) == sorted(first + second)
     stored = ws.get_run(project.id, first[0])
     assert stored.tags == merged.tags and stored.metadata["decision"] == "drifted"
-    assert len(ws.get_dashboard(project.id).panels) == 5
+    assert len(ws.get_dashboard(project.id).panels) == 4

@@ -135,8 +135,11 @@ def _versions_table(model: dict[str, Any]) -> Any:
     from rich.table import Table
 
     table = Table(title=model["name"], title_justify="left")
-    for column in ("version", "aliases", "key metrics", "run", "data (dvc md5)", "created (UTC)"):
+    table.add_column("version", no_wrap=True)
+    for column in ("aliases", "key metrics"):
         table.add_column(column, overflow="fold")
+    for column in ("run", "data md5", "created (UTC)"):  # ids stay whole, to be copied
+        table.add_column(column, no_wrap=True)
     for v in model["versions"]:
         metrics = "\n".join(f"{k.removeprefix('eval/')} {value:.4f}" for k, value in v["metrics"].items())
         table.add_row(
@@ -145,7 +148,7 @@ def _versions_table(model: dict[str, Any]) -> Any:
             metrics or "-",
             f"{v['run_name'] or '?'}\n{v['run_id']}" if v["run_id"] else "-",
             v["data_version"][:12] or "-",
-            v["created"],
+            v["created"][:16],
             style="bold" if "champion" in v["aliases"] else None,
         )
     return table

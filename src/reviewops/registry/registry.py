@@ -211,16 +211,12 @@ def _challenger_version(name: str) -> str:
     if challenger is not None:
         return str(challenger.version)
     champion = get_alias_version(name, CHAMPION)
-    state = (
-        f"version {champion.version} is the {CHAMPION} already (while gate.auto_promote is true the gate "
-        "promotes each passing candidate itself)"
-        if champion is not None
-        else f"no version is the {CHAMPION} either"
-    )
+    now = f"version {champion.version} is the {CHAMPION}" if champion is not None else f"no version is the {CHAMPION}"
     raise ReviewOpsError(
-        f"{name} has no {CHALLENGER!r} to promote: {state}; versions: {version_list(name) or 'none'}. "
-        f"Promote a given version with `reviewops promote {name} --version N`, or keep the next passing "
-        "candidate as the challenger with `reviewops --set gate.auto_promote=false gate`"
+        f"{name} has no {CHALLENGER!r} to promote ({now}; versions: {version_list(name) or 'none'}). While "
+        "gate.auto_promote is true (the default, as in `make run`) the gate makes each passing candidate the "
+        f"champion itself. Promote a given version with `reviewops promote {name} --version N`, or keep the "
+        "next passing candidate as the challenger with `reviewops --set gate.auto_promote=false gate`"
     )
 
 

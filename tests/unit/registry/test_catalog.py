@@ -69,8 +69,10 @@ def test_promote_without_challenger_says_what_to_do(store) -> None:
     runner = CliRunner()
     assert runner.invoke(app, ["promote", "l-sent"]).exit_code == 0  # v2, the challenger, becomes champion
     text = error_of(runner.invoke(app, ["promote", "l-sent"]))
-    assert text.startswith("l-sent has no 'challenger' to promote: version 2 is the champion already")
-    assert "versions: 1 (previous_champion), 2 (champion)" in text
+    assert text.startswith(
+        "l-sent has no 'challenger' to promote (version 2 is the champion; versions: 1 (previous_champion), "
+        "2 (champion)). While gate.auto_promote is true"
+    )
     assert "reviewops promote l-sent --version N" in text
     wrong = error_of(runner.invoke(app, ["promote", "l-sent", "--version", "3"]))
     assert wrong.startswith("l-sent has no version 3; its versions: 1 (previous_champion), 2 (champion)")

@@ -14,10 +14,11 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from rich.console import Console
 
-from flows import retrain, score
+from flows import artifacts, retrain, score
+from reviewops.cli.common import emit, print_links, quiet_output
 from reviewops.config import Settings, load_settings
-from reviewops.evaluation.gate import GateFailedError
 from reviewops.monitoring import batches, cooldown, inbox, retune
 from reviewops.monitoring.drift import check_batch_drift
 
@@ -98,20 +99,22 @@ def record_retrain(settings: Settings, info: dict) -> str:
 
 @task(name="write-monitor-summary", cache_policy=NO_CACHE)
 def write_summary(settings: Settings, summary: dict) -> dict:
-    """reports/monitor/<name>.json: the flow's result, readable without Prefect."""
+    """reports/monitor/<name>.json (the flow's result, readable without Prefect) and the drift artifact."""
     summary["summary_path"] = str(retune.write_monitor_summary(settings, summary))
+    artifacts.publish_drift_summary(summary)
     return summary
 
 
-def _retune(settings: Settings) -> str:
-    """The retraining flow as a subflow; a failed gate is an outcome here, anything else fails."""
-    state = retrain.retrain_flow(settings, refresh_data=False, return_state=True)
-    if state.is_failed():
-        error = state.result(raise_on_failure=False)
-        if not isinstance(error, GateFailedError):
-            raise error if isinstance(error, BaseException) else RuntimeError(state.message)
+def _retune(settings: Settings) -> str | None:
+    """The retraining flow as a subflow; a rejected candidate is an outcome (a WARNING), anything else fails.
+
+    The subflow completes either way (its gate task logs the rejection and publishes the
+    decision). Returns the Bento built for a new champion, None when nothing was promoted.
+    """
+    result = retrain.retrain_flow(settings, refresh_data=False)
+    if not result["gate"].get("passed"):
         get_run_logger().warning("re-tuned models rejected by the quality gate; the champion stays")
-    return state.type.value
+    return (result.get("package") or {}).get("bento")
 
 
 @flow(name="reviewops-monitor", log_prints=True)
@@ -125,8 +128,11 @@ def monitor_flow(batch: str, settings: Settings | None = None, reference: str | 
     HTML/JSON report, Evidently workspace, MLflow run) -> stop unless drifted and out of cooldown -> append the batch to
     data/raw (new data.dvc version) -> dvc repro -> re-tune split (new rows + replay) ->
     starting point (champion, drift.retune_profile) -> retraining subflow (train, evaluate,
-    gate) -> old-vs-new test metrics -> record the retrain (cooldown) -> summary.
+    gate; a rejection is an outcome: WARNING, champion kept) -> old-vs-new test metrics ->
+    record the retrain (cooldown) -> summary (reports/monitor/<name>.json and the
+    ``reviewops-drift-summary`` artifact).
     """
+    quiet_output()
     settings = settings or load_settings()
     name = batches.batch_name(batch)
     prepared = prepare_batch(settings, batch, name)
@@ -152,7 +158,8 @@ def monitor_flow(batch: str, settings: Settings | None = None, reference: str | 
     new_files = [summary["data"]["raw_file"]]
     summary["retune_split"] = retune_split(settings, new_files, name)
     tuned_settings, summary["starting_point"] = starting_point(settings, summary["retune_split"]["out_dir"])
-    summary["retrain_state"] = _retune(tuned_settings)
+    summary["bento"] = _retune(tuned_settings)
+    summary["retrain_state"] = "COMPLETED"  # a failed re-tune (an exception, not a rejection) fails this flow
     summary["retrain"] = retrain_outcome(tuned_settings)
     summary["old_vs_new"] = old_vs_new(tuned_settings, new_files)
     record_retrain(
@@ -182,6 +189,7 @@ def monitor_inbox_flow(inbox_dir: str | None = None, settings: Settings | None =
     its outcome (a failed batch is recorded as failed and not retried; fix it and drop it again
     under a new name).
     """
+    quiet_output()
     settings = settings or load_settings()
     results = {}
     for path in pending_files(settings, inbox_dir):
@@ -210,9 +218,32 @@ def _scoring_rows(summary: dict) -> dict:
     }
 
 
-def _print_summary(summary: dict) -> None:
-    from reviewops.cli.common import emit, out_console
+def _retune_rows(summary: dict) -> dict:
+    """What the re-tune did: data version, rows, starting point, profile, run, gate, old vs new test rows."""
+    outcome, split = summary["retrain"], summary["retune_split"]
+    rows = {
+        "data version (data.dvc md5)": f"{summary['data']['old_version']} -> {summary['data']['new_version']}",
+        "re-tune rows (train)": f"{split['train']['new']} new + {split['train']['replay']} replayed "
+        f"(drift.replay_fraction={split['replay_fraction']})",
+        "starting point": ", ".join(
+            f"{k}: {v['start']}" for k, v in summary["starting_point"].items() if isinstance(v, dict)
+        ),
+        "re-tune profile": f"{summary['retune_profile']} (drift.retune_profile; quick = a few steps, "
+        "set cpu or gpu for a real re-tune)",
+        "retrain MLflow run": outcome["run_id"],
+        "gate": "passed" if outcome["gate"]["passed"] else "REJECTED (champion kept)",
+        "gate decision": outcome["gate"]["path"],
+    }
+    old = summary["old_vs_new"]
+    for key in ("rougeL", "sentiment_macro_f1"):
+        rows[f"{key}: all / old test rows"] = (
+            f"{old.get(f'eval_all/{key}', float('nan')):.3f} / {old.get(f'eval_old/{key}', float('nan')):.3f}"
+        )
+    return rows
 
+
+def print_summary(summary: dict, console: Console | None = None) -> None:
+    """The monitor's result as tables: each drift signal, then the batch, the action and the re-tune."""
     drift = summary["drift"]
     emit(
         {
@@ -222,6 +253,7 @@ def _print_summary(summary: dict) -> None:
         },
         as_json=False,
         title=f"drift check: {'DRIFTED' if drift['drifted'] else 'no drift'}",
+        console=console,
     )
     rows = {
         "batch": summary["batch"],
@@ -234,33 +266,25 @@ def _print_summary(summary: dict) -> None:
         "action": summary["action"],
     }
     if "retrain" in summary:
-        outcome, split = summary["retrain"], summary["retune_split"]
-        rows.update(
-            {
-                "data version (data.dvc md5)": f"{summary['data']['old_version']} -> {summary['data']['new_version']}",
-                "re-tune rows (train)": f"{split['train']['new']} new + {split['train']['replay']} replayed "
-                f"(drift.replay_fraction={split['replay_fraction']})",
-                "starting point": ", ".join(
-                    f"{k}: {v['start']}" for k, v in summary["starting_point"].items() if isinstance(v, dict)
-                ),
-                "re-tune profile": f"{summary['retune_profile']} (drift.retune_profile; quick = a few steps, "
-                "set cpu or gpu for a real re-tune)",
-                "retrain MLflow run": outcome["run_id"],
-                "gate": "passed" if outcome["gate"]["passed"] else "FAILED (champion kept)",
-                "gate decision": outcome["gate"]["path"],
-            }
-        )
-        old = summary["old_vs_new"]
-        for key in ("rougeL", "sentiment_macro_f1"):
-            rows[f"{key}: all / old test rows"] = (
-                f"{old.get(f'eval_all/{key}', float('nan')):.3f} / {old.get(f'eval_old/{key}', float('nan')):.3f}"
-            )
-    emit(rows, as_json=False, title="ReviewOps monitor")
-    out_console.print(
-        f"report: file://{Path(summary['report']).resolve()}\n"
-        "history: evidently ui --workspace reports/evidently_workspace",
-        highlight=False,
-    )
+        rows.update(_retune_rows(summary))
+    emit(rows, as_json=False, title="ReviewOps monitor", console=console)
+
+
+def monitor_links(settings: Settings, summary: dict) -> list[tuple[str, str | None]]:
+    """Every UI after ``make run``: retraining's (Data Docs, MLflow, Bento, Prefect), then the drift report,
+    the Evidently UI and this batch in the scored dataset."""
+    report, scoring = summary.get("report"), summary.get("scoring") or {}
+    workspace = Path(settings.paths.reports_dir) / "evidently_workspace"
+    scored = f"{scoring['out_dir']}/batch={summary['name']}" if scoring.get("ok") and scoring.get("out_dir") else None
+    return [
+        *retrain.ui_links(settings, summary.get("bento")),
+        ("Drift report of this batch (open in a browser)", Path(report).resolve().as_uri() if report else None),
+        (
+            "Evidently UI: drift history (serves http://127.0.0.1:8000)",
+            f"{retrain.bin_path('evidently')} ui --workspace {workspace} --host 127.0.0.1 --port 8000",
+        ),
+        ("Scored dataset: this batch, Parquet", scored),
+    ]
 
 
 def _demo(settings: Settings) -> dict:
@@ -274,12 +298,14 @@ def _demo(settings: Settings) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Process one batch, the inbox or a demo batch; print the result and where to look."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("batch", nargs="?", help="a new batch file (CSV/JSONL/Parquet)")
     parser.add_argument("--demo", action="store_true", help="generate a drifted batch and process it")
     parser.add_argument("--inbox", action="store_true", help="process new files in drift.inbox_dir once")
     parser.add_argument("--reference", help="reference batch (default: <processed_dir>/train.parquet)")
     args = parser.parse_args(argv)
+    quiet_output()
     settings = load_settings()
     if args.demo:
         summary = _demo(settings)
@@ -293,7 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     if "failed" in summary:
         print(f"monitor failed: {summary['failed']}", file=sys.stderr)
         return 1
-    _print_summary(summary)
+    print_summary(summary)
+    print_links(monitor_links(settings, summary), "ReviewOps: where to look (one path or command a line)")
     return 0
 
 

@@ -6,13 +6,18 @@ Run it with ``python -m flows.retrain`` (what ``make run`` does) or deploy it wi
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from rich.console import Console
 
+from flows import artifacts
+from reviewops.cli.common import emit, print_links, quiet_output
 from reviewops.config import Settings, load_settings
 from reviewops.data import versioning
 from reviewops.data.generate import write_generated
@@ -82,8 +87,9 @@ def data_flow(settings: Settings | None = None) -> dict:
 
     Steps: ensure raw data (generate the default) -> track it in data.dvc -> dvc repro
     (validate with Great Expectations + quarantine, preprocess, split) -> dvc push to the
-    default remote -> collect counts.
+    default remote -> collect counts (artifact ``reviewops-data-counts``).
     """
+    quiet_output()
     settings = settings or load_settings()
     raw = ensure_raw_data(settings)
     tracked = track_raw(settings)
@@ -93,6 +99,7 @@ def data_flow(settings: Settings | None = None) -> dict:
     summary["raw"] = raw
     summary["data_dvc"] = tracked
     get_run_logger().info("data summary: %s", json.dumps(summary, default=str))
+    artifacts.publish_data_counts(summary)
     return summary
 
 
@@ -112,13 +119,30 @@ def train_models(settings: Settings) -> dict:
 @task(name="evaluate", cache_policy=NO_CACHE)
 def evaluate_models(settings: Settings) -> dict:
     """Test-split metrics, baselines (lead-8, untuned) and behaviour checks (reports/eval.json)."""
-    return evaluate.metrics_of(evaluate.run_evaluate(settings))
+    metrics = evaluate.metrics_of(evaluate.run_evaluate(settings, log=get_run_logger().info))
+    artifacts.publish_test_metrics(metrics)
+    return metrics
 
 
 @task(name="quality-gate", cache_policy=NO_CACHE)
 def quality_gate(settings: Settings) -> dict:
-    """Floors + no regression vs champion; registers and (if configured) promotes on pass."""
-    return gate.run_gate(settings).to_dict()
+    """Floors + no regression vs champion; registers and (if configured) promotes on pass.
+
+    A rejection is an outcome, not a failure: a WARNING with the failed checks, the decision
+    as an artifact, ``passed: False`` in the result; the registry is untouched. Anything else
+    raised (a missing report, MLflow down) fails the task.
+    """
+    try:
+        decision = gate.run_gate(settings).to_dict()
+    except gate.GateFailedError as exc:
+        decision = exc.decision.to_dict()
+        get_run_logger().warning(
+            "quality gate rejected the candidates; the registry was not changed (%s):\n%s",
+            "the champion stays" if decision.get("champion") else "there is no champion yet",
+            exc.decision.to_text(only_failed=True),
+        )
+    artifacts.publish_gate_decision(decision)
+    return decision
 
 
 @task(name="package-bento", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
@@ -135,10 +159,13 @@ def retrain_flow(settings: Settings | None = None, refresh_data: bool = True) ->
     Steps: data half (raw -> data.dvc -> dvc repro: validate, preprocess, split) ->
     models pull -> train -> evaluate -> quality gate (register, alias, promote) ->
     package the champion as a Bento (only when this run promoted a new champion).
-    A failed gate fails the flow with the table of failed checks; the registry is untouched.
+    A rejected candidate is an outcome: the flow completes with ``gate.passed`` False, a
+    WARNING and the gate artifact; the registry is untouched.
     ``refresh_data=False`` skips the data half for a caller that already ran it (the monitor's
     drift-triggered re-tune, which points ``paths.processed_dir`` at its own split).
+    Artifacts: data counts, test metrics, gate decision (keys in :mod:`flows.artifacts`).
     """
+    quiet_output()
     settings = settings or load_settings()
     result = {"data": data_flow(settings) if refresh_data else collect_data_reports(settings)}
     pull_models(settings)
@@ -150,37 +177,95 @@ def retrain_flow(settings: Settings | None = None, refresh_data: bool = True) ->
     return result
 
 
+BENTO_NAME = "reviewops"  # bentofile.yaml's name
+
+
 def _fmt(value: object) -> object:
     """A gate figure as an operator reads it: 4 decimals (0.1181, not 0.11805699855699857)."""
     return round(value, 4) if isinstance(value, float) else value
 
 
-def _print_summary(result: dict) -> None:
-    from reviewops.cli.common import emit, out_console
+def _here(path: Path | str) -> str:
+    """``path`` relative to the working directory (the project root) when inside it, else absolute."""
+    resolved = Path(path).resolve()
+    return str(resolved.relative_to(Path.cwd())) if resolved.is_relative_to(Path.cwd()) else str(resolved)
 
-    data = result["data"]
-    emit(
-        {
-            "ingested": data["ingested"],
-            "valid": data["valid"],
-            "quarantined": data["quarantined"],
-            "deduplicated": data["deduplicated"],
-            "empty_after_cleaning": data["empty_after_cleaning"],
-            "clean": data["clean"],
-            **{f"split.{k}": v for k, v in data["splits"].items()},
-            "quarantine": data["quarantine_path"],
-            "data_version (data.dvc md5)": data["data_version"],
-            "data_docs": f"file://{Path(data['data_docs']).resolve()}" if data["data_docs"] else None,
-        },
-        as_json=False,
-        title="ReviewOps retraining: data",
+
+def bin_path(name: str) -> str:
+    """A console script of this Python's environment, as typed from the project root (``.venv/bin/mlflow``)."""
+    return _here(Path(sys.executable).parent / name)
+
+
+def data_docs_url(settings: Settings) -> str | None:
+    """The Great Expectations Data Docs index of the last validation of data/raw, as a file:// URL."""
+    report = Path(settings.paths.reports_dir) / "validation" / "raw.json"
+    docs = json.loads(report.read_text()).get("data_docs") if report.is_file() else None
+    return Path(docs).resolve().as_uri() if docs else None
+
+
+def latest_bento() -> str | None:
+    """The newest ReviewOps Bento in the BentoML store (``$BENTOML_HOME``), as ``name:version``."""
+    home = Path(os.environ.get("BENTOML_HOME") or Path.home() / "bentoml")
+    latest = home / "bentos" / BENTO_NAME / "latest"
+    return f"{BENTO_NAME}:{latest.read_text().strip()}" if latest.is_file() else None
+
+
+def ui_links(settings: Settings, bento: str | None = None) -> list[tuple[str, str | None]]:
+    """Where to look after retraining: Data Docs, MLflow UI, the Bento, Prefect UI (label, path or command)."""
+    tracking = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
+    mlflow_ui = (
+        tracking
+        if tracking.startswith(("http://", "https://"))
+        else f"{bin_path('mlflow')} ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000"
     )
+    bento = bento or latest_bento()
+    bentoml_home = _here(os.environ.get("BENTOML_HOME") or Path.home() / "bentoml")
+    prefect_home = _here(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect")
+    return [
+        ("Data Docs: validation of data/raw and its quarantine (open in a browser)", data_docs_url(settings)),
+        ("MLflow UI: runs, registry, aliases (serves http://127.0.0.1:5000)", mlflow_ui),
+        (
+            "Champion Bento: the HTTP API (serves http://127.0.0.1:3000)",
+            bento and f"BENTOML_HOME={bentoml_home} {bin_path('bentoml')} serve {bento} --host 127.0.0.1 --port 3000",
+        ),
+        (
+            "Prefect UI: flow runs and their artifacts (serves http://127.0.0.1:4200)",
+            f"PREFECT_HOME={prefect_home} {bin_path('prefect')} server start --host 127.0.0.1 --port 4200 --ui",
+        ),
+    ]
+
+
+def _data_rows(data: dict) -> dict:
+    return {
+        "ingested": data["ingested"],
+        "valid": data["valid"],
+        "quarantined": data["quarantined"],
+        "deduplicated": data["deduplicated"],
+        "empty_after_cleaning": data["empty_after_cleaning"],
+        "clean": data["clean"],
+        **{f"split.{k}": v for k, v in data["splits"].items()},
+        "quarantine": data["quarantine_path"],
+        "data_version (data.dvc md5)": data["data_version"],
+    }
+
+
+def gate_verdict(gate_result: dict) -> str:
+    """``passed``, ``REJECTED (champion kept)`` or ``REJECTED (no champion yet)``."""
+    if gate_result.get("passed"):
+        return "passed"
+    return f"REJECTED ({'champion kept' if gate_result.get('champion') else 'no champion yet'})"
+
+
+def print_summary(result: dict, console: Console | None = None) -> None:
+    """The retraining result as tables: data counts, test metrics, gate checks."""
+    emit(_data_rows(result["data"]), as_json=False, title="ReviewOps retraining: data", console=console)
     if "eval" in result:
         keys = [k for k in result["eval"] if k.startswith(("eval/", "baseline/"))]
         emit(
             {k: round(result["eval"][k], 4) for k in sorted(keys)},
             as_json=False,
             title="ReviewOps retraining: test-split metrics (fine-tuned vs baselines)",
+            console=console,
         )
     if "gate" in result:
         gate_result = result["gate"]
@@ -189,23 +274,36 @@ def _print_summary(result: dict) -> None:
             for c in gate_result.get("checks", [])
         }
         emit(
-            {"passed": gate_result.get("passed"), **rows, "registered": gate_result.get("registered")},
+            {"verdict": gate_verdict(gate_result), **rows, "registered": gate_result.get("registered") or "nothing"},
             as_json=False,
             title="quality gate",
+            console=console,
         )
-        if "package" in result:
-            out_console.print(
-                f"Bento: {result['package']['bento']}   serve it: "
-                f"BENTOML_HOME=bentoml_home .venv/bin/bentoml serve {result['package']['bento']} "
-                "--host 127.0.0.1 --port 3000",
-                highlight=False,
-            )
-        out_console.print(
-            "MLflow UI:  .venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000",
-            highlight=False,
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run retraining once and print its summary; 1 when the gate rejected and there is no champion."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument(
+        "--no-links", action="store_true", help="leave out the closing list of UIs (the monitor prints it)"
+    )
+    args = parser.parse_args(argv)
+    quiet_output()
+    settings = load_settings()
+    result = retrain_flow(settings)
+    print_summary(result)
+    if not args.no_links:
+        bento = (result.get("package") or {}).get("bento")
+        print_links(ui_links(settings, bento), "ReviewOps retraining: where to look (one path or command a line)")
+    if not result["gate"].get("passed") and not result["gate"].get("champion"):
+        print(
+            "retraining: the quality gate rejected the candidates and there is no champion to serve or monitor "
+            f"(decision: {Path(settings.paths.reports_dir) / 'gate.json'})",
+            file=sys.stderr,
         )
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    _print_summary(retrain_flow())
-    sys.exit(0)
+    sys.exit(main())

@@ -18,6 +18,7 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from reviewops.cli.common import quiet_output
 from reviewops.config import Settings, load_settings
 
 COUNT_KEYS = ("input_rows", "scored", "quarantined", "deduplicated")
@@ -58,6 +59,7 @@ def score_flow(
     ``<out_dir>/batch=<batch>/part-*.parquet`` + ``_reports/<batch>.json`` + one MLflow run ->
     counts logged here (input rows = scored + quarantined + deduplicated).
     """
+    quiet_output()
     settings = settings or load_settings()
     result = score_batch(settings, path, out_dir, batch, summaries)
     get_run_logger().info("scored %s: %s", path, counts_line(result))
@@ -77,6 +79,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run the flow once from the command line and print its result as JSON."""
     args = parse_args(argv)
+    quiet_output()
     result = score_flow(args.path, load_settings(), args.out_dir, args.batch, args.summaries)
     print(json.dumps(result, indent=2, default=str))
     return 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,53 @@ from reviewops.config import Settings
 from reviewops.errors import ReviewOpsError
 from reviewops.evaluation.loading import load_predictors
 from reviewops.evaluation.scorecard import evaluate_predictors, json_safe, metrics_of, write_result
+
+# --------------------------------------------------------------------------- progress
+
+
+class PhaseLog:
+    """Progress lines of one evaluation: ``evaluate: <phase>...`` as each phase starts, then the timings.
+
+    Evaluation runs for about a minute on CPU (generation dominates): these lines say what it
+    is doing and, at the end, how long each phase took.
+    """
+
+    def __init__(self, log: Callable[[str], None], clock: Callable[[], float] = time.perf_counter) -> None:
+        self._log, self._clock = log, clock
+        self._start = self._phase_start = clock()
+        self._phase: str | None = None
+        self.timings: dict[str, float] = {}
+
+    def __call__(self, phase: str) -> None:
+        """Close the running phase and start ``phase``."""
+        self._close()
+        self._phase, self._phase_start = phase, self._clock()
+        self._log(f"evaluate: {phase}...")
+
+    def note(self, message: str) -> None:
+        """A line inside the running phase (its time still counts for that phase)."""
+        self._log(f"evaluate: {message}")
+
+    def _close(self) -> None:
+        if self._phase is not None:
+            self.timings[self._phase] = round(self._clock() - self._phase_start, 1)
+            self._phase = None
+
+    def done(self) -> None:
+        """Close the last phase and log the total with every phase's seconds."""
+        self._close()
+        total = round(self._clock() - self._start, 1)
+        phases = ", ".join(f"{name} {seconds:g} s" for name, seconds in self.timings.items())
+        self._log(f"evaluate: done in {total:g} s ({phases})")
+
+
+def _models_line(test_rows: int, p: Any) -> str:
+    """``375 test rows; models: fine-tuned, untuned base, champion (re-scored)``."""
+    models = ["fine-tuned"]
+    models += ["untuned base"] if p.base_summarize is not None else []
+    models += ["champion (re-scored)"] if p.champion_summarize is not None or p.champion_classify is not None else []
+    return f"{test_rows} test rows; models: {', '.join(models)}"
+
 
 # --------------------------------------------------------------------------- scoring model folders
 
@@ -45,6 +93,7 @@ def evaluate_models(
     baseline is skipped and ``meta.notes`` says so. See :func:`evaluate_predictors` for the
     result layout and sampling.
     """
+    log("loading models")
     p = load_predictors(
         settings,
         summarizer_path,
@@ -53,6 +102,8 @@ def evaluate_models(
         champion_summarizer_path,
         champion_sentiment_path,
     )
+    # Inside run_evaluate, log is a PhaseLog: this line belongs to the loading phase.
+    getattr(log, "note", log)(_models_line(len(test_df), p))
     result = evaluate_predictors(
         settings,
         test_df,
@@ -206,6 +257,7 @@ def run_evaluate(
     Raises:
         ReviewOpsError: the test split or a model folder is missing or unreadable.
     """
+    phases = PhaseLog(log)
     reports = Path(settings.paths.reports_dir)
     test_path = Path(processed_dir or settings.paths.processed_dir) / "test.parquet"
     test_df = _read_test_split(test_path)
@@ -217,7 +269,9 @@ def run_evaluate(
         from reviewops.registry.tracking import configure_mlflow
 
         configure_mlflow(settings)
-    champ_s, champ_c, notes = _champion_dirs(settings, log) if compare else (None, None, [])
+    if compare:
+        phases("downloading the registry champions")
+    champ_s, champ_c, notes = _champion_dirs(settings, phases.note) if compare else (None, None, [])
     out = Path(out_json or reports / "eval.json")
     result = evaluate_models(
         settings,
@@ -227,12 +281,14 @@ def run_evaluate(
         base_summarizer_path,
         champion_summarizer_path=champ_s,
         champion_sentiment_path=champ_c,
-        log=log,
+        log=phases,
     )
     result["meta"]["notes"].extend(notes)
     result["meta"]["test_path"] = str(test_path)
     if log_mlflow:
+        phases("logging to MLflow")
         result["meta"]["mlflow_run_id"] = log_to_mlflow(result, run_id=report.get("run_id"))
     write_result(result, out)
+    phases.done()
     result["meta"]["out"] = str(out)
     return result

@@ -1,7 +1,10 @@
 """Retraining flow: raw data -> DVC-tracked validate/preprocess/split -> (models stages).
 
 Run it with ``python -m flows.retrain`` (what ``make run`` does) or deploy it with
-``python -m flows.deployments``.
+``python -m flows.deployments``. The command prints the data counts, test metrics and gate
+checks, then where to look (``--no-links`` leaves that list to the monitor that follows in
+``make run``). It exits 1 only when the gate rejected the candidates and no champion exists
+(nothing to serve or monitor); a rejection with a champion in place exits 0, champion kept.
 """
 
 from __future__ import annotations

@@ -166,8 +166,9 @@ def decide_drift(summary: Mapping[str, Any], cfg: DriftConfig) -> DriftDecision:
 
     Signals (a missing score never fires):
 
-    * ``share_drifted`` — share of drifted columns (descriptors, categories, target, text,
-      predictions) ``>= share_drifted_threshold``;
+    * ``share_drifted`` — Evidently's share of drifted columns on all rows (the five descriptors,
+      language, detected language, category, label, rating; the sample's text and prediction
+      columns have their own signals) ``>= share_drifted_threshold``;
     * ``embedding`` — MiniLM domain-classifier ROC-AUC ``> embedding_threshold``, raised to the
       summary's ``embedding.noise_floor`` (chance AUC at that sample size, :func:`auc_noise_floor`);
     * ``label_shift`` — Jensen-Shannon distance of the label distribution

@@ -14,7 +14,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from reviewops.cli import data, models, monitor, release, scoring, serve
+from reviewops.cli import data, models, monitor, release, scoring, serve, ui
 from reviewops.cli.common import State, err_console
 from reviewops.config import ConfigError
 from reviewops.errors import ReviewOpsError
@@ -48,7 +48,7 @@ def _root(
 
 
 # Each area's module registers its commands (reviewops/cli/<area>.py: register(app)).
-for _area in (data, models, release, serve, monitor, scoring):
+for _area in (data, models, release, serve, monitor, scoring, ui):
     _area.register(app)
 
 

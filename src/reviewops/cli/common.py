@@ -236,24 +236,47 @@ class _DropRecords(logging.Filter):
         return not self.test(message)
 
 
+_TYPE_HINTS = "Add type hints to the `predict` method"
+
+
+def _dropped_warning(message: str, category: type[Warning], filename: str) -> bool:
+    """MLflow's type-hint advice, raised by its data-validation module when a pyfunc class is defined."""
+    return (
+        issubclass(category, UserWarning)
+        and _TYPE_HINTS in _ANSI.sub("", message)
+        and Path(filename).as_posix().endswith("mlflow/pyfunc/utils/data_validation.py")
+    )
+
+
+def _quiet_showwarning(show: Any) -> Any:
+    def showwarning(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001 - warnings' own signature
+        if not _dropped_warning(str(message), category, filename):
+            show(message, category, filename, lineno, file, line)
+
+    showwarning.reviewops_quiet = True  # type: ignore[attr-defined]
+    return showwarning
+
+
 def quiet_libraries() -> None:
     """Silence the library notices ``make run`` printed that are expected here, each at its source.
 
-    Targeted: one logger and one text per notice (:data:`_QUIET_LOGS`), and one warning filter
-    for MLflow's "Add type hints to the `predict` method" (raised by its data-validation module
-    when a pyfunc model is logged). Idempotent.
+    Targeted: one logger and one text per notice (:data:`_QUIET_LOGS`). MLflow's "Add type hints
+    to the `predict` method" warning is raised under its own ``simplefilter("once")``, which
+    outranks any filter set here: it is dropped where warnings are shown (``warnings.showwarning``,
+    and the ``py.warnings`` logger Prefect sends warnings to), by its text and MLflow's module.
+    Idempotent.
     """
-    for index, (name, test) in enumerate(_QUIET_LOGS):
+    quiet = (
+        *_QUIET_LOGS,
+        ("py.warnings", lambda m: _TYPE_HINTS in m and "mlflow/pyfunc/utils/data_validation.py" in m),
+    )
+    for index, (name, test) in enumerate(quiet):
         logger = logging.getLogger(name)
         key = f"reviewops-quiet-{index}"
         if not any(isinstance(f, _DropRecords) and f.key == key for f in logger.filters):
             logger.addFilter(_DropRecords(key, test))
-    warnings.filterwarnings(
-        "ignore",
-        message=r"(\x1b\[[0-9;]*m)?Add type hints to the `predict` method",
-        category=UserWarning,
-        module=r"mlflow\.pyfunc\.utils\.data_validation",
-    )
+    if not getattr(warnings.showwarning, "reviewops_quiet", False):
+        warnings.showwarning = _quiet_showwarning(warnings.showwarning)
 
 
 def quiet_output() -> None:

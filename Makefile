@@ -26,6 +26,8 @@ export TOKENIZERS_PARALLELISM := false
 export BENTOML_HOME := $(CURDIR)/bentoml_home
 export BENTOML_DO_NOT_TRACK := True
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
+# Prefect's temporary server gets 20 s to start by default: not enough on 2 busy cores.
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
 
 .PHONY: install lock run test test-fast check lint format bench clean help
 
@@ -53,7 +55,7 @@ lock:  ## Re-resolve requirements.lock from pyproject.toml in a scratch virtuale
 	rm -rf .lockenv build
 
 run: install  ## Run the main job end to end on the embedded default data
-	$(PY) -m flows.retrain
+	$(PY) -m flows.retrain --no-links
 	$(PY) -m flows.monitor --demo
 
 test: install  ## Run every test (unit, integration with real servers, quality): what CI runs

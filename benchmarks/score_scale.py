@@ -62,6 +62,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {"ray_vs_naive": 10.0, "two_vs_one": 1.7, "memory_gb": 2.0}  # issue 13
 _WRITTEN = re.compile(r"^partition (\d+): (\d+) rows scored")
 _LETTERS = "abcdefghijklmnopqrstuvwxyz"
+NOTE_EVERY_S = 120.0  # memory part: a progress line this often
 
 
 def say(line: str) -> None:
@@ -432,6 +433,9 @@ class TreeSampler(threading.Thread):
         self.stop = threading.Event()
         self.peak = {"rss_mb": 0.0, "pss_mb": 0.0, "driver_rss_mb": 0.0, "processes": 0, "samples": 0}
         self.at_peak: dict[str, float] = {}
+        self.started, self.next_note = time.monotonic(), time.monotonic() + NOTE_EVERY_S
+        self.log_tail: list[str] = []  # the child's last stderr lines (set by _read_log)
+        self.scored = 0  # rows the child reported scored so far
 
     def run(self) -> None:
         """Sample until :attr:`stop` is set or the process is gone."""
@@ -468,6 +472,21 @@ class TreeSampler(threading.Thread):
         if rss > peak["rss_mb"]:
             peak["rss_mb"], peak["processes"] = rss, processes
             self.at_peak = {k: round(v, 1) for k, v in sorted(by_name.items(), key=lambda kv: -kv[1])}
+        if time.monotonic() >= self.next_note:  # a long run says where it is (the child's log is captured)
+            self.next_note += NOTE_EVERY_S
+            say(
+                f"  {time.monotonic() - self.started:.0f} s, {self.scored:,} rows scored: now {rss:.0f} MB RSS / "
+                f"{pss:.0f} MB PSS over "
+                f"{processes} processes; peak so far {peak['rss_mb']:.0f} / {peak['pss_mb']:.0f} MB"
+            )
+
+
+def _read_log(stream: Any, sampler: TreeSampler) -> None:
+    """The child's stderr: keep its tail (for errors) and count the rows scored (for the progress line)."""
+    for line in stream:
+        sampler.log_tail = [*sampler.log_tail[-199:], line]
+        if m := _WRITTEN.match(line.strip()):
+            sampler.scored += int(m[2])
 
 
 def memory_child(args: argparse.Namespace) -> None:
@@ -483,6 +502,7 @@ def memory_child(args: argparse.Namespace) -> None:
         summaries="none",
         sentiment_model=args.child_model,
         track=False,
+        log=lambda line: print(line, file=sys.stderr, flush=True),  # the parent counts "partition N: ..." lines
     )
     print(json.dumps({k: result.to_dict()[k] for k in ("counts", "throughput", "partitions", "ray")}))
 
@@ -500,12 +520,16 @@ def memory_run(args: argparse.Namespace, work: Path, rows: int, tiny: Path) -> d
     started = time.perf_counter()
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT) as child:
         sampler = TreeSampler(child.pid, args.sample_s)
+        reader = threading.Thread(target=_read_log, args=(child.stderr, sampler), daemon=True)
         sampler.start()
-        out, err = child.communicate()
+        reader.start()
+        out = child.stdout.read() if child.stdout else ""
+        child.wait()
+        reader.join()
         sampler.stop.set()
         sampler.join()
     if child.returncode != 0:
-        sys.exit(f"memory run at {rows} rows failed:\n{err[-3000:]}")
+        sys.exit(f"memory run at {rows} rows failed:\n{''.join(sampler.log_tail)[-3000:]}")
     got = json.loads(out.strip().splitlines()[-1])
     peak = {k: round(v, 1) if isinstance(v, float) else v for k, v in sampler.peak.items()}
     say(f"  peak {peak['rss_mb']:.0f} MB RSS summed over {peak['processes']} processes (PSS {peak['pss_mb']:.0f} MB)")

@@ -29,7 +29,7 @@ export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 # Prefect's temporary server gets 20 s to start by default: not enough on 2 busy cores.
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
 
-.PHONY: install lock run test test-fast check lint format bench clean help
+.PHONY: install lock run test test-fast check lint format bench clean help ui ui-stop
 
 help:  ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-10s %s\n", $$1, $$2}'
@@ -57,6 +57,12 @@ lock:  ## Re-resolve requirements.lock from pyproject.toml in a scratch virtuale
 run: install  ## Run the main job end to end on the embedded default data
 	$(PY) -m flows.retrain --no-links
 	$(PY) -m flows.monitor --demo
+
+ui: install  ## Start the operator UIs on 127.0.0.1 (MLflow, Prefect, Evidently, Data Docs, Bento) and print their URLs
+	$(BIN)/reviewops ui --start all
+
+ui-stop: install  ## Stop the UIs that `make ui` started
+	$(BIN)/reviewops ui --stop
 
 test: install  ## Run every test (unit, integration with real servers, quality): what CI runs
 	$(PY) -m pytest -q

@@ -32,6 +32,11 @@ pytestmark = [
     pytest.mark.skipif(
         find_chromium() is None, reason="needs headless Chromium: apt-get install chromium (or set $CHROMIUM)"
     ),
+    # Opt-in until it has passed end to end once (it builds a whole make-run state: ~20 min on 2 cores).
+    pytest.mark.skipif(
+        os.environ.get("REVIEWOPS_UI_BROWSER_TEST") != "1",
+        reason="not yet verified end to end: set REVIEWOPS_UI_BROWSER_TEST=1 to run it",
+    ),
 ]
 
 ROOT = Path(__file__).resolve().parents[2]

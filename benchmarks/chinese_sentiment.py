@@ -128,7 +128,7 @@ def score(model_dir: Path | str, settings, test) -> dict[str, Any]:
 
 def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     from reviewops.config import load_settings
-    from reviewops.models.pretrained import PULLABLE, configured_models, pull
+    from reviewops.models.pretrained import PULLABLE, pull
     from reviewops.training.sentiment import train_sentiment
 
     base = settings_for(args.params, workdir, None, args.set)
@@ -151,7 +151,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     }
     for name in models:
         settings = settings_for(args.params, workdir, name, args.set)
-        if name in PULLABLE and name in configured_models(settings):
+        if name in PULLABLE:  # a folder is used as it is
             pull(settings, names=[name], log=_log)
         prof = settings.train.active
         _log(f"{name}: training (cpu profile, at most {prof.sentiment_max_steps} steps)")

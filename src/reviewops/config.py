@@ -151,6 +151,10 @@ class SentimentConfig(_Strict):
     # macro-F1 -0.0105 on 497 Fine Food test rows (benchmarks/int8.py): short of the 0.005,
     # so fp32 stays the default. A GPU keeps its dtype.
     inference: Literal["fp32", "int8"] = "fp32"
+    # Which engine runs the sentiment model's CPU forward in the service and bulk scoring: "torch"
+    # (as trained), or "onnx": the model exported once to ONNX and run by ONNX Runtime (with
+    # ``inference: int8``, ONNX Runtime's dynamic int8 quantization). A GPU always runs torch.
+    runtime: Literal["torch", "onnx"] = "torch"
     # Keep the encoder's word-embedding matrix fixed while fine-tuning. A multilingual encoder's
     # vocabulary is most of its weights (multilingual-e5-small: 96M of 118M parameters in a 250k x 384
     # matrix); freezing it takes them out of AdamW's update, the larger part of a CPU step there.

@@ -88,14 +88,6 @@ def _registered(role: Role, name: str, version: str, path: Path) -> ModelChoice:
     return ModelChoice(role, path, name, str(version), f"{name}/{version}")
 
 
-def _known_models() -> str:
-    """The registered model names, for an error message."""
-    import mlflow
-
-    names = sorted(m.name for m in mlflow.MlflowClient().search_registered_models())
-    return ", ".join(names) if names else "none registered yet"
-
-
 def _known_versions(name: str) -> str:
     import mlflow
 
@@ -118,14 +110,12 @@ def _open_registry(settings: Settings, spec: str) -> None:
 
 
 def _by_alias(settings: Settings, role: Role, name: str, alias: str) -> ModelChoice:
-    from reviewops.registry.registry import download_model_dir, get_alias_version
+    from reviewops.registry.registry import download_model_dir, get_alias_version, require_model
 
     _open_registry(settings, f"{name}@{alias}")
     found = get_alias_version(name, alias)
     if found is None:
-        known = _known_models()
-        if name not in known.split(", "):
-            raise ReviewOpsError(f"no registered model {name!r} (registered: {known})")
+        require_model(name)  # an unknown name: the registry's one error, listing the known names
         raise ReviewOpsError(f"{name} has no @{alias} version (versions: {_known_versions(name)})")
     return _registered(role, name, str(found.version), download_model_dir(name, alias))
 
@@ -134,15 +124,13 @@ def _by_version(settings: Settings, role: Role, name: str, version: str) -> Mode
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    from reviewops.registry.registry import download_model_dir
+    from reviewops.registry.registry import download_model_dir, require_model
 
     _open_registry(settings, f"{name}/{version}")
     try:
         mlflow.MlflowClient().get_model_version(name, version)
     except MlflowException:
-        known = _known_models()
-        if name not in known.split(", "):
-            raise ReviewOpsError(f"no registered model {name!r} (registered: {known})") from None
+        require_model(name)  # an unknown name: the registry's one error, listing the known names
         raise ReviewOpsError(f"{name} has no version {version} (versions: {_known_versions(name)})") from None
     return _registered(role, name, version, download_model_dir(f"models:/{name}/{version}"))
 

@@ -51,15 +51,17 @@ def import_champion(name: str, alias: str = "champion", download_root: Path | No
         ``{"name", "mlflow_version", "run_id", "tag", "status": "imported"|"present"}``.
 
     Raises:
-        ReviewOpsError: the alias does not exist (names the command that creates it).
+        ReviewOpsError: no such registered model (lists the known ones), or the alias does not exist
+            (names the command that creates it).
     """
     import bentoml
     from bentoml.exceptions import NotFound
 
-    from reviewops.registry.registry import download_model_dir, get_alias_version
+    from reviewops.registry.registry import download_model_dir, get_alias_version, require_model
 
     mv = get_alias_version(name, alias)
     if mv is None:
+        require_model(name)  # an unknown name: the registry's one error, listing the known names
         raise ReviewOpsError(
             f"registered model {name!r} has no @{alias} version; run `reviewops gate` "
             f"(and `reviewops promote {name}`) before `reviewops package`"

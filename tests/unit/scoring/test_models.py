@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -57,19 +59,39 @@ def test_bad_spec_is_one_line(no_registry):
         resolve_model(Settings(), "summarizer", str(no_registry))
 
 
-def test_unknown_registered_name_lists_what_exists(tmp_path, monkeypatch):
+@pytest.fixture
+def one_model_registry(tmp_path, monkeypatch):
+    """A SQLite registry in the working directory holding only an empty ``review-sentiment``."""
     import mlflow
 
     monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     old = mlflow.get_tracking_uri()
-    try:
-        mlflow.set_tracking_uri(uri)
-        mlflow.MlflowClient(registry_uri=uri).create_registered_model("review-sentiment")
-        with pytest.raises(ReviewOpsError, match=r"no registered model 'nosuch' \(registered: review-sentiment\)"):
-            resolve_model(Settings(), "sentiment", "nosuch/3")
-        with pytest.raises(ReviewOpsError, match=r"review-sentiment has no @champion version \(versions: none\)"):
-            resolve_model(Settings(), "sentiment", "review-sentiment")
-    finally:
-        mlflow.set_tracking_uri(old)
+    mlflow.set_tracking_uri(uri)
+    mlflow.MlflowClient(registry_uri=uri).create_registered_model("review-sentiment")
+    yield tmp_path
+    mlflow.set_tracking_uri(old)
+
+
+def test_unknown_registered_name_is_the_registry_error_listing_what_exists(one_model_registry):
+    for spec in ("nosuch/3", "nosuch@champion", "nosuch"):
+        with pytest.raises(ReviewOpsError) as exc:
+            resolve_model(Settings(), "sentiment", spec)
+        assert str(exc.value) == "no such registered model 'nosuch'; known: review-sentiment", spec
+    with pytest.raises(ReviewOpsError, match=r"review-sentiment has no @champion version \(versions: none\)"):
+        resolve_model(Settings(), "sentiment", "review-sentiment")
+    with pytest.raises(ReviewOpsError, match=r"review-sentiment has no version 3 \(versions: none\)"):
+        resolve_model(Settings(), "sentiment", "review-sentiment/3")
+
+
+def test_score_cli_says_no_such_registered_model_in_one_line(one_model_registry):
+    batch = one_model_registry / "batch.csv"
+    batch.write_text("review_id,product_id,text,summary,rating,timestamp\n1,p1,works well,good,5,1300000000\n")
+    exe = Path(sys.executable).with_name("reviewops")
+    proc = subprocess.run(
+        [exe, "score", str(batch), "--sentiment-model", "nope@champion", "--summaries", "none"],
+        cwd=one_model_registry, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "error: no such registered model 'nope'; known: review-sentiment"

@@ -42,3 +42,24 @@ def test_models_missing_from_the_store_are_named(tmp_path, monkeypatch):
 def test_only_settings_is_positional():
     with pytest.raises(TypeError):
         run_package(Settings(), "bentofile.yaml")  # type: ignore[misc]
+
+
+def test_an_unknown_model_name_is_the_registry_error(tmp_path, monkeypatch):
+    import mlflow
+
+    from reviewops.serving.packaging import import_champion
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    old = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        mlflow.MlflowClient(registry_uri=uri).create_registered_model("review-sentiment")
+        with pytest.raises(ReviewOpsError) as exc:
+            import_champion("review-sentimnt")
+        assert str(exc.value) == "no such registered model 'review-sentimnt'; known: review-sentiment"
+        # a known model without the alias: the command that makes one
+        with pytest.raises(ReviewOpsError, match="'review-sentiment' has no @champion version; run `reviewops gate`"):
+            import_champion("review-sentiment")
+    finally:
+        mlflow.set_tracking_uri(old)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -52,3 +53,42 @@ def make_project(dest: Path, params_overrides: dict | None = None) -> Path:
     subprocess.run(["git", "config", "user.email", "t@t"], cwd=dest, check=True)
     subprocess.run(["git", "config", "user.name", "t"], cwd=dest, check=True)
     return dest
+
+
+# A make-run-sized project on tiny random-weight models: small enough for a test, the same code path.
+TINY_RUN_OVERRIDES = {
+    "generate.rows": 600,
+    "summarizer.max_new_tokens": 4,
+    "sentiment.max_length": 32,
+    "train.profile": "quick",
+    "evaluate.untuned_baseline": False,
+    "evaluate.behaviour_checks": False,
+    # random weights: floors at 0 and any regression allowed, so the gate passes and a champion exists
+    "gate.min_rougeL": 0.0,
+    "gate.min_macro_f1": 0.0,
+    "gate.max_regression": 1.0,
+    "gate.max_contradiction_rate": 1.0,
+    "drift.sample_size": 100,
+    "drift.embedding_plot_rows": 50,
+    "drift.retune_profile": "quick",
+}
+
+
+def make_tiny_project(dest: Path, params_overrides: dict | None = None) -> Path:
+    """A git + DVC project (:func:`make_project`) where `make run` runs on tiny random-weight models.
+
+    The tiny models sit under the default model names in ``dest/models`` (so ``models pull`` is a
+    no-op); params get :data:`TINY_RUN_OVERRIDES`, the drift embedding model, then ``params_overrides``.
+    """
+    from reviewops.data import versioning
+    from reviewops.models.pretrained import MARKER, MINILM, SMOLLM2
+    from reviewops.testing.tiny import build_tiny_causal_lm, build_tiny_encoder
+
+    models = dest / "models"
+    for name, build in ((SMOLLM2, build_tiny_causal_lm), (MINILM, build_tiny_encoder)):
+        build(models / name)
+        (models / name / MARKER).write_text(json.dumps({"name": name, "source": "tiny test model"}))
+    overrides = {**TINY_RUN_OVERRIDES, "drift.embedding_model": str(models / MINILM), **(params_overrides or {})}
+    project = make_project(dest, overrides)
+    versioning.ensure_repo(project)
+    return project

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_project
+from tests.conftest import make_tiny_project
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -31,42 +31,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _tiny_project(tmp_path: Path) -> Path:
-    """A git + DVC project whose default model names are tiny models (so `models pull` is a no-op)."""
-    from reviewops.models.pretrained import MARKER, MINILM, SMOLLM2
-    from reviewops.testing.tiny import build_tiny_causal_lm, build_tiny_encoder
-
-    models = tmp_path / "proj" / "models"
-    for name, build in ((SMOLLM2, build_tiny_causal_lm), (MINILM, build_tiny_encoder)):
-        build(models / name)
-        (models / name / MARKER).write_text(json.dumps({"name": name, "source": "tiny test model"}))
-    project = make_project(
-        tmp_path / "proj",
-        {
-            "generate.rows": 600,
-            "summarizer.max_new_tokens": 4,
-            "sentiment.max_length": 32,
-            "train.profile": "quick",
-            "evaluate.untuned_baseline": False,
-            "evaluate.behaviour_checks": False,
-            # random-weight models: floors at 0 and any regression allowed, so both gates pass
-            "gate.min_rougeL": 0.0,
-            "gate.min_macro_f1": 0.0,
-            "gate.max_regression": 1.0,
-            "gate.max_contradiction_rate": 1.0,
-            "drift.sample_size": 100,
-            "drift.embedding_model": str(models / MINILM),
-            "drift.embedding_plot_rows": 50,
-            "drift.retune_profile": "quick",
-            "drift.inbox_interval_minutes": 600,
-        },
-    )
-    from reviewops.data import versioning
-
-    versioning.ensure_repo(project)
-    return project
 
 
 def _wait_http(url: str, timeout: float, proc: subprocess.Popen, log: Path) -> None:
@@ -102,7 +66,7 @@ def _stop(proc: subprocess.Popen) -> None:
 @pytest.fixture
 def served(tmp_path: Path):
     """(project, api_url, serve log): Prefect server + `python -m flows.deployments` in a tiny project."""
-    project = _tiny_project(tmp_path)
+    project = make_tiny_project(tmp_path / "proj", {"drift.inbox_interval_minutes": 600})
     port = _free_port()
     api = f"http://127.0.0.1:{port}/api"
     env = {

@@ -58,6 +58,7 @@ def make_project(dest: Path, params_overrides: dict | None = None) -> Path:
 # A make-run-sized project on tiny random-weight models: small enough for a test, the same code path.
 TINY_RUN_OVERRIDES = {
     "generate.rows": 600,
+    "sentiment.model": "all-minilm-l6-v2",  # the tiny encoder sits under this name (no e5 pull in tests)
     "summarizer.max_new_tokens": 4,
     "sentiment.max_length": 32,
     "train.profile": "quick",

@@ -109,6 +109,10 @@ class ProfileConfig(_Strict):
     # Evaluations without improvement before the sentiment run stops (None = train.early_stopping_patience).
     # Its validation macro-F1 on a few dozen rows is noisy: a short patience stops it too early.
     sentiment_patience: int | None = Field(None, ge=1)
+    # Steps between the sentiment model's evaluations and checkpoints (None = eval_steps). Each scores
+    # all of its >= 500 validation rows and saves model + optimizer state: on 2 CPU cores about as
+    # long as 9 training steps, so evaluating every 10 steps spent half of the training time there.
+    sentiment_eval_steps: int | None = Field(None, ge=1)
 
 
 class SummarizerConfig(_Strict):
@@ -122,13 +126,16 @@ class SummarizerConfig(_Strict):
     max_new_tokens: int = 24
     max_source_tokens: int = Field(256, ge=8)
     num_beams: int = 1
+    # Fine-tuning keeps the input embeddings and this many of the lowest decoder layers fixed:
+    # backpropagation stops above them (0 = train every layer).
+    freeze_layers: int = Field(0, ge=0)
     prompt: str = "Write a short title for this product review.\nReview: {text}\nTitle:"
 
 
 class SentimentConfig(_Strict):
     """Three-class sentiment classifier on any encoder."""
 
-    model: str = "all-minilm-l6-v2"
+    model: str = "multilingual-e5-small"
     class_weights: bool = True
     max_length: int = 128
     # Also train on each review's title (summary) with the review's label. Off by default: in a
@@ -158,7 +165,7 @@ class SentimentConfig(_Strict):
     # Keep the encoder's word-embedding matrix fixed while fine-tuning. A multilingual encoder's
     # vocabulary is most of its weights (multilingual-e5-small: 96M of 118M parameters in a 250k x 384
     # matrix); freezing it takes them out of AdamW's update, the larger part of a CPU step there.
-    freeze_word_embeddings: bool = False
+    freeze_word_embeddings: bool = True
 
 
 class TrainConfig(_Strict):

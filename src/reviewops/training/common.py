@@ -115,14 +115,18 @@ def training_args(
     max_steps: int,
     has_eval: bool,
     batch_size: int | None = None,
+    eval_every: int | None = None,
     **extra: Any,
 ) -> Any:
-    """``TrainingArguments`` for one model: the profile's knobs plus CUDA speed-ups; ``extra`` wins."""
+    """``TrainingArguments`` for one model: the profile's knobs plus CUDA speed-ups; ``extra`` wins.
+
+    ``eval_every``: steps between evaluations and checkpoints (default: the profile's ``eval_steps``).
+    """
     import torch
     from transformers import TrainingArguments
 
     cuda = cuda_available()
-    eval_steps = max(1, min(profile.eval_steps, max_steps))
+    eval_steps = max(1, min(eval_every or profile.eval_steps, max_steps))
     kwargs: dict[str, Any] = dict(
         output_dir=str(out),
         max_steps=max_steps,

@@ -252,6 +252,7 @@ def _trainer(
         prof.sentiment_max_steps,
         has_eval=bool(val_rows),
         batch_size=prof.sentiment_batch_size,
+        eval_every=prof.sentiment_eval_steps,
         train_sampling_strategy="group_by_length",
         **best,
     )

@@ -71,6 +71,7 @@ def _load_base(base: Path | str, kind: str, settings: Settings) -> tuple[Any, An
     model = auto.from_pretrained(str(base), **load_kwargs())
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
+    freeze_lower_layers(model, cfg.freeze_layers)
     if cfg.lora:
         from peft import LoraConfig, TaskType, get_peft_model
 
@@ -84,6 +85,33 @@ def _load_base(base: Path | str, kind: str, settings: Settings) -> tuple[Any, An
     return tokenizer, model
 
 
+def freeze_lower_layers(model: Any, n: int) -> int:
+    """Keep the input embeddings and the ``n`` lowest decoder layers fixed; returns how many were frozen.
+
+    Backpropagation then stops above them: no gradients through the bottom of the stack, no
+    AdamW update of their weights. With tied input/output embeddings the output layer stays
+    fixed too. ``n`` above the depth freezes every layer (the final norm still trains).
+    """
+    if n <= 0:
+        return 0
+    layers = _decoder_layers(model)
+    if layers is None:
+        raise ReviewOpsError(f"summarizer.freeze_layers={n}: cannot find the decoder layers of {type(model).__name__}")
+    model.get_input_embeddings().weight.requires_grad_(False)
+    frozen = layers[: min(n, len(layers))]
+    for layer in frozen:
+        layer.requires_grad_(False)
+    return len(frozen)
+
+
+def _decoder_layers(model: Any) -> Any:
+    """The decoder's layer list (``model.model.layers`` for Llama/Gemma-style causal LMs), or None."""
+    get_decoder = getattr(model, "get_decoder", None)
+    decoder = get_decoder() if get_decoder is not None else None
+    layers = getattr(decoder, "layers", None)
+    return layers if layers is not None and len(layers) else None
+
+
 def _trainer(
     settings: Settings,
     model: Any,
@@ -94,6 +122,8 @@ def _trainer(
 ) -> Any:
     """A plain ``Trainer`` (token-level loss only) over the train and validation rows."""
     from transformers import DataCollatorForSeq2Seq, Trainer
+
+    from reviewops.training.lm_loss import target_loss_trainer_class
 
     prof = settings.train.active
     train_rows, val_rows = rows
@@ -112,8 +142,11 @@ def _trainer(
         prof.summarizer_max_steps,
         has_eval=bool(val_rows),
         prediction_loss_only=True,
+        # Batches of similar length: less padding through 30 decoder layers (random order within groups).
+        train_sampling_strategy="group_by_length",
     )
-    trainer = Trainer(
+    trainer_cls = target_loss_trainer_class() if kind == "causal" else Trainer
+    trainer = trainer_cls(
         model=model,
         args=args,
         data_collator=collator,

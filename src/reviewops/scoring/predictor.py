@@ -150,6 +150,7 @@ class ReviewPredictor:
     ) -> None:
         import torch
 
+        from reviewops.models.onnx_sentiment import runtime_classifier
         from reviewops.models.sentiment import SentimentClassifier
         from reviewops.models.summarizer import Summarizer
 
@@ -161,10 +162,10 @@ class ReviewPredictor:
         self.models = models
         self.plan = plan or SummaryPlan("all")
         self.keep = list(keep)
-        self.classifier = SentimentClassifier.load(models.sentiment.path, settings.sentiment)
-        self.classifier.model = self.classifier.model.to(device=device, dtype=dtype)
-        if device.type == "cpu" and settings.sentiment.inference == "int8":
-            self.classifier = self.classifier.quantized()
+        classifier = SentimentClassifier.load(models.sentiment.path, settings.sentiment)
+        classifier.model = classifier.model.to(device=device, dtype=dtype)
+        # on the CPU: sentiment.runtime (torch | onnx) and sentiment.inference (fp32 | int8)
+        self.classifier = runtime_classifier(classifier, settings)
         self.summarizer = None
         if models.summarizer is not None:
             self.summarizer = Summarizer.load(models.summarizer.path, settings.summarizer)

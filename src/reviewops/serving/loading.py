@@ -113,6 +113,7 @@ def load_models(service: Any, settings: Settings) -> LoadedModels:
     Raises:
         RuntimeError: a model cannot be found or loaded; the message names which one.
     """
+    from reviewops.models.onnx_sentiment import runtime_classifier
     from reviewops.models.sentiment import SentimentClassifier
     from reviewops.models.summarizer import Summarizer
 
@@ -127,8 +128,8 @@ def load_models(service: Any, settings: Settings) -> LoadedModels:
     except Exception as exc:
         raise RuntimeError(f"summarizer {sum_dir}: {one_line(exc)}") from exc
     try:
-        # the deployment's choice, not the packaged section's: flipping it needs no repackaging
-        classifier = SentimentClassifier.load(sent_dir, sent_cfg, inference=settings.sentiment.inference)
+        # runtime and inference: the deployment's choice, not the packaged section's (no repackaging)
+        classifier = runtime_classifier(SentimentClassifier.load(sent_dir, sent_cfg), settings)
     except Exception as exc:
         raise RuntimeError(f"sentiment model {sent_dir}: {one_line(exc)}") from exc
     return LoadedModels(summarizer, classifier, summarizer_info, sentiment_info)

@@ -1,0 +1,312 @@
+"""The sentiment classifier run by ONNX Runtime on the CPU (``sentiment.runtime: onnx``).
+
+A loaded :class:`~reviewops.models.sentiment.SentimentClassifier`'s model is exported once to ONNX
+(the legacy TorchScript exporter: no ``onnxscript``), its BERT subgraphs fused by ONNX Runtime's
+transformer optimizer, and with ``inference: int8`` dynamically quantized. The file is cached
+under ``<paths.models_dir>/onnx-cache`` by a sha256 of the weights and the export settings, so
+every later load (each Ray actor, each Bento worker) reuses it. :class:`OnnxSentimentClassifier`
+answers as the torch classifier does (same tokenization, length-sorted batches, labels in
+:data:`~reviewops.schema.LABELS` order) and keeps no per-call state: an ONNX Runtime session's
+``run`` is thread-safe, so serving threads share one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from reviewops.config import Settings
+from reviewops.errors import ReviewOpsError
+from reviewops.models.sentiment import INFERENCE_MODES, POOLING_ATTR, Inference, SentimentClassifier, _column_order
+from reviewops.schema import LABELS
+
+logger = logging.getLogger(__name__)
+
+# Part of every cache key: bump it when the export, fusion or quantization below changes.
+EXPORT_VERSION = "1"
+CACHE_SUBDIR = "onnx-cache"
+OPSET = 17
+INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+OUTPUT_NAME = "logits"
+
+
+def onnx_cache_dir(settings: Settings) -> Path:
+    """Where exported models are kept: ``<paths.models_dir>/onnx-cache``."""
+    return Path(settings.paths.models_dir) / CACHE_SUBDIR
+
+
+def _onnxruntime() -> Any:
+    """The ``onnxruntime`` module, or a one-line error naming the fix."""
+    try:
+        import onnx  # noqa: F401 - the int8 quantizer and the fusion read and write ModelProtos
+        import onnxruntime
+    except ImportError as exc:
+        raise ReviewOpsError(
+            f"sentiment.runtime=onnx needs the onnxruntime and onnx packages ({exc}); "
+            "run `make install`, or set sentiment.runtime=torch"
+        ) from None
+    return onnxruntime
+
+
+def cache_key(model: Any, inference: Inference) -> str:
+    """sha256 of ``model``'s weights, config and pooling, the inference mode and the exporting versions."""
+    import onnxruntime
+    import torch
+    import transformers
+
+    digest = hashlib.sha256()
+    for part in (
+        EXPORT_VERSION,
+        inference,
+        type(model).__name__,
+        str(getattr(model.config, POOLING_ATTR, None)),
+        model.config.to_json_string(),
+        torch.__version__,
+        transformers.__version__,
+        onnxruntime.__version__,
+    ):
+        digest.update(part.encode() + b"\0")
+    for name, tensor in model.state_dict().items():
+        flat = tensor.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        digest.update(flat.view(torch.uint8).numpy() if flat.numel() else b"")
+    return digest.hexdigest()
+
+
+def _logits_module(model: Any, names: tuple[str, ...]) -> Any:
+    """A module whose positional inputs are ``names`` and whose output is ``model``'s logits."""
+    import torch
+
+    class Logits(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, *inputs: Any) -> Any:
+            return self.model(**dict(zip(names, inputs, strict=True))).logits
+
+    return Logits().eval()
+
+
+def export_onnx(classifier: SentimentClassifier, target: Path) -> tuple[str, ...]:
+    """Write ``classifier``'s model as ONNX to ``target``, batch and sequence axes dynamic; return its input names.
+
+    The export runs on a copy in eager attention: its graph is the one ONNX Runtime's BERT fusion
+    recognizes (SDPA's export is not fused), and the shared model is left as it was. The example
+    batch is padded, so the attention-mask path is what the trace records.
+    """
+    import copy
+
+    import torch
+
+    model = copy.deepcopy(classifier.model).to(device="cpu", dtype=torch.float32).eval()
+    model.config._attn_implementation = "eager"
+    example = classifier.tokenizer(["a padded example batch", "short"], padding=True, return_tensors="pt")
+    names = tuple(n for n in INPUT_NAMES if n in example)
+    axes = {n: {0: "batch", 1: "sequence"} for n in names}
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the legacy exporter's deprecation and tracer notes
+        torch.onnx.export(
+            _logits_module(model, names),
+            tuple(example[n] for n in names),
+            str(target),
+            dynamo=False,
+            input_names=list(names),
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={**axes, OUTPUT_NAME: {0: "batch"}},
+            opset_version=OPSET,
+        )
+    return names
+
+
+def fuse_bert(source: Path, target: Path, config: Any) -> None:
+    """ONNX Runtime's transformer optimizer: embedding + LayerNorm, attention, bias + GELU, skip + LayerNorm fused."""
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    optimized = optimize_model(
+        str(source),
+        model_type="bert",
+        num_heads=int(config.num_attention_heads),
+        hidden_size=int(config.hidden_size),
+        opt_level=0,  # the session applies its own graph optimizations at load
+    )
+    optimized.save_model_to_file(str(target))
+
+
+def quantize_onnx(source: Path, target: Path) -> None:
+    """Dynamic int8: weights per output channel, activations quantized per call from their range.
+
+    No calibration data; nothing is kept between calls.
+    """
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(
+        str(source),
+        str(target),
+        per_channel=True,
+        weight_type=QuantType.QInt8,
+        op_types_to_quantize=["MatMul", "Attention"],
+        # fused operators have no ONNX shape inference: their outputs are float
+        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+    )
+
+
+def build_onnx(classifier: SentimentClassifier, target: Path, inference: Inference) -> None:
+    """Export, fuse and (``int8``) quantize ``classifier`` into ``target``, written atomically.
+
+    Raises:
+        ReviewOpsError: the export or a later step failed (the message says how to go on).
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".export-") as tmp:
+        work = Path(tmp)
+        try:
+            export_onnx(classifier, work / "exported.onnx")
+            fuse_bert(work / "exported.onnx", work / "fused.onnx", classifier.model.config)
+            final = work / "fused.onnx"
+            if inference == "int8":
+                quantize_onnx(final, work / "int8.onnx")
+                final = work / "int8.onnx"
+        except Exception as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ReviewOpsError(
+                f"exporting the sentiment model to ONNX failed ({type(exc).__name__}: {first}); "
+                "set sentiment.runtime=torch"
+            ) from exc
+        os.replace(final, target)  # same directory: readers see the old file or the whole new one
+
+
+def cached_onnx(classifier: SentimentClassifier, inference: Inference, cache_dir: Path) -> Path:
+    """The ONNX file of ``classifier`` in ``inference`` mode, exported into ``cache_dir`` unless it is there.
+
+    An unwritable ``cache_dir`` falls back to one in the temporary directory.
+    """
+    key = cache_key(classifier.model, inference)
+    for directory in (Path(cache_dir), Path(tempfile.gettempdir()) / f"reviewops-{CACHE_SUBDIR}"):
+        path = directory / f"{key}.onnx"
+        if path.is_file():
+            logger.info("sentiment ONNX model from the cache: %s", path)
+            return path
+        try:
+            build_onnx(classifier, path, inference)
+        except PermissionError as exc:
+            logger.warning("cannot write the ONNX cache in %s (%s); trying the temporary directory", directory, exc)
+            continue
+        logger.info("sentiment model exported to ONNX (%s): %s", inference, path)
+        return path
+    raise ReviewOpsError(
+        f"no writable directory for the sentiment ONNX cache ({cache_dir}); set sentiment.runtime=torch"
+    )
+
+
+def _session(path: Path, threads: int) -> Any:
+    """An ONNX Runtime CPU session over ``path`` computing on ``threads`` threads."""
+    ort = _onnxruntime()
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Idle pool threads sleep rather than spin: spinning burns a core the machine's other workers
+    # (Ray actors, BentoML threads) could use.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+class OnnxSentimentClassifier:
+    """:class:`SentimentClassifier`'s predictions computed by ONNX Runtime (CPU)."""
+
+    runtime = "onnx"
+
+    def __init__(self, session: Any, tokenizer: Any, cfg: Any, order: list[int], inference: Inference) -> None:
+        self.session = session
+        self.tokenizer = tokenizer
+        self.cfg = cfg
+        self.inference = inference
+        self._order = order
+        self._inputs = tuple(i.name for i in session.get_inputs())
+
+    @classmethod
+    def from_classifier(
+        cls,
+        classifier: SentimentClassifier,
+        *,
+        cache_dir: Path,
+        inference: Inference = "fp32",
+        threads: int | None = None,
+    ) -> OnnxSentimentClassifier:
+        """An ONNX Runtime classifier answering as ``classifier`` (exported once per weights into ``cache_dir``).
+
+        Args:
+            classifier: a loaded torch classifier (fp32 weights; it is not changed).
+            cache_dir: where exported files are kept (:func:`onnx_cache_dir`).
+            inference: ``int8``: ONNX Runtime dynamic quantization; ``fp32``: as trained.
+            threads: intra-op threads of the session (default: torch's thread count, which the
+                scoring engine sets to ``score.threads_per_actor``).
+
+        Raises:
+            ReviewOpsError: onnxruntime is missing or the export failed.
+            ValueError: an unknown ``inference``.
+        """
+        import torch
+
+        if inference not in INFERENCE_MODES:
+            raise ValueError(f"sentiment inference must be one of {', '.join(INFERENCE_MODES)}; got {inference!r}")
+        _onnxruntime()
+        path = cached_onnx(classifier, inference, Path(cache_dir))
+        session = _session(path, threads or torch.get_num_threads())
+        config = classifier.model.config
+        order = _column_order(config.id2label, config.num_labels)
+        return cls(session, classifier.tokenizer, classifier.cfg, order, inference)
+
+    def predict_proba(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+        """Class probabilities, shape ``(len(texts), 3)``; each row sums to 1."""
+        texts = [str(t) if t is not None else "" for t in texts]
+        out = np.zeros((len(texts), len(LABELS)), dtype=np.float32)
+        # Length-sorted batches, as the torch classifier: the same padding, the same numbers.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        for start in range(0, len(order), max(1, batch_size)):
+            idx = order[start : start + batch_size]
+            enc = self.tokenizer(
+                [texts[i] for i in idx],
+                truncation=True,
+                max_length=self.cfg.max_length,
+                padding=True,
+                return_tensors="np",
+            )
+            feed = {name: np.asarray(enc[name], dtype=np.int64) for name in self._inputs}
+            logits = self.session.run([OUTPUT_NAME], feed)[0].astype(np.float32)
+            shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+            out[idx] = (shifted / shifted.sum(axis=1, keepdims=True))[:, self._order]
+        return out
+
+    def predict(self, texts: list[str], batch_size: int = 32) -> list[str]:
+        """The most probable label for each text."""
+        proba = self.predict_proba(texts, batch_size=batch_size)
+        return [LABELS[i] for i in proba.argmax(axis=1)]
+
+
+def runtime_classifier(
+    classifier: SentimentClassifier, settings: Settings
+) -> SentimentClassifier | OnnxSentimentClassifier:
+    """The classifier the service and bulk scoring run: ``sentiment.runtime`` and ``sentiment.inference`` applied.
+
+    On the CPU: ONNX Runtime (``runtime: onnx``, int8 when ``inference: int8``), else torch's int8
+    copy (``inference: int8``), else ``classifier`` itself. A model on a GPU runs as it is.
+    """
+    if classifier.model.device.type != "cpu":
+        return classifier
+    if settings.sentiment.runtime == "onnx":
+        return OnnxSentimentClassifier.from_classifier(
+            classifier, cache_dir=onnx_cache_dir(settings), inference=settings.sentiment.inference
+        )
+    if settings.sentiment.inference == "int8":
+        return classifier.quantized()
+    return classifier

@@ -128,7 +128,6 @@ def _configure_ray_data() -> None:
     ctx.enable_operator_progress_bars = False
     ctx.print_on_execution_start = False
     ctx.enable_auto_log_stats = False
-    # Read tasks run ahead of the actors until this many bytes of blocks wait: bounded, not ~30% of RAM.
     limits = ctx.execution_options.resource_limits
     ctx.execution_options.resource_limits = limits.copy(object_store_memory=OBJECT_STORE_LIMIT)
     ctx.use_datasource_v2 = False
@@ -136,6 +135,7 @@ def _configure_ray_data() -> None:
     logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)  # "progress bars disabled"
     # A batch smaller than two blocks feeds one actor of the pool: expected, not worth a warning.
     warnings.filterwarnings("ignore", message="The minimum number of concurrent actors", category=UserWarning)
+    warnings.filterwarnings("ignore", "`ray_remote_args` is deprecated", DeprecationWarning)  # max_restarts has no name
 
 
 @contextlib.contextmanager
@@ -324,6 +324,7 @@ def scored_batches(
         num_gpus=cfg.actor_gpus,
         batch_size=batch_size,
         batch_format="pandas",
+        max_restarts=0,  # a dead actor fails the run (a rerun resumes): Ray warns its restarts can fail (ray#53727)
     )
     yield from scored.iter_batches(batch_format="pandas", batch_size=None)
 

@@ -165,7 +165,7 @@ def _ray_processes() -> list[str]:
 
 
 @pytest.mark.slow  # starts a local Ray twice and an actor pool
-def test_local_ray_reads_on_the_actors_as_read_tasks_would(tmp_path):
+def test_local_ray_reads_on_the_actors_as_read_tasks_would(tmp_path, capfd):
     import ray
 
     from reviewops.scoring.models import resolve_models
@@ -201,6 +201,9 @@ def test_local_ray_reads_on_the_actors_as_read_tasks_would(tmp_path):
             for on_actors in (True, False)
         ]
     assert not ray.is_initialized()
+    # Ray's core worker warns of actor restarts that can fail (constructor arguments in the object store)
+    # unless the pool's actors are not restarted (max_restarts=0): the warning must not reach the user.
+    assert "core_worker" not in capfd.readouterr().err
     on_actors, read_tasks = (frame.assign(scored_at=pd.Timestamp(0, tz="UTC")) for frame in outputs)
     assert on_actors[engine.ROW].tolist() == list(range(150))
     assert on_actors["review_id"].tolist() == clean["review_id"].tolist()

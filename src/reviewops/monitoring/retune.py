@@ -142,7 +142,8 @@ def retune_settings(settings: Settings, processed_dir: Path | str, log: Log = no
     The registry champion of each model (downloaded with
     :func:`reviewops.registry.registry.champion_dir`) becomes ``summarizer.model`` /
     ``sentiment.model`` when it exists, else the configured base model stays. Always sets
-    ``train.profile = drift.retune_profile`` and ``paths.processed_dir = processed_dir``.
+    ``train.profile = drift.retune_profile`` and ``paths.processed_dir = processed_dir``; starting
+    from a champion summarizer turns ``evaluate.untuned_baseline`` off (that base is the champion).
     """
     from reviewops.registry import registry
     from reviewops.registry.tracking import configure_mlflow
@@ -162,6 +163,10 @@ def retune_settings(settings: Settings, processed_dir: Path | str, log: Log = no
         log(f"re-tuning {section} from {name} v{version.version} (champion)")
         overrides.append(f"{section}.model={json.dumps(str(path))}")
         info[section] = {"start": "champion", "model": str(path), "registered": name, "version": str(version.version)}
+    if info["summarizer"].get("start") == "champion":
+        # The "untuned base" would be the champion itself, which evaluation already re-scores on the
+        # same rows: summarizing the test sample a third time would add nothing but minutes.
+        overrides.append("evaluate.untuned_baseline=false")
     return settings_with(settings, overrides), info
 
 

@@ -20,19 +20,21 @@ CACHED_WHEELS = Path("models/_wheels")
 
 
 def test_configured_models_are_the_pullable_names_the_config_gives() -> None:
-    assert pretrained.configured_models(Settings()) == [pretrained.SMOLLM2, pretrained.MINILM]
+    assert pretrained.configured_models(Settings()) == [pretrained.SMOLLM2, pretrained.E5]
     gemma = Settings(summarizer={"model": "gemma3-270m"}, sentiment={"model": "gemma3-270m"})
     assert pretrained.configured_models(gemma) == [pretrained.GEMMA3]  # pulled once
-    local = Settings(summarizer={"model": "/some/local/dir"})
+    local = Settings(summarizer={"model": "/some/local/dir"}, sentiment={"model": pretrained.MINILM})
     assert pretrained.configured_models(local) == [pretrained.MINILM]  # a local folder is not pulled
     assert set(pretrained.PULLABLE) == {pretrained.MINILM, pretrained.SMOLLM2, pretrained.GEMMA3, pretrained.E5}
-    e5 = Settings(sentiment={"model": "multilingual-e5-small"})
-    assert pretrained.configured_models(e5) == [pretrained.SMOLLM2, pretrained.E5]
+    minilm = Settings(sentiment={"model": "all-minilm-l6-v2"})
+    assert pretrained.configured_models(minilm) == [pretrained.SMOLLM2, pretrained.MINILM]
 
 
 def test_pull_without_names_installs_only_what_the_config_names(tmp_path: Path) -> None:
     local = build_tiny_causal_lm(tmp_path / "tiny-causal")
-    settings = Settings(paths={"models_dir": tmp_path / "models"}, summarizer={"model": str(local)})
+    settings = Settings(
+        paths={"models_dir": tmp_path / "models"}, summarizer={"model": str(local)}, sentiment={"model": "all-minilm-l6-v2"}
+    )
     result = pretrained.pull(settings)
     assert list(result["models"]) == [pretrained.MINILM]
     assert sorted(p.name for p in (tmp_path / "models").iterdir()) == [pretrained.MINILM]

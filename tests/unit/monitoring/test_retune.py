@@ -154,3 +154,22 @@ def test_retune_settings_without_champion_keeps_base_models(tmp_path, monkeypatc
     assert tuned.train.profile == "quick" and tuned.paths.processed_dir == tmp_path / "split"
     assert tuned.summarizer.model == settings.summarizer.model
     assert info["summarizer"]["start"] == info["sentiment"]["start"] == "base"
+    assert tuned.evaluate.untuned_baseline == settings.evaluate.untuned_baseline
+
+
+def test_retune_from_a_champion_does_not_score_it_twice(tmp_path, monkeypatch):
+    """Starting from the champion summarizer, the "untuned base" is the champion: evaluation skips it."""
+    from types import SimpleNamespace
+
+    from reviewops.registry import registry
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    settings = monitor_settings(tmp_path, retune_profile="quick")
+    assert settings.evaluate.untuned_baseline
+    monkeypatch.setattr(registry, "get_alias_version", lambda name, alias: SimpleNamespace(version=7))
+    monkeypatch.setattr(registry, "champion_dir", lambda name: tmp_path / name)
+    tuned, info = retune.retune_settings(settings, tmp_path / "split")
+    assert info["summarizer"]["start"] == "champion" and info["summarizer"]["version"] == "7"
+    assert tuned.summarizer.model == str(tmp_path / settings.gate.summarizer_name)
+    assert tuned.evaluate.untuned_baseline is False

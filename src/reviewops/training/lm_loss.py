@@ -86,7 +86,7 @@ def target_loss_trainer_class() -> type:
     """
     from transformers import Trainer
 
-    class TargetLossTrainer(Trainer):  # type: ignore[misc]
+    class TargetLossTrainer(Trainer):
         """Trainer with the output layer applied to labelled positions only (see the module)."""
 
         loss_is_scaled_for_ga = True  # the loss below is divided by num_items_in_batch when given
@@ -98,6 +98,7 @@ def target_loss_trainer_class() -> type:
             if self._fast is None:
                 probe = {k: v[:2] for k, v in inputs.items()}
                 self._fast = target_loss_matches(model, probe)
+            loss: Any
             if not self._fast:
                 loss = super().compute_loss(model, inputs, return_outputs=False, num_items_in_batch=num_items_in_batch)
             else:

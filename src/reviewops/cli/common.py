@@ -9,6 +9,7 @@ helpers too: :func:`quiet_output` (no progress bars in a log, no library warning
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import logging
 import os
@@ -125,6 +126,50 @@ def print_links(links: Sequence[tuple[str, str | None]], title: str, console: Co
         if value:
             lines += [f"{label}:", f"  {value}"]
     console.print("\n".join(lines), soft_wrap=True, markup=False, highlight=False, emoji=False)
+
+
+def unwrapped_help(doc: str | None) -> str:
+    """A docstring as Typer's help: each paragraph's lines joined into one, so Rich wraps it at any width.
+
+    Typer keeps single line breaks after the first paragraph, which, wrapped again at the terminal's
+    width, leaves half-empty lines. A line that starts indented (an example) keeps its own line, and
+    so does the text after it.
+
+    Typer dedents the text after the first paragraph once more with :func:`inspect.cleandoc`, which
+    measures the margin without that text's first line: when the second paragraph is
+    ``Examples:`` and every later line is indented, the examples lost their indent. One more blank
+    line after the first paragraph makes that first line an empty one, so the margin is measured
+    on ``Examples:`` itself (0) and the indent stays; Typer drops that blank line.
+    """
+    paragraphs = []
+    for paragraph in inspect.cleandoc(doc or "").split("\n\n"):
+        lines: list[str] = []
+        for line in paragraph.splitlines():
+            if lines and line[:1] not in ("", " ", "\t") and lines[-1][:1] not in ("", " ", "\t"):
+                lines[-1] += " " + line
+            else:
+                lines.append(line)
+        paragraphs.append("\n".join(lines))
+    first, *rest = paragraphs
+    return "\n\n\n".join([first, "\n\n".join(rest)]) if rest else first
+
+
+def unwrap_help(app: typer.Typer) -> None:
+    """Every command's help in ``app`` and its sub-apps through :func:`unwrapped_help`, docstrings included.
+
+    Called once on the root app after every area has registered its commands, so a new command
+    needs no wiring of its own.
+    """
+    if isinstance(app.info.help, str):
+        app.info.help = unwrapped_help(app.info.help)
+    for command in app.registered_commands:
+        doc = command.help if isinstance(command.help, str) else inspect.getdoc(command.callback)
+        command.help = unwrapped_help(doc)
+    for group in app.registered_groups:
+        if isinstance(group.help, str):
+            group.help = unwrapped_help(group.help)
+        if group.typer_instance is not None:
+            unwrap_help(group.typer_instance)
 
 
 @contextmanager

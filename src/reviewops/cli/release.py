@@ -346,14 +346,6 @@ def summarize_product_cmd(
     emit(_product_table(result), False, "product")
 
 
-def _help(fn) -> str:  # noqa: ANN001
-    """A docstring as help text: Rich keeps single newlines, so re-flow each paragraph."""
-    import inspect
-
-    paragraphs = inspect.cleandoc(fn.__doc__ or "").split("\n\n")
-    return "\n\n".join(" ".join(p.split()) for p in paragraphs)
-
-
 def register(app: typer.Typer) -> None:
     """Add the evaluation, gate, registry and product commands to the root app."""
     for name, fn in (
@@ -363,4 +355,4 @@ def register(app: typer.Typer) -> None:
         ("rollback", rollback_cmd),
         ("summarize-product", summarize_product_cmd),
     ):
-        app.command(name, help=_help(fn))(fn)
+        app.command(name)(fn)

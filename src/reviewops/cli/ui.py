@@ -7,8 +7,6 @@ options and prints.
 
 from __future__ import annotations
 
-import inspect
-import re
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
@@ -105,16 +103,6 @@ def _print(result: dict[str, Any], as_json: bool, text: str) -> None:
     out_console.print(text, soft_wrap=True, markup=False, highlight=False, emoji=False)
 
 
-def unwrapped_help(doc: str | None) -> str:
-    """A docstring as Typer's help: each paragraph's lines joined into one, so Rich wraps it at any width.
-
-    Typer keeps single line breaks after the first paragraph, which, wrapped again at the terminal's
-    width, leaves half-empty lines. A line that starts indented (an example) keeps its own line.
-    """
-    paragraphs = inspect.cleandoc(doc or "").split("\n\n")
-    return "\n\n".join(re.sub(r"\n(?!\s)", " ", paragraph) for paragraph in paragraphs)
-
-
 def register(app: typer.Typer) -> None:
     """Add ``ui`` to the root CLI."""
-    app.command("ui", help=unwrapped_help(ui_cmd.__doc__))(ui_cmd)
+    app.command("ui")(ui_cmd)

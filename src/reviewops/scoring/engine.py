@@ -53,6 +53,7 @@ from reviewops.errors import ReviewOpsError
 from reviewops.scoring.dataset import write_parquet_atomic
 from reviewops.scoring.models import ScoringModels
 from reviewops.scoring.predictor import PATH, ReviewPredictor, StagedFilePredictor, SummaryPlan
+from reviewops.scoring.ray_setup import init_local_ray
 
 PART, ROW = "_part", "_row"
 # What the actors read: the cleaned columns the output keeps, typed so every staged file agrees.
@@ -187,10 +188,7 @@ def start_local_ray(settings: Settings) -> None:
     ``score.ray_num_cpus`` CPUs (None = all), no dashboard, no log streaming, no usage stats, no
     prestarted workers (:data:`LOCAL_SYSTEM_CONFIG`); then :func:`_stop_unused_head_processes`.
     """
-    import ray
-
-    ray.init(
-        address="local",
+    init_local_ray(
         num_cpus=settings.score.ray_num_cpus,
         include_dashboard=False,
         log_to_driver=False,

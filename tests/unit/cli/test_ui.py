@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from reviewops.cli.ui import unwrapped_help
 from reviewops.monitoring.uis import NAMES
 from reviewops.testing.server import free_port
+from tests.unit.cli.test_help import half_empty_lines
 from tests.unit.monitoring.ui_state import empty_project, made_run
 
 EXE = shutil.which("reviewops") or str(Path(sys.executable).with_name("reviewops"))
@@ -60,30 +60,11 @@ def test_cli_errors_are_one_line(project):
     assert _cli("--stop", cwd=project).stdout.strip() == "nothing that `ui --start` started is running"
 
 
-def test_unwrapped_help_joins_each_paragraph_and_keeps_indented_examples():
-    doc = """First line.
-
-    A paragraph
-    over two lines.
-
-    Examples:
-      reviewops ui
-      reviewops ui --stop
-    """
-    assert unwrapped_help(doc) == (
-        "First line.\n\nA paragraph over two lines.\n\nExamples:\n  reviewops ui\n  reviewops ui --stop"
-    )
-
-
 @pytest.mark.parametrize("columns", [80, 120])
 def test_help_has_no_half_empty_lines(project, columns):
+    """The installed script in a subprocess (test_help.py covers every command through CliRunner)."""
     proc = _cli("--help", cwd=project, columns=columns)
     assert proc.returncode == 0, proc.stderr
-    lines = proc.stdout.splitlines()
-    assert max(len(line) for line in lines) <= columns
-    prose = [line.strip() for line in lines if line.startswith(" ") and not line.strip().startswith(("│", "╭", "╰"))]
-    # a paragraph Rich wrapped at this width fills each of its lines but the last: none ends a short line mid-sentence
-    for line, after in zip(prose, prose[1:], strict=False):
-        if line and after and not after.startswith("reviewops"):
-            assert len(line) > columns - 25, (line, after)
-    assert "reviewops ui --start all" in prose and "Examples:" in prose
+    assert half_empty_lines(proc.stdout, columns) == []
+    lines = [line.rstrip() for line in proc.stdout.splitlines()]
+    assert "   reviewops ui --start all" in lines and " Examples:" in lines

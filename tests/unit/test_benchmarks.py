@@ -258,3 +258,37 @@ def test_chinese_benchmark_accounts_for_every_row_and_scores_held_out_rows(tmp_p
     (zero,) = report["zero_shot"].values()
     assert 0 <= zero["accuracy_strict"] <= zero["accuracy_binary"] <= 1  # a strict hit is a binary hit
     assert "| model | steps |" in proc.stdout and "(no training on this data)" in proc.stdout
+
+
+@pytest.mark.slow
+def test_summarizer_order_benchmark_trains_and_scores_both_orders_on_the_same_rows(tmp_path):
+    """benchmarks/summarizer_order.py on a tiny project: one row per variant, same test rows, numbers in range."""
+    import yaml
+
+    from reviewops.testing.tiny import build_tiny_causal_lm, build_tiny_encoder
+    from tests.unit.training.helpers import synthetic_processed
+
+    project = tmp_path / "proj"
+    processed = project / "data" / "processed"
+    processed.mkdir(parents=True)
+    df = synthetic_processed(36)
+    for name, part in (("train", df[:24]), ("val", df[24:30]), ("test", df[30:])):
+        part.to_parquet(processed / f"{name}.parquet", index=False)
+    causal = build_tiny_causal_lm(tmp_path / "causal")
+    build_tiny_encoder(project / "models" / "trained" / "sentiment")
+    params = {
+        "summarizer": {"model": str(causal), "max_new_tokens": 4},
+        "sentiment": {"model": str(project / "models" / "trained" / "sentiment"), "max_length": 32},
+        "train": {"profile": "quick"},
+        "evaluate": {"max_generate_samples": 6},
+    }
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    module = _module("summarizer_order")
+    assert module.main(["--project", str(tmp_path / "nowhere")]) == 2
+    out = tmp_path / "order.json"
+    assert module.main(["--project", str(project), "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    assert [r["variant"] for r in rows] == ["grouped", "random"]
+    for row in rows:
+        assert row["steps"] == 4 and row["train_s"] > 0 and row["eval_loss"] > 0
+        assert 0 <= row["eval/rougeL"] <= 1 and 0 <= row["eval/contradiction_rate_macro"] <= 1

@@ -66,7 +66,16 @@ def test_onnx_fp32_gives_torchs_probabilities(pooling: str, mean_dir: Path, cls_
 def test_onnx_int8_agrees_with_fp32(mean_dir: Path, cache: Path) -> None:
     fp32 = _sharpened(SentimentClassifier.load(mean_dir, CFG))
     int8 = OnnxSentimentClassifier.from_classifier(fp32, cache_dir=cache, inference="int8")
-    assert int8.inference == "int8"
+    assert int8.inference == "int8" and int8.path is not None
+    import onnx
+
+    nodes = onnx.load(str(int8.path)).graph.node
+    fp32_matmuls = [n.name for n in nodes if n.op_type == "MatMul" and "Constant" not in n.input[1]]
+    # 2 layers x (q, k, v, attention output, intermediate, FFN output) int8 but layer 0's FFN output,
+    assert sum(n.op_type == "MatMulInteger" for n in nodes) == 12  # and the (unread) [CLS] pooler
+    assert [n for n in fp32_matmuls if n.endswith("/output/dense/MatMul") and "attention" not in n] == [
+        "/model/bert/encoder/layer.0/output/dense/MatMul"
+    ]
     texts = _corpus()
     a, b = fp32.predict_proba(texts, batch_size=8), int8.predict_proba(texts, batch_size=8)
     assert np.allclose(b.sum(axis=1), 1.0, atol=1e-5)

@@ -160,7 +160,8 @@ class SentimentConfig(_Strict):
     inference: Literal["fp32", "int8"] = "fp32"
     # Which engine runs the sentiment model's CPU forward in the service and bulk scoring: "torch"
     # (as trained), or "onnx": the model exported once to ONNX and run by ONNX Runtime (with
-    # ``inference: int8``, ONNX Runtime's dynamic int8 quantization). A GPU always runs torch.
+    # ``inference: int8``, ONNX Runtime's dynamic int8 quantization, layer 0's FFN output kept fp32).
+    # A GPU always runs torch.
     runtime: Literal["torch", "onnx"] = "torch"
     # Keep the encoder's word-embedding matrix fixed while fine-tuning. A multilingual encoder's
     # vocabulary is most of its weights (multilingual-e5-small: 96M of 118M parameters in a 250k x 384

@@ -189,16 +189,23 @@ def test_int8_benchmark_rates_and_targets():
     """benchmarks/int8.py: alternating timed passes give wall and CPU-time rates; the targets read them."""
     module = _module("int8")
     calls = []
-    runs = {name: ((lambda n=name: calls.append(n)), 10) for name in ("fp32", "int8")}
+    runs = {name: ((lambda n=name: calls.append(n)), 10) for name in module.RUNTIMES}
     rates = module.timed_rates(runs, threads=1, repeats=3)
-    assert calls == ["fp32", "int8"] * 3  # passes alternate, so a busy spell hits both
-    assert set(rates) == {"fp32", "int8"}
+    assert calls == list(module.RUNTIMES) * 3  # passes alternate, so a busy spell hits every runtime
+    assert set(rates) == set(module.RUNTIMES)
     assert all(r["best_per_s"] >= r["median_per_s"] > 0 and r["per_cpu_s"] > 0 for r in rates.values())
-    speed = {"1": {"speedup": 2.1, "speedup_cpu_time": 1.9}}
-    got = module.targets({"sentiment": {"speed": speed, "macro_f1_delta": -0.004}})
-    assert [t["verdict"] for t in got] == ["PASS", "FAIL", "PASS"]
-    got = module.targets({"sentiment": {"speed": speed, "macro_f1_delta": 0.006}})
-    assert got[2]["value"] == 0.006 and got[2]["verdict"] == "FAIL"
+    vs = {"int8": {"speedup": 2.1, "speedup_cpu_time": 1.9}, "onnx_int8": {"speedup": 2.3, "speedup_cpu_time": 2.2}}
+    compared = {"int8_vs_fp32": {"macro_f1_delta": -0.004}, "onnx_int8_vs_fp32": {"macro_f1_delta": 0.006}}
+    got = module.targets({"sentiment": {"speed": {"1": {"vs_fp32": vs}}, "compared": compared}})
+    assert [(t["runtime"], t["verdict"]) for t in got] == [
+        ("int8", "PASS"),
+        ("int8", "FAIL"),
+        ("int8", "PASS"),
+        ("onnx_int8", "PASS"),
+        ("onnx_int8", "PASS"),
+        ("onnx_int8", "FAIL"),
+    ]
+    assert got[5]["value"] == 0.006
 
 
 @pytest.mark.slow  # fine-tunes a tiny encoder on the shared Fine Food sample (quick profile)
@@ -219,17 +226,19 @@ def test_int8_benchmark_runs_on_a_tiny_model(tmp_path):
     report = json.loads(out.read_text(encoding="utf-8"))
     s = report["sentiment"]
     assert s["test_rows"] > 300 and s["speed_rows"] == 16  # the 0.45 test split of the 1k sample
-    assert set(s["quality"]) == {"fp32", "int8"} and 0 <= s["agreement"] <= 1
-    assert s["macro_f1_delta"] == pytest.approx(
-        s["quality"]["int8"]["macro_f1"] - s["quality"]["fp32"]["macro_f1"], abs=1e-4
+    assert set(s["quality"]) == set(module.RUNTIMES)
+    c = s["compared"]["onnx_int8_vs_fp32"]
+    assert 0 <= c["agreement"] <= 1 and c["macro_f1_delta"] == pytest.approx(
+        s["quality"]["onnx_int8"]["macro_f1"] - s["quality"]["fp32"]["macro_f1"], abs=1e-4
     )
+    assert s["compared"]["onnx_fp32_vs_fp32"]["max_probability_difference"] < 1e-4  # ONNX fp32 is torch's answer
     assert "1" in s["speed"] and all(
-        r["fp32"]["best_per_s"] > 0 and r["int8"]["best_per_s"] > 0 for r in s["speed"].values()
+        rate["best_per_s"] > 0 for r in s["speed"].values() for rate in r["rates"].values()
     )
     record = json.loads((kept / module.SPLIT_FILE).read_text(encoding="utf-8"))
     assert len(record["test_review_ids"]) == s["test_rows"]
-    assert [t["verdict"] in ("PASS", "FAIL") for t in report["targets"]] == [True] * 3
-    for heading in ("## Sentiment", "| fp32 |", "| int8 |", "## Targets"):
+    assert [t["verdict"] in ("PASS", "FAIL") for t in report["targets"]] == [True] * 6
+    for heading in ("## Sentiment", "| fp32 |", "| onnx_int8 |", "## Targets"):
         assert heading in proc.stdout
 
 

@@ -33,7 +33,9 @@ def test_configured_models_are_the_pullable_names_the_config_gives() -> None:
 def test_pull_without_names_installs_only_what_the_config_names(tmp_path: Path) -> None:
     local = build_tiny_causal_lm(tmp_path / "tiny-causal")
     settings = Settings(
-        paths={"models_dir": tmp_path / "models"}, summarizer={"model": str(local)}, sentiment={"model": "all-minilm-l6-v2"}
+        paths={"models_dir": tmp_path / "models"},
+        summarizer={"model": str(local)},
+        sentiment={"model": "all-minilm-l6-v2"},
     )
     result = pretrained.pull(settings)
     assert list(result["models"]) == [pretrained.MINILM]

@@ -323,6 +323,7 @@ def scored_batches(
         batch_size=batch_size,
         batch_format="pandas",
         max_restarts=0,  # a dead actor fails the run (a rerun resumes): Ray warns its restarts can fail (ray#53727)
+        scheduling_strategy="SPREAD",  # the pool's actors over the cluster's nodes, not packed on the first
     )
     yield from scored.iter_batches(batch_format="pandas", batch_size=None)
 

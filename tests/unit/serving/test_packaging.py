@@ -51,8 +51,9 @@ def test_an_unknown_model_name_is_the_registry_error(tmp_path, monkeypatch):
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    old = mlflow.get_tracking_uri()
+    old, old_registry = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
     mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)  # an earlier test in the process may have set another registry
     try:
         mlflow.MlflowClient(registry_uri=uri).create_registered_model("review-sentiment")
         with pytest.raises(ReviewOpsError) as exc:
@@ -63,3 +64,4 @@ def test_an_unknown_model_name_is_the_registry_error(tmp_path, monkeypatch):
             import_champion("review-sentiment")
     finally:
         mlflow.set_tracking_uri(old)
+        mlflow.set_registry_uri(old_registry)

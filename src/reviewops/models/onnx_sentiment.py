@@ -24,8 +24,15 @@ import numpy as np
 
 from reviewops.config import Settings
 from reviewops.errors import ReviewOpsError
-from reviewops.models.sentiment import INFERENCE_MODES, POOLING_ATTR, Inference, SentimentClassifier, _column_order
-from reviewops.schema import LABELS
+from reviewops.models.sentiment import (
+    INFERENCE_MODES,
+    POOLING_ATTR,
+    Inference,
+    SentimentClassifier,
+    _column_order,
+    length_sorted_proba,
+    most_probable,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -270,30 +277,23 @@ class OnnxSentimentClassifier:
         return cls(session, classifier.tokenizer, classifier.cfg, order, inference, path)
 
     def predict_proba(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
-        """Class probabilities, shape ``(len(texts), 3)``; each row sums to 1."""
-        texts = [str(t) if t is not None else "" for t in texts]
-        out = np.zeros((len(texts), len(LABELS)), dtype=np.float32)
-        # Length-sorted batches, as the torch classifier: the same padding, the same numbers.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        for start in range(0, len(order), max(1, batch_size)):
-            idx = order[start : start + batch_size]
-            enc = self.tokenizer(
-                [texts[i] for i in idx],
-                truncation=True,
-                max_length=self.cfg.max_length,
-                padding=True,
-                return_tensors="np",
-            )
-            feed = {name: np.asarray(enc[name], dtype=np.int64) for name in self._inputs}
-            logits = self.session.run([OUTPUT_NAME], feed)[0].astype(np.float32)
-            shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-            out[idx] = (shifted / shifted.sum(axis=1, keepdims=True))[:, self._order]
-        return out
+        """Class probabilities, shape ``(len(texts), 3)``; each row sums to 1.
+
+        Length-sorted batches, as the torch classifier: the same padding, the same numbers.
+        """
+        return length_sorted_proba(texts, batch_size, self._score)
+
+    def _score(self, texts: list[str]) -> np.ndarray:
+        """Probabilities of one batch (padded to its longest text), in :data:`LABELS` order."""
+        enc = self.tokenizer(texts, truncation=True, max_length=self.cfg.max_length, padding=True, return_tensors="np")
+        feed = {name: np.asarray(enc[name], dtype=np.int64) for name in self._inputs}
+        logits = self.session.run([OUTPUT_NAME], feed)[0].astype(np.float32)
+        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return (shifted / shifted.sum(axis=1, keepdims=True))[:, self._order]
 
     def predict(self, texts: list[str], batch_size: int = 32) -> list[str]:
         """The most probable label for each text."""
-        proba = self.predict_proba(texts, batch_size=batch_size)
-        return [LABELS[i] for i in proba.argmax(axis=1)]
+        return most_probable(self.predict_proba(texts, batch_size=batch_size))
 
 
 def runtime_classifier(

@@ -46,6 +46,26 @@ def _column_order(id2label: dict[Any, str] | None, num_labels: int) -> list[int]
 POOLING_ATTR = "reviewops_pooling"  # written into the checkpoint's config.json by training
 
 
+def length_sorted_proba(texts: list[Any], batch_size: int, score: Any) -> np.ndarray:
+    """Class probabilities for ``texts`` in :data:`LABELS` order, scored in length-sorted batches.
+
+    ``score(batch_texts)`` returns one probability row per text; sorting by length wastes less
+    compute on padding, and the rows go back in input order. ``None`` texts count as empty.
+    """
+    texts = [str(t) if t is not None else "" for t in texts]
+    out = np.zeros((len(texts), len(LABELS)), dtype=np.float32)
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    for start in range(0, len(order), max(1, batch_size)):
+        idx = order[start : start + max(1, batch_size)]
+        out[idx] = score([texts[i] for i in idx])
+    return out
+
+
+def most_probable(proba: np.ndarray) -> list[str]:
+    """The label of each row's largest probability."""
+    return [LABELS[i] for i in proba.argmax(axis=1)]
+
+
 def masked_mean(hidden_states: Any, attention_mask: Any | None) -> Any:
     """The attention-masked mean of ``hidden_states`` ``(batch, seq, hidden)`` over the sequence.
 
@@ -320,30 +340,19 @@ class SentimentClassifier:
 
     def predict_proba(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         """Class probabilities, shape ``(len(texts), 3)``; each row sums to 1."""
+        return length_sorted_proba(texts, batch_size, self._score)
+
+    def _score(self, texts: list[str]) -> np.ndarray:
+        """Probabilities of one batch (padded to its longest text), in :data:`LABELS` order."""
         import torch
 
-        texts = [str(t) if t is not None else "" for t in texts]
-        if not texts:
-            return np.zeros((0, len(LABELS)), dtype=np.float32)
-        # Length-sorted batches waste less compute on padding; results go back in input order.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        out = np.zeros((len(texts), len(LABELS)), dtype=np.float32)
-        for start in range(0, len(order), max(1, batch_size)):
-            idx = order[start : start + batch_size]
-            enc = self.tokenizer(
-                [texts[i] for i in idx],
-                truncation=True,
-                max_length=self.cfg.max_length,
-                padding=True,
-                return_tensors="pt",
-            ).to(self.model.device)
-            with torch.no_grad():
-                logits = self.model(**enc).logits.float()
-            probs = torch.softmax(logits, dim=-1)[:, self._order].cpu().numpy()
-            out[idx] = probs
-        return out
+        enc = self.tokenizer(
+            texts, truncation=True, max_length=self.cfg.max_length, padding=True, return_tensors="pt"
+        ).to(self.model.device)
+        with torch.no_grad():
+            logits = self.model(**enc).logits.float()
+        return torch.softmax(logits, dim=-1)[:, self._order].cpu().numpy()
 
     def predict(self, texts: list[str], batch_size: int = 32) -> list[str]:
         """The most probable label for each text."""
-        proba = self.predict_proba(texts, batch_size=batch_size)
-        return [LABELS[i] for i in proba.argmax(axis=1)]
+        return most_probable(self.predict_proba(texts, batch_size=batch_size))

@@ -313,6 +313,10 @@ class ServeConfig(_Strict):
     model_load_failure_exit_s: float = Field(30, ge=0)
     # GET /products/{product_id} reads this scored dataset (`reviewops score --out`); "" turns it off (503).
     scored_dir: str = "data/scored"
+    # Processes and threads per service (BentoML workers/threads; a pod's CPU share decides them).
+    api_workers: int = Field(1, ge=1)
+    model_workers: int = Field(1, ge=1)
+    model_threads: int = Field(2, ge=1)
 
     @model_validator(mode="after")
     def _deadline_before_timeout(self) -> ServeConfig:
@@ -383,6 +387,24 @@ class ScoreConfig(_Strict):
         return value
 
 
+class OrchestrationConfig(_Strict):
+    """Prefect beyond one process: a work pool, shared state in Prefect, DVC serialized across workers.
+
+    ``state``: where the retrain cooldown and the inbox ledger live. ``local``: JSON files under
+    ``<reports_dir>/monitor`` (one machine); ``prefect``: Prefect variables on the server named by
+    ``PREFECT_API_URL``, so every worker sees them; ``auto``: ``prefect`` when ``PREFECT_API_URL`` is set.
+    ``dvc_limit``: the Prefect global concurrency limit (1 slot) every DVC call takes when the
+    state is in Prefect; "" = in-process lock only. ``retrain_on_drift``: ``subflow`` runs the re-tune
+    inside the monitor run; ``event`` emits ``reviewops.drift.detected`` and the re-tune deployment's
+    trigger runs it, possibly on another worker.
+    """
+
+    work_pool: str = "reviewops"
+    state: Literal["auto", "local", "prefect"] = "auto"
+    dvc_limit: str = "reviewops-dvc"
+    retrain_on_drift: Literal["subflow", "event"] = "subflow"
+
+
 class Settings(_Strict):
     """Every knob of ReviewOps, as read from params.yaml."""
 
@@ -402,6 +424,7 @@ class Settings(_Strict):
     serve: ServeConfig = ServeConfig()
     drift: DriftConfig = DriftConfig()
     score: ScoreConfig = ScoreConfig()
+    orchestration: OrchestrationConfig = OrchestrationConfig()
 
 
 class ConfigError(ValueError):

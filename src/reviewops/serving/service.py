@@ -14,6 +14,17 @@ Two services, the pattern BentoML documents for adaptive batching behind a reque
   ``/healthz`` (``/livez``), ``/readyz`` (503 until the models service is up and loaded),
   ``/metrics`` (Prometheus), and the OpenAPI page ``/`` + ``/docs.json``.
 
+Processes and threads come from params: ``serve.api_workers`` API processes,
+``serve.model_workers`` models processes (each loads both models: memory grows with it) and
+``serve.model_threads`` threads per models process. With more than one thread, batches of both
+endpoints run at the same time in one process over the same weights, which is why the loaded
+models must hold no per-call state (:class:`ReviewModels`). The admission limits
+(``serve.*_max_inflight``) hold per API process, and with several models processes a cancel
+reaches one of them: a generation elsewhere stops at its deadline. Read at import like the
+batching knobs, so ``reviewops serve`` (params.yaml or ``--params``) and a packaged Bento (the
+built-in defaults, or the file named by ``$REVIEWOPS_PARAMS``, e.g. a Kubernetes ConfigMap:
+``deploy/k8s/``) both honour them.
+
 Under ``bentoml serve`` the models service runs in its own process; instantiated in-process
 (``ReviewAnalyzer()`` or ``ReviewAnalyzer.to_asgi()``), the dependency is a local instance
 and is called directly (no batching).
@@ -114,8 +125,8 @@ def _as_service(cls: type) -> bentoml.Service[Any]:
 
 @bentoml.service(
     name="review_models",
-    workers=1,
-    threads=2,
+    workers=SERVE.model_workers,
+    threads=SERVE.model_threads,
     traffic={"timeout": SERVE.timeout_s},
     runner_connection=_KEEP_CLIENT_SESSION,
 )
@@ -127,8 +138,10 @@ class ReviewModels:
     ``__is_ready__`` is False, every endpoint raises :class:`ModelsUnavailable` with the cause,
     and after ``serve.model_load_failure_exit_s`` the server is stopped (:func:`stop_server`).
 
-    The endpoints run on several threads at once: the loaded models hold no per-call state, and
-    the only shared mutable state is the cancelled-request map (atomic dict reads and writes).
+    The endpoints run on ``serve.model_threads`` threads at once: the loaded models hold no
+    per-call state, and the only shared mutable state is the cancelled-request map (atomic dict
+    reads and writes). Each of the ``serve.model_workers`` processes loads its own copy of both
+    models and has its own map.
     """
 
     if not override_dirs_set():
@@ -272,7 +285,10 @@ PRODUCTS_APP = products_app(lambda: SERVE.scored_dir)
 
 
 @bentoml.service(
-    name="review_analyzer", workers=1, traffic={"timeout": SERVE.timeout_s}, labels={"project": "reviewops"}
+    name="review_analyzer",
+    workers=SERVE.api_workers,
+    traffic={"timeout": SERVE.timeout_s},
+    labels={"project": "reviewops"},
 )
 @bentoml.asgi_app(PRODUCTS_APP, path=PRODUCTS_MOUNT)
 class ReviewAnalyzer:

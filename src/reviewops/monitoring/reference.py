@@ -46,10 +46,12 @@ def champion_reference(settings: Settings) -> tuple[Path, dict[str, Any]]:
 
     The training run logs ``data/processed_dir``, ``data/train_sha256`` and the DVC md5 of the
     raw data (``data/dvc_md5``). The reference is that run's ``train.parquet`` when the file on
-    disk still has the logged sha256; otherwise (no champion yet, or the split was rebuilt since)
-    the current ``<processed_dir>/train.parquet``, and the returned info says why, naming the
-    DVC md5 and git commit to check out (``git checkout <commit> && dvc checkout``) for the
-    exact data.
+    disk still has the logged sha256; else the run's ``data/train.parquet`` artifact (uploaded
+    when the model was registered, so it comes from the tracking server on any machine), checked
+    against the same sha256 and cached under ``<interim_dir>/reference/<run id>/``; otherwise (no
+    champion yet, or an old run without the artifact) the current ``<processed_dir>/train.parquet``,
+    and the returned info says why, naming the DVC md5 and git commit to check out
+    (``git checkout <commit> && dvc checkout``) for the exact data.
 
     Returns:
         The reference path and where it came from (``source``, ``path``, champion version, run
@@ -76,12 +78,31 @@ def champion_reference(settings: Settings) -> tuple[Path, dict[str, Any]]:
         if digest == logged_sha:
             info.update(source="champion run", path=str(candidate), sha256=digest)
             return candidate, info
+    downloaded = _download(settings, version.run_id, logged_sha, info)
+    if downloaded is not None:
+        return downloaded, info
     info["note"] = (
         f"the champion's training split ({candidate}, sha256 {str(logged_sha)[:12]}…) is no "
-        "longer on disk as logged; using the current training split. For the exact data: "
-        f"git checkout {info.get('git_commit')} && dvc checkout"
+        "longer on disk as logged, nor an artifact of its run; using the current training split. "
+        f"For the exact data: git checkout {info.get('git_commit')} && dvc checkout"
     )
     return default, info
+
+
+def _download(settings: Settings, run_id: str, logged_sha: str | None, info: dict[str, Any]) -> Path | None:
+    """The champion run's ``data/train.parquet`` artifact (cached under ``<interim_dir>/reference``), or None."""
+    if not logged_sha:
+        return None
+    from reviewops.registry.datasets import TRAIN_ARTIFACT, download_training_split
+
+    try:
+        path = download_training_split(run_id, logged_sha, Path(settings.paths.interim_dir) / "reference")
+    except Exception as exc:  # noqa: BLE001 - fall back to the current split, and say why
+        info["download_error"] = f"{type(exc).__name__}: {exc}"[:300]
+        return None
+    if path is not None:
+        info.update(source="champion run artifact", path=str(path), sha256=logged_sha, artifact=TRAIN_ARTIFACT)
+    return path
 
 
 def load_batch(path: Path | str, settings: Settings) -> tuple[pd.DataFrame, dict[str, Any]]:

@@ -18,6 +18,7 @@ before using these helpers.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from pathlib import Path
@@ -101,13 +102,22 @@ def _quote(name: str) -> str:
 def register(model_uri: str, name: str, tags: dict[str, Any] | None = None) -> str:
     """Register ``model_uri`` (``models:/m-…``, ``runs:/<id>/<path>``) as a new version of ``name``.
 
+    The training split of the version's run is uploaded beside it (:mod:`.datasets`), so the drift
+    reference of a champion can be fetched from the tracking server on any machine.
+
     Returns:
         The new version number as a string.
     """
     import mlflow
 
+    from reviewops.registry.datasets import log_training_split
+
     str_tags = {k: str(v) for k, v in (tags or {}).items()}
     mv = mlflow.register_model(model_uri, name, tags=str_tags or None)
+    run_id = mv.run_id or str_tags.get("train_run_id")
+    if run_id:
+        with contextlib.suppress(Exception):  # the reference is a convenience: never block a registration
+            log_training_split(run_id)
     return str(mv.version)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import urllib.parse
 from pathlib import Path
 
 import mlflow
@@ -322,8 +324,19 @@ def test_drift_reference_is_the_champions_training_split(mlflow_env):
     assert info["source"] == "champion run" and info["champion_run_id"] == run_id
     assert info["data_dvc_md5"] == "abc.dir"
 
-    # The split was rebuilt since: fall back to the current split and say how to get the exact data.
+    # The split was rebuilt since: the copy registration uploaded to the champion's run is the reference.
+    original = pd.read_parquet(lineage_dir / "train.parquet")
     pd.DataFrame({"text": ["changed"], "label": ["neutral"]}).to_parquet(lineage_dir / "train.parquet")
+    path, info = champion_reference(settings)
+    assert info["source"] == "champion run artifact" and info["sha256"] == digest
+    assert path.resolve() == (root / "data" / "interim" / "reference" / run_id / "train.parquet").resolve()
+    pd.testing.assert_frame_equal(pd.read_parquet(path), original)
+
+    # A run without that artifact (registered before splits were uploaded): the current split, and how
+    # to get the exact data.
+    run_dir = Path(urllib.parse.urlsplit(mlflow.get_run(run_id).info.artifact_uri).path)
+    shutil.rmtree(run_dir / "data")
+    shutil.rmtree(root / "data" / "interim" / "reference")
     path, info = champion_reference(settings)
     assert path == root / "current" / "train.parquet"
     assert "git checkout deadbeef && dvc checkout" in info["note"]

@@ -14,7 +14,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from reviewops.cli import data, models, monitor, release, scoring, serve, ui
+from reviewops.cli import data, models, monitor, release, scoring, serve, servers, ui
 from reviewops.cli.common import State, err_console, unwrap_help
 from reviewops.config import ConfigError
 from reviewops.errors import ReviewOpsError
@@ -48,7 +48,7 @@ def _root(
 
 
 # Each area's module registers its commands (reviewops/cli/<area>.py: register(app)).
-for _area in (data, models, release, serve, monitor, scoring, ui):
+for _area in (data, models, release, serve, monitor, scoring, ui, servers):
     _area.register(app)
 # Docstrings as help that Rich re-wraps cleanly at any width (no half-empty lines).
 unwrap_help(app)

@@ -221,19 +221,24 @@ def train_cmd(
       reviewops train --profile quick --json
 
       reviewops --set train.profiles.cpu.summarizer_max_steps=60 train --only summarizer
+
+      torchrun --nproc_per_node 2 -m reviewops train   (several processes: DDP, rank 0 tracks)
     """
+    from reviewops.training.distributed import is_main
     from reviewops.training.train import run_train
 
     extra = [f"train.profile={profile.value}"] if profile else []
     settings = get_settings(ctx, extra)
-    if not as_json:
+    main_rank = is_main()  # under torchrun only rank 0 prints (one result object on stdout)
+    as_json_or_quiet = as_json or not main_rank
+    if not as_json_or_quiet:
         prof = settings.train.active
         err_console.print(
             f"training ({settings.train.profile} profile: summarizer {prof.summarizer_max_steps} steps, "
             f"sentiment {prof.sentiment_max_steps} steps)",
             highlight=False,
         )
-    with progress("training", total=None, enabled=not as_json):
+    with progress("training", total=None, enabled=not as_json_or_quiet):
         result = run_train(
             settings,
             processed_dir=processed_dir,
@@ -242,12 +247,15 @@ def train_cmd(
             resume=not no_resume,
             report_path=report,
         )
-    emit(_train_summary(result), as_json, title="train")
+    if main_rank:
+        emit(_train_summary(result), as_json, title="train")
 
 
 def _train_summary(result: dict[str, Any]) -> dict[str, Any]:
     """The printed part of the stage's result, plus what a killed earlier run left behind, if anything."""
     summary = {k: result[k] for k in _SUMMARY_KEYS}
+    if result.get("world_size", 1) > 1:  # torchrun: how many processes trained together, and how
+        summary.update(world_size=result["world_size"], ddp_backend=result["ddp_backend"])
     # What a killed earlier run left behind: runs marked FAILED, incomplete checkpoints set aside.
     if result.get("failed_stale_runs"):
         summary["failed_stale_runs"] = result["failed_stale_runs"]

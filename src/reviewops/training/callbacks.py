@@ -1,4 +1,7 @@
-"""Trainer callbacks: per-step metrics into the active MLflow run, progress lines on stderr, early stopping."""
+"""Trainer callbacks: per-step metrics into the active MLflow run, progress lines on stderr, early stopping.
+
+Under torchrun only rank 0 logs and prints, and every rank stops when rank 0 does (:func:`agreed_stop`).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import sys
 from typing import Any
 
 from reviewops.config import Settings
+from reviewops.training import distributed
 
 
 def _metric_name(key: str) -> str:
@@ -30,9 +34,11 @@ def step_logger() -> Any:
 
     class MlflowStepLogger(TrainerCallback):
         def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
+            if not state.is_world_process_zero:  # under torchrun only rank 0 touches MLflow
+                return
             import mlflow
 
-            if not state.is_world_process_zero or mlflow.active_run() is None:
+            if mlflow.active_run() is None:
                 return
             metrics: dict[str, float] = {}
             for key, value in (logs or {}).items():
@@ -74,8 +80,25 @@ def quiet_stdout(trainer: Any) -> Any:
     return trainer
 
 
+def agreed_stop() -> Any:
+    """A Trainer callback that makes every torchrun rank follow rank 0's decision to stop after an evaluation.
+
+    The evaluation metrics early stopping reads are computed from predictions gathered from all
+    ranks, so the ranks agree already; should they ever differ, a rank that stopped alone would
+    leave the others waiting in the next gradient all-reduce forever. Runs after early stopping.
+    """
+    from transformers import TrainerCallback
+
+    class AgreedStop(TrainerCallback):
+        def on_evaluate(self, args, state, control, **kwargs):  # noqa: ANN001
+            decision = bool(control.should_training_stop)
+            control.should_training_stop = distributed.on_main(lambda: decision)
+
+    return AgreedStop()
+
+
 def trainer_callbacks(settings: Settings, has_eval: bool, patience: int | None = None) -> list[Any]:
-    """The MLflow step logger, plus early stopping when there is an eval set."""
+    """The MLflow step logger, plus early stopping when there is an eval set (agreed by all ranks under torchrun)."""
     from transformers import EarlyStoppingCallback
 
     callbacks: list[Any] = [step_logger()]
@@ -83,4 +106,6 @@ def trainer_callbacks(settings: Settings, has_eval: bool, patience: int | None =
         callbacks.append(
             EarlyStoppingCallback(early_stopping_patience=patience or settings.train.early_stopping_patience)
         )
+        if distributed.is_distributed():
+            callbacks.append(agreed_stop())
     return callbacks

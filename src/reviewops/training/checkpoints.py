@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from reviewops.training.distributed import on_main
+
 # A process killed while saving leaves these behind (``x.tmp``, ``tmpab12``, ``x.part``...).
 _TEMP_SUFFIXES = (".tmp", ".temp", ".part", ".partial", ".incomplete")
 INCOMPLETE_DIR = "incomplete"
@@ -161,9 +163,22 @@ def train_with_resume(
     Checkpoints of a different job (other base model, data or knobs) are deleted rather than
     resumed: a retrain on new data must not silently continue the old run. Incomplete
     checkpoints (a kill while saving) are set aside, not resumed (:func:`set_aside_incomplete`).
+    With several processes (torchrun) only rank 0 looks at and changes ``ckpt_dir``; the others
+    wait for it and resume from the checkpoint it chose.
 
     Returns:
         The Trainer's output, the checkpoint resumed from (or None) and the skipped checkpoints.
+    """
+    checkpoint, skipped = on_main(lambda: prepare_checkpoints(ckpt_dir, resume, fingerprint))
+    output = trainer.train(resume_from_checkpoint=checkpoint)
+    return output, checkpoint, skipped
+
+
+def prepare_checkpoints(ckpt_dir: Path, resume: bool, fingerprint: str) -> tuple[str | None, list[str]]:
+    """Ready ``ckpt_dir`` for a training of job ``fingerprint``: the checkpoint to resume (or None), the skipped.
+
+    Deletes the checkpoints of another job (or all of them without ``resume``), sets incomplete
+    ones aside and writes the job's fingerprint.
     """
     marker = ckpt_dir / FINGERPRINT_FILE
     same_job = marker.is_file() and marker.read_text(encoding="utf-8").strip() == fingerprint
@@ -176,5 +191,4 @@ def train_with_resume(
     checkpoint = latest_checkpoint(ckpt_dir) if resume and same_job and ckpt_dir.is_dir() else None
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     marker.write_text(fingerprint, encoding="utf-8")
-    output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    return output, str(checkpoint) if checkpoint else None, skipped
+    return (str(checkpoint) if checkpoint else None), skipped

@@ -3,7 +3,9 @@
 One code path for every profile (``train.profiles``: quick / cpu / gpu): the profile only
 changes sample counts, steps, batch sizes, token lengths and learning rates. On CUDA the same
 code turns on bf16, TF32, SDPA attention and length-grouped batches (:func:`training_args`,
-:func:`load_kwargs`).
+:func:`load_kwargs`). Under torchrun the batch sizes are per process (the effective batch is
+``batch_size x grad_accum x world_size``, :func:`effective_batch_size`) and ``max_steps`` counts
+optimizer steps, the same in every process (the Trainer's own meaning).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import pandas as pd
 from reviewops.config import ProfileConfig, Settings
 from reviewops.errors import ReviewOpsError
 from reviewops.reports import sha256_file
+from reviewops.training import distributed
 
 SUMMARIZER_DIR = "summarizer"
 SENTIMENT_DIR = "sentiment"
@@ -154,6 +157,7 @@ def training_args(
         tf32=True if cuda and torch.cuda.get_device_capability()[0] >= 8 else None,  # Ampere+
         train_sampling_strategy="group_by_length" if cuda else "random",
     )
+    kwargs.update(distributed.trainer_kwargs())  # torchrun: the process group's backend (gloo/nccl)
     if has_eval:
         kwargs.update(
             eval_strategy="steps",
@@ -166,6 +170,11 @@ def training_args(
         kwargs.update(eval_strategy="no")
     kwargs.update(extra)
     return TrainingArguments(**kwargs)
+
+
+def effective_batch_size(per_device: int, grad_accum: int) -> int:
+    """Samples per optimizer step over all processes: ``per_device x grad_accum x world_size``."""
+    return per_device * grad_accum * distributed.world_size()
 
 
 def best_eval(

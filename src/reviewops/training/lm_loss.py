@@ -10,7 +10,9 @@ layer: the same loss, the same gradients, less work.
 It applies when the model exposes ``get_decoder()`` and ``get_output_embeddings()`` and its
 logits are exactly ``lm_head(decoder(...).last_hidden_state)``; :func:`target_loss_matches`
 checks that once on a real batch (no soft-capping or scaling hides in the model's forward)
-and the trainer falls back to the model's own loss otherwise.
+and the trainer falls back to the model's own loss otherwise. Training on several processes
+(DDP) always uses the model's own loss: DDP averages gradients only through its wrapper's
+forward, which calling the decoder and the output layer directly would skip.
 """
 
 from __future__ import annotations
@@ -97,7 +99,9 @@ def target_loss_trainer_class() -> type:
         ) -> Any:
             if self._fast is None:
                 probe = {k: v[:2] for k, v in inputs.items()}
-                self._fast = target_loss_matches(model, probe)
+                # Under DDP the decoder and head called directly would bypass the wrapper's forward,
+                # and with it the gradient all-reduce: several processes use the model's own loss.
+                self._fast = self.args.world_size == 1 and target_loss_matches(model, probe)
             loss: Any
             if not self._fast:
                 loss = super().compute_loss(model, inputs, return_outputs=False, num_items_in_batch=num_items_in_batch)

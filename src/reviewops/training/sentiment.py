@@ -33,6 +33,7 @@ from reviewops.training.common import (
     load_kwargs,
     training_args,
 )
+from reviewops.training.distributed import mean_metrics, on_main
 
 # Scoring the encoder on validation is cheap, and early stopping on a couple of dozen rows
 # stopped training long before it converged: keep at least SENTIMENT_MIN_EVAL rows.
@@ -333,6 +334,12 @@ def _final_metrics(
     return metrics
 
 
+def _save_final(model: Any, tokenizer: Any, final_dir: Path) -> None:
+    """Save the kept model and its tokenizer to ``final_dir`` (rank 0's job under torchrun)."""
+    model.save_pretrained(str(final_dir))
+    tokenizer.save_pretrained(str(final_dir))
+
+
 def train_sentiment(
     settings: Settings, train_df: pd.DataFrame, val_df: pd.DataFrame, out_dir: Path | str, resume: bool = True
 ) -> TrainResult:
@@ -341,7 +348,8 @@ def train_sentiment(
     Labels come from ``label_id`` (``schema.LABEL2ID``); with ``sentiment.class_weights`` the loss
     is weighted by inverse label frequency of the training subset; ``sentiment.label_smoothing``,
     ``sentiment.loss`` and ``sentiment.tune_thresholds`` as the module docstring says (read with
-    defaults, so configs without them train as before).
+    defaults, so configs without them train as before). Under torchrun every process trains on
+    its shard (DDP); rank 0 saves the model; the metrics are averaged over the processes.
 
     Raises:
         ReviewOpsError: no labelled training rows, a pooling the encoder cannot use, the base
@@ -371,14 +379,15 @@ def train_sentiment(
     tuned = _tune_thresholds(trainer, val_rows) if tune else {}
 
     final_dir = out_dir / SENTIMENT_DIR
-    trainer.model.save_pretrained(str(final_dir))
-    tokenizer.save_pretrained(str(final_dir))
+    on_main(lambda: _save_final(trainer.model, tokenizer, final_dir))  # the others wait until it is written
     history = trainer.state.log_history
+    final = _final_metrics(output.training_loss, history, len(train_rows) - n_reviews, weights)
+    metrics = mean_metrics({**final, **tuned})  # the training loss differs per process
     return TrainResult(
         name=SENTIMENT_DIR,
         model_dir=str(final_dir),
         base_model=str(base),
-        metrics={**_final_metrics(output.training_loss, history, len(train_rows) - n_reviews, weights), **tuned},
+        metrics=metrics,
         global_step=int(trainer.state.global_step),
         seconds=round(time.perf_counter() - start, 1),
         n_train=len(train_rows),

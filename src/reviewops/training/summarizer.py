@@ -25,6 +25,7 @@ from reviewops.training.common import (
     load_kwargs,
     training_args,
 )
+from reviewops.training.distributed import mean_metrics, on_main
 
 
 def summarizer_rows(df: pd.DataFrame, tokenizer: Any, settings: Settings, kind: str) -> list[dict[str, Any]]:
@@ -178,7 +179,9 @@ def train_summarizer(
     """Fine-tune ``settings.summarizer.model`` on (text, summary) pairs; save to ``out_dir/summarizer``.
 
     Checkpoints go to ``out_dir/checkpoints/summarizer``; with ``resume`` a later call continues
-    from the newest one. Logs per-step metrics into the active MLflow run, if any.
+    from the newest one. Logs per-step metrics into the active MLflow run, if any. Under torchrun
+    every process trains on its shard (DDP); rank 0 saves the model; the metrics are averaged
+    over the processes.
 
     Raises:
         ReviewOpsError: no training row has a summary, or the base model is not installed.
@@ -210,13 +213,13 @@ def train_summarizer(
     output, resumed, skipped = train_with_resume(trainer, ckpt_dir, resume, job)
 
     final_dir = out_dir / SUMMARIZER_DIR
-    _save_final(trainer.model, tokenizer, kind, cfg.lora, final_dir)
+    on_main(lambda: _save_final(trainer.model, tokenizer, kind, cfg.lora, final_dir))  # the others wait for it
     history = trainer.state.log_history
     return TrainResult(
         name=SUMMARIZER_DIR,
         model_dir=str(final_dir),
         base_model=str(base),
-        metrics={"train/loss": float(output.training_loss), **best_eval(history)},
+        metrics=mean_metrics({"train/loss": float(output.training_loss), **best_eval(history)}),
         global_step=int(trainer.state.global_step),
         seconds=round(time.perf_counter() - start, 1),
         n_train=len(train_rows),

@@ -8,6 +8,13 @@ gate later tags it ``reviewops.gate`` and notes its verdict; one nested run per 
 the per-step curves (``train/loss``, ``train/learning_rate``, ``eval/loss``, ``eval/macro_f1``).
 The trainers themselves live in :mod:`reviewops.training.summarizer` and
 :mod:`reviewops.training.sentiment`.
+
+Several processes: ``torchrun --nproc_per_node N -m reviewops train`` runs this stage in N
+processes that train together (DDP, :mod:`reviewops.training.distributed`). Rank 0 alone does
+everything above (MLflow runs, params, models, the report; it also logs ``train/world_size``
+and ``train/ddp_backend``); the other ranks only train, never touch MLflow, and return when
+rank 0 has written the report. Batch sizes are per process (``effective_batch_size`` on each
+nested run); ``max_steps`` counts optimizer steps, as in one process.
 """
 
 from __future__ import annotations
@@ -24,11 +31,13 @@ import pandas as pd
 from reviewops.config import Settings
 from reviewops.errors import ReviewOpsError
 from reviewops.reports import write_json
+from reviewops.training import distributed
 from reviewops.training.common import (
     SENTIMENT_DIR,
     SUMMARIZER_DIR,
     TrainResult,
     data_lineage,
+    effective_batch_size,
     flatten,
     log_datasets,
     read_split,
@@ -83,6 +92,9 @@ def run_train(
     processed_dir = Path(processed_dir or settings.paths.processed_dir)
     out_dir = Path(out_dir or Path(settings.paths.models_dir) / "trained")
     train_df, val_df = read_split(processed_dir, "train"), read_split(processed_dir, "val")
+    group = distributed.init_process_group()
+    if not group.is_main:  # torchrun rank > 0: train in step with rank 0, no tracking, no files
+        return _train_untracked(settings, (train_df, val_df), out_dir, only, resume, group)
     tracking_uri = setup_experiment(settings)
     with tracking_errors(tracking_uri):
         result = _train_tracked(
@@ -94,14 +106,40 @@ def run_train(
             only=only,
             resume=resume,
             log_models=log_models,
+            group=group,
         )
-    report = write_json(report_path or Path(settings.paths.reports_dir) / "train.json", result)
-    result["report_path"] = str(report)
+    result["report_path"] = str(write_json(report_path or Path(settings.paths.reports_dir) / "train.json", result))
+    distributed.destroy_process_group(group)  # the other ranks return once the report is written
     return result
 
 
 def _log(msg: str) -> None:
     print(f"[train] {msg}", file=sys.stderr, flush=True)
+
+
+def _models(only: str | None) -> list[str]:
+    """The models to train, in training order (every rank must follow the same order)."""
+    return [only] if only else [SUMMARIZER_DIR, SENTIMENT_DIR]
+
+
+def _train_untracked(
+    settings: Settings,
+    splits: tuple[pd.DataFrame, pd.DataFrame],
+    out_dir: Path,
+    only: str | None,
+    resume: bool,
+    group: distributed.DistInfo,
+) -> dict[str, Any]:
+    """What a torchrun rank other than 0 does: the same trainings (DDP) without MLflow or reports."""
+    train_df, val_df = splits
+    result: dict[str, Any] = {"rank": group.rank, "world_size": group.world_size, "model_dirs": {}, "metrics": {}}
+    for name in _models(only):
+        res = TRAINERS[name](settings, train_df, val_df, out_dir, resume=resume)
+        result["model_dirs"][name] = res.model_dir
+        result["metrics"].update({f"{name}/{k}": v for k, v in res.metrics.items()})
+        _log(f"rank {group.rank}/{group.world_size} ({group.backend}): {name} done, {res.global_step} steps")
+    distributed.destroy_process_group(group)  # waits until rank 0 has logged the models and written the report
+    return result
 
 
 def _train_tracked(
@@ -114,8 +152,9 @@ def _train_tracked(
     only: str | None,
     resume: bool,
     log_models: bool,
+    group: distributed.DistInfo,
 ) -> dict[str, Any]:
-    """:func:`run_train` once the store is reachable: one parent run, one nested run per model."""
+    """:func:`run_train` once the store is reachable (rank 0): one parent run, one nested run per model."""
     import mlflow
 
     from reviewops.registry.tracking import fail_dead_runs, process_tags
@@ -134,6 +173,8 @@ def _train_tracked(
         "timings": {},
         "child_run_ids": {},
         "failed_stale_runs": failed,
+        "world_size": group.world_size,
+        "ddp_backend": group.backend,
     }
     train_df, val_df = splits
     start = time.perf_counter()
@@ -145,7 +186,8 @@ def _train_tracked(
         result["run_id"] = parent.info.run_id
         result["experiment_id"] = parent.info.experiment_id
         _log_run_params(settings, processed_dir, splits, only)
-        for name in [only] if only else [SUMMARIZER_DIR, SENTIMENT_DIR]:
+        mlflow.log_params({"train/world_size": str(group.world_size), "train/ddp_backend": group.backend})
+        for name in _models(only):
             res = _train_child(name, settings, splits, out_dir, resume, result)
             _record(name, res, result)
             if log_models:
@@ -193,7 +235,15 @@ def _train_child(
     train_df, val_df = splits
     with mlflow.start_run(run_name=f"train-{name}", nested=True, tags=process_tags()) as child:
         result["child_run_ids"][name] = child.info.run_id
-        mlflow.log_params({"model": name, "profile": settings.train.profile})
+        prof = settings.train.active
+        per_device = (prof.sentiment_batch_size or prof.batch_size) if name == SENTIMENT_DIR else prof.batch_size
+        mlflow.log_params(
+            {
+                "model": name,
+                "profile": settings.train.profile,
+                "effective_batch_size": effective_batch_size(per_device, prof.grad_accum),
+            }
+        )
         res = TRAINERS[name](settings, train_df, val_df, out_dir, resume=resume)
         mlflow.log_params(
             {

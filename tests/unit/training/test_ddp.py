@@ -1,6 +1,7 @@
 """Real two-process DDP training on CPU (torchrun, gloo) with the tiny models: one MLflow run, one model each.
 
-~30 s for the first launch and ~20 s for the resumed one with the two CPU cores shared.
+Three launches (both models; a resumed sentiment run; a new sentiment job that stops early):
+about 100 s on two shared CPU cores.
 """
 
 from __future__ import annotations
@@ -72,7 +73,18 @@ def _assert_one_run_per_training(result: dict) -> None:
     assert len(client.get_metric_history(children["sentiment"].info.run_id, "eval/macro_f1")) == 3  # steps 2, 4, 6
 
 
-def test_torchrun_two_gloo_processes_train_into_one_mlflow_run_and_resume_together(
+def _assert_early_stop_agreed(project: Path, tiny: dict[str, Path]) -> None:
+    """A new job (thresholds tuned on gathered predictions, patience 1): rank 0 clears the old checkpoints,
+    every rank stops at the same evaluation."""
+    knobs = ("train.profiles.quick.sentiment_max_steps=20", "train.profiles.quick.sentiment_patience=1")
+    result = _torchrun(project, tiny, "--only", "sentiment", sets=(*knobs, "sentiment.tune_thresholds=true"))
+    step = int(result["metrics"]["train/sentiment_global_step"])
+    assert step < 20 and f"rank 1/2 (gloo): sentiment done, {step} steps" in result["stderr"]
+    assert 0.0 <= result["metrics"]["train/sentiment_threshold_val_macro_f1_after"] <= 1.0
+    assert _checkpoints(project)[-1].name == f"checkpoint-{step}" and len(_checkpoints(project)) <= 2
+
+
+def test_torchrun_two_gloo_processes_train_into_one_mlflow_run_resume_and_stop_together(
     project: Path, tiny: dict[str, Path]
 ) -> None:
     import mlflow
@@ -101,3 +113,4 @@ def test_torchrun_two_gloo_processes_train_into_one_mlflow_run_and_resume_togeth
     child = mlflow.MlflowClient().get_run(result["child_run_ids"]["sentiment"])
     assert child.data.params["resumed_from"] == str(ckpts[-1])
     assert len(_checkpoints(project)) == 2 and _checkpoints(project)[-1].name == "checkpoint-8"
+    _assert_early_stop_agreed(project, tiny)

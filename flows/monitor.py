@@ -20,7 +20,10 @@ from flows import artifacts, retrain, score
 from reviewops.cli.common import emit, print_links, quiet_output
 from reviewops.config import Settings, load_settings
 from reviewops.monitoring import batches, cooldown, inbox, retune
+from reviewops.monitoring.common import monitor_dir
 from reviewops.monitoring.drift import check_batch_drift
+from reviewops.orchestration import events, locks
+from reviewops.reports import sha256_file, write_json
 
 
 @task(name="validate-preprocess-batch", cache_policy=NO_CACHE)
@@ -55,16 +58,25 @@ def _score(settings: Settings, batch: str, name: str) -> dict:
     }
 
 
-@task(name="cooldown", cache_policy=NO_CACHE)
-def cooldown_status(settings: Settings) -> dict:
-    """Whether a drift-triggered retrain ran less than drift.cooldown_minutes ago."""
-    return cooldown.cooldown_status(settings)
+@task(name="claim-cooldown", cache_policy=NO_CACHE)
+def claim_cooldown(settings: Settings, name: str) -> dict:
+    """Check the cooldown and start it for this batch in one step (atomic across workers)."""
+    return cooldown.claim_retrain(settings, name)
+
+
+@task(name="emit-drift-event", cache_policy=NO_CACHE)
+def emit_drift_event(batch: str, name: str, drift: dict) -> dict:
+    """``reviewops.drift.detected`` for this batch: the re-tune deployment's trigger runs the re-tune."""
+    digest = sha256_file(Path(batch))
+    event_id = events.emit_drift(str(Path(batch).resolve()), name, digest, drift)
+    return {"event": events.DRIFT_EVENT, "id": event_id, "resource": events.resource_id(digest)}
 
 
 @task(name="append-batch-to-raw", cache_policy=NO_CACHE)
 def append_to_raw(settings: Settings, batch: str) -> dict:
-    """Copy the batch into data/raw (append-only) and record the new data.dvc version."""
-    return batches.append_batch_to_raw(settings, Path(batch))
+    """Copy the batch into data/raw (append-only) and record the new data.dvc version (DVC lock held)."""
+    with locks.dvc_lock(settings.orchestration):
+        return batches.append_batch_to_raw(settings, Path(batch))
 
 
 @task(name="retune-split", cache_policy=NO_CACHE)
@@ -93,8 +105,8 @@ def retrain_outcome(settings: Settings) -> dict:
 
 @task(name="record-retrain", cache_policy=NO_CACHE)
 def record_retrain(settings: Settings, info: dict) -> str:
-    """Start the cooldown (reports/monitor/state.json)."""
-    return str(cooldown.record_retrain(settings, info))
+    """Restart the cooldown from now (reports/monitor/state.json or the Prefect variable)."""
+    return cooldown.record_retrain(settings, info)
 
 
 @task(name="write-monitor-summary", cache_policy=NO_CACHE)
@@ -134,6 +146,7 @@ def monitor_flow(batch: str, settings: Settings | None = None, reference: str | 
     """
     quiet_output()
     settings = settings or load_settings()
+    locks.use(settings.orchestration)
     name = batches.batch_name(batch)
     prepared = prepare_batch(settings, batch, name)
     scoring = _score(settings, batch, name)
@@ -149,30 +162,75 @@ def monitor_flow(batch: str, settings: Settings | None = None, reference: str | 
     }
     if not drift["drifted"]:
         return write_summary(settings, {**summary, "action": "none: no drift"})
-    summary["cooldown"] = cooldown_status(settings)
-    if summary["cooldown"]["active"]:
+    summary["cooldown"] = claim_cooldown(settings, name)
+    if not summary["cooldown"]["claimed"]:
         return write_summary(settings, {**summary, "action": f"none: cooldown until {summary['cooldown']['until']}"})
+    if settings.orchestration.retrain_on_drift == "event":
+        summary["event"] = emit_drift_event(batch, name, drift)
+        return write_summary(settings, {**summary, "action": f"retrain requested: event {events.DRIFT_EVENT}"})
+    try:
+        summary.update(retune_steps(settings, batch, name))
+    except BaseException:
+        cooldown.release_claim(settings, name)  # the next drifted batch may re-tune
+        raise
+    return write_summary(settings, {**summary, "action": "retrained"})
 
-    summary["data"] = append_to_raw(settings, batch)
+
+def retune_steps(settings: Settings, batch: str, name: str) -> dict:
+    """The re-tune of a drifted batch whose cooldown claim this run holds; its parts of the summary.
+
+    Steps: append the batch to data/raw (new data.dvc version) -> dvc repro -> re-tune split ->
+    starting point (champion, drift.retune_profile) -> retraining subflow (train, evaluate, gate)
+    -> old-vs-new test metrics -> record the retrain (the cooldown runs from now).
+    """
+    out: dict = {"data": append_to_raw(settings, batch)}
     retrain.reproduce_data_stages()
-    new_files = [summary["data"]["raw_file"]]
-    summary["retune_split"] = retune_split(settings, new_files, name)
-    tuned_settings, summary["starting_point"] = starting_point(settings, summary["retune_split"]["out_dir"])
-    summary["bento"] = _retune(tuned_settings)
-    summary["retrain_state"] = "COMPLETED"  # a failed re-tune (an exception, not a rejection) fails this flow
-    summary["retrain"] = retrain_outcome(tuned_settings)
-    summary["old_vs_new"] = old_vs_new(tuned_settings, new_files)
+    new_files = [out["data"]["raw_file"]]
+    out["retune_split"] = retune_split(settings, new_files, name)
+    tuned_settings, out["starting_point"] = starting_point(settings, out["retune_split"]["out_dir"])
+    out["bento"] = _retune(tuned_settings)
+    out["retrain_state"] = "COMPLETED"  # a failed re-tune (an exception, not a rejection) fails this flow
+    out["retrain"] = retrain_outcome(tuned_settings)
+    out["old_vs_new"] = old_vs_new(tuned_settings, new_files)
     record_retrain(
         settings,
-        {"batch": name, "run_id": summary["retrain"]["run_id"], "gate_passed": summary["retrain"]["gate"]["passed"]},
+        {"batch": name, "run_id": out["retrain"]["run_id"], "gate_passed": out["retrain"]["gate"]["passed"]},
     )
-    return write_summary(settings, {**summary, "action": "retrained"})
+    return out
+
+
+@flow(name="reviewops-retune", log_prints=True)
+def retune_flow(batch: str, name: str | None = None, settings: Settings | None = None) -> dict:
+    """The re-tune of one drifted batch, as its own run: what the ``reviewops.drift.detected`` trigger starts.
+
+    The monitor that emitted the event holds the cooldown claim for ``name``; a failure here
+    gives it back. Writes ``reports/monitor/<name>.retune.json`` (``action: retrained``).
+    """
+    quiet_output()
+    settings = settings or load_settings()
+    locks.use(settings.orchestration)
+    name = name or batches.batch_name(batch)
+    try:
+        out = retune_steps(settings, batch, name)
+    except BaseException:
+        cooldown.release_claim(settings, name)
+        raise
+    out = {"name": name, "batch": batch, "retune_profile": settings.drift.retune_profile, **out}
+    path = monitor_dir(settings) / f"{name}.retune.json"
+    out["summary_path"] = str(write_json(path, {**out, "action": "retrained"}))
+    return {**out, "action": "retrained"}
 
 
 @task(name="pending-inbox-files", cache_policy=NO_CACHE)
 def pending_files(settings: Settings, inbox_dir: str | None) -> list[str]:
-    """Files in the inbox not processed before (ledger: reports/monitor/inbox_ledger.json)."""
+    """Files in the inbox not processed before (ledger: reports/monitor/inbox_ledger.json or Prefect variables)."""
     return [str(p) for p in inbox.pending_inbox_files(settings, inbox_dir)]
+
+
+@task(name="claim-inbox-file", cache_policy=NO_CACHE)
+def claim_file(settings: Settings, path: str) -> bool:
+    """Take one inbox file for this run; False when another run (another worker) took it first."""
+    return inbox.claim_inbox(settings, path)
 
 
 @task(name="record-inbox-file", cache_policy=NO_CACHE)
@@ -185,14 +243,19 @@ def record_file(settings: Settings, path: str, status: str, detail: dict) -> Non
 def monitor_inbox_flow(inbox_dir: str | None = None, settings: Settings | None = None) -> dict:
     """Run the monitor on every new file in the inbox, once each (the deployment polls this).
 
-    Steps: list files not yet in the ledger -> for each: monitor subflow -> ledger entry with
-    its outcome (a failed batch is recorded as failed and not retried; fix it and drop it again
-    under a new name).
+    Steps: list files not yet in the ledger -> for each: claim it (skipped when another run,
+    possibly on another worker, claimed it first) -> monitor subflow -> ledger entry with its
+    outcome (a failed batch is recorded as failed and not retried; fix it and drop it again
+    under a new name). ``skipped``: the files another run took.
     """
     quiet_output()
     settings = settings or load_settings()
-    results = {}
+    locks.use(settings.orchestration)
+    results, skipped = {}, []
     for path in pending_files(settings, inbox_dir):
+        if not claim_file(settings, path):
+            skipped.append(Path(path).name)
+            continue
         state = monitor_flow(path, settings, return_state=True)
         result = state.result(raise_on_failure=False)
         ok = state.is_completed() and isinstance(result, dict)
@@ -203,7 +266,7 @@ def monitor_inbox_flow(inbox_dir: str | None = None, settings: Settings | None =
         )
         record_file(settings, path, "completed" if ok else "failed", detail)
         results[Path(path).name] = result if ok else {"failed": str(result)}
-    return {"inbox": str(inbox_dir or settings.drift.inbox_dir), "processed": results}
+    return {"inbox": str(inbox_dir or settings.drift.inbox_dir), "processed": results, "skipped": skipped}
 
 
 def _scoring_rows(summary: dict) -> dict:

@@ -394,14 +394,19 @@ class OrchestrationConfig(_Strict):
     ``<reports_dir>/monitor`` (one machine); ``prefect``: Prefect variables on the server named by
     ``PREFECT_API_URL``, so every worker sees them; ``auto``: ``prefect`` when ``PREFECT_API_URL`` is set.
     ``dvc_limit``: the Prefect global concurrency limit (1 slot) every DVC call takes when the
-    state is in Prefect; "" = in-process lock only. ``retrain_on_drift``: ``subflow`` runs the re-tune
+    state is in Prefect; "" = in-process lock only. ``state_lock``: the global concurrency limit (1 slot)
+    held around each read-modify-write of the cooldown, so two workers never both start a re-tune.
+    ``retrain_on_drift``: ``subflow`` runs the re-tune
     inside the monitor run; ``event`` emits ``reviewops.drift.detected`` and the re-tune deployment's
-    trigger runs it, possibly on another worker.
+    trigger runs it, possibly on another worker. ``auto`` reads the environment variable only (a
+    worker or ``serve`` process has it); with the URL in a Prefect profile, set ``state: prefect``.
+    Variable names start with ``work_pool`` (``reviewops_cooldown``, ``reviewops_inbox_<key>``).
     """
 
     work_pool: str = "reviewops"
     state: Literal["auto", "local", "prefect"] = "auto"
     dvc_limit: str = "reviewops-dvc"
+    state_lock: str = "reviewops-state"
     retrain_on_drift: Literal["subflow", "event"] = "subflow"
 
 

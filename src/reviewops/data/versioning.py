@@ -1,7 +1,10 @@
 """DVC and git lineage: track raw data, reproduce the data stages, report data versions.
 
-DVC takes a repository lock, so every call here runs one DVC command at a time and
-waits for it; never call these concurrently.
+DVC takes a repository lock, so every call here runs one DVC command at a time and waits
+for it: :func:`run_dvc` holds :func:`reviewops.orchestration.locks.dvc_lock`, an in-process lock
+and, when the state lives in Prefect, the one-slot global concurrency limit
+``orchestration.dvc_limit`` shared by every worker (a caller holding it already, e.g. around a
+copy into data/raw and its ``dvc commit``, is not blocked by its own calls).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from reviewops.errors import ReviewOpsError
+from reviewops.orchestration import locks
 
 RAW_DVC_FILE = Path("data.dvc")
 
@@ -29,7 +33,8 @@ def run_dvc(*args: str, cwd: Path | None = None, check: bool = True) -> subproce
     # Stage commands call `reviewops`: make sure this interpreter's scripts are on PATH.
     bindir = str(Path(sys.executable).parent)
     env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": bindir + os.pathsep + os.environ.get("PATH", "")}
-    proc = subprocess.run([*_dvc_exe(), *args], cwd=cwd, env=env, capture_output=True, text=True)
+    with locks.dvc_lock():
+        proc = subprocess.run([*_dvc_exe(), *args], cwd=cwd, env=env, capture_output=True, text=True)
     if check and proc.returncode != 0:
         detail = (proc.stderr or proc.stdout).strip().splitlines()
         message = next((line for line in reversed(detail) if line.startswith("ERROR")), None)
@@ -41,9 +46,10 @@ def run_dvc(*args: str, cwd: Path | None = None, check: bool = True) -> subproce
 def ensure_repo(root: Path = Path(".")) -> None:
     """Initialise DVC once; the committed ``.dvc/config`` sets the repo-local remote ``.dvc_storage``."""
     root = Path(root)
-    if not (root / ".dvc").exists():
-        run_dvc("init", "-q", cwd=root)
-        run_dvc("remote", "add", "-d", "local", str((root / ".dvc_storage").resolve()), cwd=root)
+    with locks.dvc_lock():
+        if not (root / ".dvc").exists():
+            run_dvc("init", "-q", cwd=root)
+            run_dvc("remote", "add", "-d", "local", str((root / ".dvc_storage").resolve()), cwd=root)
 
 
 def track_raw(root: Path = Path("."), dvc_file: Path = RAW_DVC_FILE, raw_dir: Path = Path("data/raw")) -> dict:

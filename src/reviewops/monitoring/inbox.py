@@ -1,20 +1,59 @@
-"""The inbox ledger (``<reports_dir>/monitor/inbox_ledger.json``): each dropped batch file is processed once."""
+"""The inbox ledger: each dropped batch file is processed once, by one worker.
+
+``orchestration.state: local``: ``<reports_dir>/monitor/inbox_ledger.json`` (name -> entry), one
+process at a time. ``prefect``: one Prefect variable per file version,
+``<work_pool>_inbox_<sha256 of name + content, 32 hex>``. A worker claims a file by *creating*
+that variable (:func:`claim_inbox`): the server keeps variable names unique, so exactly one
+creator wins, whichever worker asks first; the others skip the file. The entry then goes from
+``processing`` to ``completed``/``failed`` (:func:`record_inbox`). A file whose content changes
+is a new version: processed again.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import threading
 from pathlib import Path
 from typing import Any
 
 from reviewops.config import Settings
 from reviewops.monitoring.common import iso_utc, monitor_dir, read_state, utc_now
+from reviewops.orchestration import state
 from reviewops.reports import sha256_file, write_json
 
 LEDGER_FILE = "inbox_ledger.json"
+PROCESSING = "processing"
+MAX_TEXT = 2000  # an error message is cut here (a Prefect variable holds 5,000 characters of JSON)
+_local_lock = threading.Lock()
 
 
 def ledger_path(settings: Settings) -> Path:
     """``<reports_dir>/monitor/inbox_ledger.json``: which inbox files were processed, and how."""
     return monitor_dir(settings) / LEDGER_FILE
+
+
+def entry_variable(settings: Settings, name: str, sha256: str) -> str:
+    """The Prefect variable of one file version: ``<work_pool>_inbox_<32 hex>``."""
+    key = hashlib.sha256(f"{name}\0{sha256}".encode()).hexdigest()[:32]
+    return state.variable_name(settings, f"inbox_{key}")
+
+
+def read_ledger(settings: Settings) -> dict[str, dict[str, Any]]:
+    """File name -> its latest entry (``sha256``, ``status``, ``processed_at``, outcome details)."""
+    if not state.settings_use_prefect(settings):
+        return dict(read_state(ledger_path(settings), {}))
+    entries = state.with_prefix(state.variable_name(settings, "inbox_")).values()
+    ledger: dict[str, dict[str, Any]] = {}
+    for entry in sorted(entries, key=lambda e: e.get("claimed_at") or ""):
+        ledger[entry["name"]] = entry
+    return ledger
+
+
+def _entry_of(settings: Settings, name: str, sha256: str) -> dict[str, Any] | None:
+    if state.settings_use_prefect(settings):
+        return state.get(entry_variable(settings, name, sha256), None)
+    entry = read_state(ledger_path(settings), {}).get(name)
+    return entry if entry and entry.get("sha256") == sha256 else None
 
 
 def pending_inbox_files(settings: Settings, inbox_dir: Path | str | None = None) -> list[Path]:
@@ -27,24 +66,46 @@ def pending_inbox_files(settings: Settings, inbox_dir: Path | str | None = None)
     inbox = Path(inbox_dir or settings.drift.inbox_dir)
     if not inbox.is_dir():
         return []
-    ledger = read_state(ledger_path(settings), {})
     files = sorted(
         p
         for p in inbox.iterdir()
         if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in SUPPORTED_SUFFIXES
     )
-    return [p for p in files if (ledger.get(p.name) or {}).get("sha256") != sha256_file(p)]
+    return [p for p in files if _entry_of(settings, p.name, sha256_file(p)) is None]
 
 
-def record_inbox(settings: Settings, path: Path | str, status: str, detail: dict[str, Any] | None = None) -> Path:
-    """Mark an inbox file as processed (``status``: completed / failed / …) so it is not picked again."""
+def claim_inbox(settings: Settings, path: Path | str) -> bool:
+    """Take ``path`` for this run (status ``processing``); False when it is already taken or processed."""
     path = Path(path)
-    ledger_file = ledger_path(settings)
-    ledger = read_state(ledger_file, {})
-    ledger[path.name] = {
-        "sha256": sha256_file(path),
-        "status": status,
-        "processed_at": iso_utc(utc_now()),
-        **(detail or {}),
-    }
-    return write_json(ledger_file, ledger)
+    digest = sha256_file(path)
+    entry = {"name": path.name, "sha256": digest, "status": PROCESSING, "claimed_at": iso_utc(utc_now())}
+    if state.settings_use_prefect(settings):
+        return state.create(entry_variable(settings, path.name, digest), entry)
+    with _local_lock:
+        if _entry_of(settings, path.name, digest) is not None:
+            return False
+        ledger = read_state(ledger_path(settings), {})
+        ledger[path.name] = entry
+        write_json(ledger_path(settings), ledger)
+    return True
+
+
+def record_inbox(settings: Settings, path: Path | str, status: str, detail: dict[str, Any] | None = None) -> str:
+    """Mark an inbox file as processed (``status``: completed / failed / …) so it is not picked again.
+
+    Returns where the entry went (the ledger file, or ``prefect variable …``).
+    """
+    path = Path(path)
+    digest = sha256_file(path)
+    detail = {k: v[:MAX_TEXT] if isinstance(v, str) else v for k, v in (detail or {}).items()}
+    entry = {"name": path.name, "sha256": digest, "status": status, "processed_at": iso_utc(utc_now()), **detail}
+    if state.settings_use_prefect(settings):
+        name = entry_variable(settings, path.name, digest)
+        claimed = state.get(name, None) or {}
+        state.put(name, {"claimed_at": claimed.get("claimed_at", entry["processed_at"]), **entry})
+        return f"prefect variable {name}"
+    with _local_lock:
+        ledger = read_state(ledger_path(settings), {})
+        claimed_at = (ledger.get(path.name) or {}).get("claimed_at")
+        ledger[path.name] = {**entry, **({"claimed_at": claimed_at} if claimed_at else {})}
+        return str(write_json(ledger_path(settings), ledger))

@@ -9,6 +9,7 @@ need ``MLFLOW_TRACKING_URI=http://HOST:PORT`` and nothing else: no shared disk, 
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -33,7 +34,22 @@ def mlflow_command(backend_uri: str, artifacts_dir: Path, host: str, port: int, 
         str(port),
         "--workers",
         str(workers),
+        *_allowed_hosts(host),
     ]
+
+
+def _allowed_hosts(host: str) -> list[str]:
+    """``--allowed-hosts`` for a server other machines reach: MLflow's defaults plus this machine's names.
+
+    MLflow 3 answers only Host headers it allows (localhost and private addresses by default), so a
+    client using ``http://<this machine's name>:PORT`` would be refused.
+    """
+    if host in ("127.0.0.1", "localhost", "::1"):
+        return []
+    from mlflow.server.security_utils import get_default_allowed_hosts
+
+    names = dict.fromkeys([socket.gethostname(), socket.getfqdn(), host])
+    return ["--allowed-hosts", ",".join([*get_default_allowed_hosts(), *(f"{n},{n}:*" for n in names if n)])]
 
 
 def start_mlflow(

@@ -50,3 +50,9 @@ def test_the_mlflow_server_keeps_artifacts_itself(tmp_path: Path) -> None:
     assert cmd[cmd.index("--backend-store-uri") + 1] == "postgresql://u@127.0.0.1:5/mlflow"
     assert "--serve-artifacts" in cmd and cmd[cmd.index("--artifacts-destination") + 1] == (tmp_path / "art").as_uri()
     assert cmd[cmd.index("--workers") + 1] == "1"
+
+
+def test_a_server_for_other_machines_allows_this_machines_name(tmp_path: Path) -> None:
+    cmd = mlflow_command("postgresql://u@127.0.0.1:5/mlflow", tmp_path, "0.0.0.0", 5001)
+    allowed = cmd[cmd.index("--allowed-hosts") + 1].split(",")
+    assert {socket.gethostname(), f"{socket.gethostname()}:*", "localhost", "10.*"} <= set(allowed)

@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 
 from reviewops.cli.common import JSON_OPTION, emit, err_console, get_settings
+from reviewops.config import Settings
 
 SERVICE = "reviewops.serving.service:ReviewAnalyzer"
 
@@ -79,6 +80,9 @@ def serve_cmd(
         env["REVIEWOPS_BATCHING"] = "1" if batching else "0"
     if ctx.obj is not None and getattr(ctx.obj, "params", None):
         env["REVIEWOPS_PARAMS"] = str(Path(ctx.obj.params).resolve())
+    if ctx.obj is not None and getattr(ctx.obj, "overrides", None):
+        # The served processes read a params file, not our --set list: hand them the merged settings.
+        env["REVIEWOPS_PARAMS"] = str(_merged_params_file(settings))
     cmd = [
         sys.executable,
         "-m",
@@ -91,12 +95,24 @@ def serve_cmd(
         str(port or settings.serve.port),
     ]
     if dry_run:
-        typer.echo(" ".join(cmd))
+        prefix = f"REVIEWOPS_PARAMS={env['REVIEWOPS_PARAMS']} " if "REVIEWOPS_PARAMS" in env else ""
+        typer.echo(prefix + " ".join(cmd))
         return
     err_console.print(
         f"serving {target} on http://{host or settings.serve.host}:{port or settings.serve.port}", highlight=False
     )
     raise typer.Exit(subprocess.call(cmd, env=env))
+
+
+def _merged_params_file(settings: Settings) -> Path:
+    """``<reports_dir>/serve/params.yaml``: the settings with every ``--set`` applied, for the served processes."""
+    import yaml
+
+    path = Path(settings.paths.reports_dir) / "serve" / "params.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+    path.write_text("# Written by `reviewops --set ... serve`: params.yaml with the overrides applied.\n" + text)
+    return path.resolve()
 
 
 def register(app: typer.Typer) -> None:

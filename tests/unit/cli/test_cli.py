@@ -89,3 +89,25 @@ def test_validate_real_shared_file(tmp_path, shared_csv):
     assert report["ingested"] == 1000
     assert report["valid"] + report["quarantined"] == 1000
     assert Path(report["quarantine_path"]).exists()
+
+
+def test_serve_hands_set_overrides_to_the_served_processes(tmp_path):
+    """`--set serve.model_threads=4 serve` reaches BentoML through a merged params file (REVIEWOPS_PARAMS)."""
+    import yaml
+
+    proc = run_cli(
+        "--set", f"paths.reports_dir={tmp_path}", "--set", "serve.model_threads=4", "serve", "--dry-run", cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr
+    prefix, _, command = proc.stdout.strip().partition(" ")
+    assert prefix == f"REVIEWOPS_PARAMS={tmp_path.resolve() / 'serve' / 'params.yaml'}"
+    assert "bentoml serve" in command
+    served = yaml.safe_load((tmp_path / "serve" / "params.yaml").read_text())
+    assert served["serve"]["model_threads"] == 4
+    assert served["serve"]["api_workers"] == 1  # everything else as params.yaml says
+
+
+def test_serve_without_overrides_adds_no_params_file(tmp_path):
+    proc = run_cli("serve", "--dry-run", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(sys.executable) and "REVIEWOPS_PARAMS" not in proc.stdout

@@ -20,6 +20,8 @@ from typing import Any
 
 from reviewops.config import OrchestrationConfig, Settings
 
+PAGE = 200  # variables per request (the server's largest page)
+
 
 def uses_prefect(cfg: OrchestrationConfig) -> bool:
     """True when the cooldown, ledger and DVC limit live in Prefect (``state: prefect``, or ``auto`` + the env var)."""
@@ -89,7 +91,13 @@ def delete(name: str) -> None:
 
 
 def with_prefix(prefix: str) -> dict[str, Any]:
-    """Every variable whose name starts with ``prefix``: name -> value."""
+    """Every variable whose name starts with ``prefix``: name -> value (read in pages of :data:`PAGE`)."""
+    found: dict[str, Any] = {}
     with _client() as client:
-        variables = client.read_variables()
-    return {v.name: v.value for v in variables if v.name.startswith(prefix)}
+        for offset in range(0, 1_000_000, PAGE):
+            body = {"limit": PAGE, "offset": offset, "variables": {"name": {"like_": prefix}}}
+            page = client.request("POST", "/variables/filter", json=body).json()
+            found.update({v["name"]: v["value"] for v in page if v["name"].startswith(prefix)})
+            if len(page) < PAGE:
+                break
+    return found

@@ -69,3 +69,11 @@ def test_floors_exclude_versions_with_known_problems():
     declared = {canonicalize_name(r.name): r for r in _declared()}
     for name, too_old in floors.items():
         assert not declared[name].specifier.contains(too_old, prereleases=True), (name, str(declared[name].specifier))
+
+
+def test_the_s3_extra_is_dvcs_own_s3_extra_on_the_locked_dvc():
+    """`pip install -e ".[s3]"` adds DVC's S3 remote (dvc-s3) to the DVC the lock installs."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    (req,) = [Requirement(r) for r in project["optional-dependencies"]["s3"]]
+    assert canonicalize_name(req.name) == "dvc" and req.extras == {"s3"}
+    assert req.specifier.contains(_lock()["dvc"])

@@ -125,6 +125,9 @@ def test_deployments_retrain_then_drifted_inbox_batch_retunes(served, monkeypatc
 
     project, api, serve_log = served
     monkeypatch.chdir(project)
+    # served runs have PREFECT_API_URL: the ledger and the cooldown live in Prefect variables
+    # (orchestration.state auto); the test reads them there too
+    monkeypatch.setenv("PREFECT_API_URL", api)
     with temporary_settings({PREFECT_API_URL: api}):
         _wait_deployments([RETRAIN_DEPLOYMENT, INBOX_DEPLOYMENT, SCORE_DEPLOYMENT], 120, serve_log)
 
@@ -147,7 +150,9 @@ def test_deployments_retrain_then_drifted_inbox_batch_retunes(served, monkeypatc
     # one retraining from the nightly deployment, one re-tune as the monitor's subflow
     assert sum(1 for name, state in runs if name == "reviewops-retrain" and state == "COMPLETED") >= 2, runs
 
-    ledger = json.loads(inbox.ledger_path(_settings()).read_text())
+    with temporary_settings({PREFECT_API_URL: api}):
+        ledger = inbox.read_ledger(_settings())
+    assert not inbox.ledger_path(_settings()).exists()
     assert ledger[batch.name]["status"] == "completed"
     summary = json.loads(Path(ledger[batch.name]["summary"]).read_text())
     assert summary["drift"]["drifted"] and summary["drift"]["fired"], summary["drift"]
@@ -188,7 +193,8 @@ def test_deployments_retrain_then_drifted_inbox_batch_retunes(served, monkeypatc
     assert drift_run.data.tags["drift.drifted"] == "true"
 
     # the re-tune started the cooldown
-    assert cooldown.cooldown_active(_settings())
+    with temporary_settings({PREFECT_API_URL: api}):
+        assert cooldown.cooldown_active(_settings())
 
     # a batch that fails validation: the monitor run fails with the message, nothing is appended
     raw_before = sorted(p.name for p in (project / "data" / "raw").iterdir())
@@ -202,8 +208,8 @@ def test_deployments_retrain_then_drifted_inbox_batch_retunes(served, monkeypatc
     )
     with temporary_settings({PREFECT_API_URL: api}):
         run = run_deployment(INBOX_DEPLOYMENT, timeout=120, poll_interval=2)
-    assert run.state.is_completed()  # the poller itself goes on
-    entry = json.loads(inbox.ledger_path(_settings()).read_text())["bad.csv"]
+        assert run.state.is_completed()  # the poller itself goes on
+        entry = inbox.read_ledger(_settings())["bad.csv"]
     assert entry["status"] == "failed" and "failed validation" in entry["error"]
     assert sorted(p.name for p in (project / "data" / "raw").iterdir()) == raw_before
     monitor_runs = [

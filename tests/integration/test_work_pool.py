@@ -29,9 +29,13 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 POOL = "reviewops"
 
 
-@pytest.fixture
-def pool_stack(tmp_path: Path):
-    """(project, env, logs): PostgreSQL, MLflow and Prefect servers, deployments in the pool, two workers."""
+@pytest.fixture(params=["subflow", "event"])
+def pool_stack(request, tmp_path: Path):
+    """(project, env, logs): PostgreSQL, MLflow and Prefect servers, deployments in the pool, two workers.
+
+    Parametrized by orchestration.retrain_on_drift: the re-tune as the monitor's subflow, or as the
+    re-tune deployment's run started by the drift event's trigger.
+    """
     from reviewops.servers.postgres import PostgresCluster
 
     pg = PostgresCluster(tmp_path / "pg").start()
@@ -41,7 +45,8 @@ def pool_stack(tmp_path: Path):
         pg.create_database("prefect")
         # scoring without summaries, one actor on one CPU: two workers score at once on two cores
         quick = {"score.summaries": "none", "score.actors": 1, "score.ray_num_cpus": 1}
-        project = make_tiny_project(tmp_path / "proj", {"drift.inbox_interval_minutes": 600, **quick})
+        overrides = {"drift.inbox_interval_minutes": 600, "orchestration.retrain_on_drift": request.param, **quick}
+        project = make_tiny_project(tmp_path / "proj", overrides)
         mlflow_port, prefect_port = _free_port(), _free_port()
         env = {
             **os.environ,
@@ -108,6 +113,36 @@ def _runs_of(client, flow_name: str) -> list:  # noqa: ANN001 - Prefect client
     return client.read_flow_runs(flow_filter=flows, sort=FlowRunSort.ID_DESC, limit=50)
 
 
+def _wait_triggered(client, flow_name: str, timeout: float, logs: dict[str, Path]) -> list:  # noqa: ANN001
+    """The runs of ``flow_name`` once at least one exists and all are final (then 10 s more: no second one)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = _runs_of(client, flow_name)
+        if runs and all(r.state is not None and r.state.is_final() for r in runs):
+            time.sleep(10)
+            return _runs_of(client, flow_name)
+        time.sleep(2)
+    raise AssertionError(f"no finished {flow_name} run after {timeout}s:\n{_tails(logs)}")
+
+
+def _retune_result(summaries: dict, seen: dict, mode: str) -> dict:
+    """The re-tune's summary: the monitor's (subflow), or the triggered run's reports/monitor/<name>.retune.json."""
+    from reviewops.orchestration.events import DRIFT_EVENT
+
+    actions = sorted(s["action"].split(":")[0] for s in summaries.values())
+    if mode == "subflow":
+        assert actions == ["none", "retrained"], actions
+        return next(s for s in summaries.values() if s["action"] == "retrained")
+    assert actions == ["none", "retrain requested"], actions
+    requested = next(s for s in summaries.values() if s["action"].startswith("retrain requested"))
+    assert requested["event"]["event"] == DRIFT_EVENT and requested["event"]["id"]
+    (run,) = seen["event_runs"]  # one event, one triggered re-tune
+    assert run.state.is_completed() and run.parameters["name"] == requested["name"], (run.state, run.parameters)
+    result = json.loads(Path(f"reports/monitor/{requested['name']}.retune.json").read_text())
+    assert result["action"] == "retrained"
+    return result
+
+
 def _retrain_then_two_batches(settings, logs: dict[str, Path]) -> dict:  # noqa: ANN001 - Settings
     """A first retraining through the pool, then two drifted batches and two inbox runs at once."""
     from flows.deployments import INBOX_DEPLOYMENT, RETRAIN_DEPLOYMENT
@@ -131,6 +166,8 @@ def _retrain_then_two_batches(settings, logs: dict[str, Path]) -> dict:  # noqa:
         ]
         ids = [run_deployment(INBOX_DEPLOYMENT, timeout=0).id for _ in range(2)]
         seen["inbox_runs"] = _wait_runs(client, ids, 900, logs)
+        if settings.orchestration.retrain_on_drift == "event":
+            seen["event_runs"] = _wait_triggered(client, "reviewops-retune", 600, logs)
         seen["monitor_runs"] = _runs_of(client, "reviewops-monitor")
         seen["retune_runs"] = [r for r in _runs_of(client, "reviewops-retrain") if r.id != first.id]
         seen["dvc_limit"] = client.read_global_concurrency_limit_by_name(settings.orchestration.dvc_limit)
@@ -169,10 +206,8 @@ def test_two_workers_two_batches_at_once(pool_stack, monkeypatch):
         assert all(s["drift"]["drifted"] for s in summaries.values()), {n: s["drift"] for n, s in summaries.items()}
 
         # the cooldown held across the workers: one re-tune, the other batch saw the window
-        actions = sorted(s["action"].split(":")[0] for s in summaries.values())
-        assert actions == ["none", "retrained"], actions
-        retuned = next(s for s in summaries.values() if s["action"] == "retrained")
-        held = next(s for s in summaries.values() if s["action"] != "retrained")
+        retuned = _retune_result(summaries, seen, settings.orchestration.retrain_on_drift)
+        held = next(s for s in summaries.values() if s["name"] != retuned["name"])
         assert held["action"].startswith("none: cooldown until")
         assert len(seen["retune_runs"]) == 1 and seen["retune_runs"][0].state.is_completed()
         stored = cooldown.read_cooldown_state(settings)

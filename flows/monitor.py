@@ -2,7 +2,10 @@
 
 Run ``python -m flows.monitor --demo`` (what ``make run`` does after retraining): it drops a
 drifted synthetic batch into the inbox and processes it. ``python -m flows.monitor BATCH`` checks
-one file; ``python -m flows.deployments`` serves the inbox poller on a schedule.
+one file; ``python -m flows.deployments`` serves the inbox poller on a schedule (``--work-pool``:
+registers it in a work pool for many workers). With ``orchestration.retrain_on_drift: event`` the
+monitor emits ``reviewops.drift.detected`` and :func:`retune_flow` (deployment
+``reviewops-retune/on-drift``, started by that event's trigger) re-tunes, possibly on another worker.
 """
 
 from __future__ import annotations
@@ -137,12 +140,14 @@ def monitor_flow(batch: str, settings: Settings | None = None, reference: str | 
     retrain) -> score it (score flow's task: summaries and sentiment into score.out_dir; a
     failure is a warning) -> drift check vs the champion's training data, the current side's
     predicted sentiment read from the scored batch (champion predictions when scoring failed;
-    HTML/JSON report, Evidently workspace, MLflow run) -> stop unless drifted and out of cooldown -> append the batch to
-    data/raw (new data.dvc version) -> dvc repro -> re-tune split (new rows + replay) ->
-    starting point (champion, drift.retune_profile) -> retraining subflow (train, evaluate,
-    gate; a rejection is an outcome: WARNING, champion kept) -> old-vs-new test metrics ->
-    record the retrain (cooldown) -> summary (reports/monitor/<name>.json and the
-    ``reviewops-drift-summary`` artifact).
+    HTML/JSON report, Evidently workspace, MLflow run) -> stop unless drifted -> claim the
+    cooldown (check + start in one step, across workers; stop when it is active) -> ``event``
+    mode: emit ``reviewops.drift.detected`` and stop; ``subflow`` mode (:func:`retune_steps`):
+    append the batch to data/raw (new data.dvc version) -> dvc repro -> re-tune split (new rows
+    + replay) -> starting point (champion, drift.retune_profile) -> retraining subflow (train,
+    evaluate, gate; a rejection is an outcome: WARNING, champion kept) -> old-vs-new test
+    metrics -> record the retrain (the cooldown runs from now; a failed re-tune gives the claim
+    back) -> summary (reports/monitor/<name>.json and the ``reviewops-drift-summary`` artifact).
     """
     quiet_output()
     settings = settings or load_settings()

@@ -21,8 +21,9 @@ from pathlib import Path
 
 import pytest
 
+from reviewops.servers import mlflow_server, prefect_server, process
 from tests.conftest import make_tiny_project
-from tests.integration.test_monitor_deploy import _free_port, _start, _stop, _wait_http
+from tests.integration.test_monitor_deploy import _free_port, _start, _stop
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -40,6 +41,7 @@ def pool_stack(request, tmp_path: Path):
 
     pg = PostgresCluster(tmp_path / "pg").start()
     procs: list[subprocess.Popen] = []
+    servers: list = []
     try:
         pg.create_database("mlflow")
         pg.create_database("prefect")
@@ -52,7 +54,6 @@ def pool_stack(request, tmp_path: Path):
             **os.environ,
             "PREFECT_HOME": str(tmp_path / "prefect_home"),
             "PREFECT_API_URL": f"http://127.0.0.1:{prefect_port}/api",
-            "PREFECT_API_DATABASE_CONNECTION_URL": pg.url("prefect", "postgresql+asyncpg"),
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_UI_ENABLED": "false",
             "PREFECT_WORKER_QUERY_SECONDS": "2",
@@ -63,14 +64,7 @@ def pool_stack(request, tmp_path: Path):
             "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{mlflow_port}",
         }
         logs = {name: tmp_path / f"{name}.log" for name in ("mlflow", "prefect", "deploy", "worker-1", "worker-2")}
-        mlflow_cmd = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(mlflow_port)]
-        mlflow_cmd += ["--backend-store-uri", pg.url("mlflow", "postgresql+psycopg"), "--workers", "1"]
-        mlflow_cmd += ["--serve-artifacts", "--artifacts-destination", str(tmp_path / "mlartifacts")]
-        procs.append(_start(mlflow_cmd, tmp_path, env, logs["mlflow"]))
-        prefect_cmd = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1"]
-        procs.append(_start([*prefect_cmd, "--port", str(prefect_port)], tmp_path, env, logs["prefect"]))
-        _wait_http(f"http://127.0.0.1:{mlflow_port}/health", 180, procs[0], logs["mlflow"])
-        _wait_http(f"{env['PREFECT_API_URL']}/health", 180, procs[1], logs["prefect"])
+        servers = _start_servers(pg, tmp_path, logs, mlflow_port, prefect_port)
         deploy = subprocess.run(
             [sys.executable, "-m", "flows.deployments", "--work-pool", POOL],
             cwd=project,
@@ -88,7 +82,44 @@ def pool_stack(request, tmp_path: Path):
     finally:
         for proc in reversed(procs):
             _stop(proc)
+        for server in servers:
+            process.stop(server.as_dict())
         pg.stop()
+
+
+def _start_servers(pg, tmp_path: Path, logs: dict[str, Path], mlflow_port: int, prefect_port: int) -> list:  # noqa: ANN001
+    """The MLflow and Prefect servers on ``pg``, as ``reviewops servers`` starts them; both booting at once."""
+    mlflow_url, prefect_api = f"http://127.0.0.1:{mlflow_port}", f"http://127.0.0.1:{prefect_port}/api"
+    backend = pg.url("mlflow", "postgresql+psycopg")
+    mlflow_cmd = mlflow_server.mlflow_command(backend, tmp_path / "mlartifacts", "127.0.0.1", mlflow_port, workers=1)
+    mlflow_env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    prefect_env = prefect_server.prefect_env(
+        pg.url("prefect", "postgresql+asyncpg"), tmp_path / "server_home", prefect_api
+    )
+    prefect_env.pop("PREFECT_API_URL", None)
+    prefect_cmd = [
+        sys.executable,
+        "-m",
+        "prefect",
+        "server",
+        "start",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(prefect_port),
+    ]
+    servers = [
+        process.launch("mlflow", mlflow_cmd, mlflow_env, logs["mlflow"], mlflow_port, mlflow_url),
+        process.launch("prefect", prefect_cmd, prefect_env, logs["prefect"], prefect_port, prefect_api),
+    ]
+    try:
+        process.wait(servers[0], f"{mlflow_url}/health", 180)
+        process.wait(servers[1], f"{prefect_api}/health", 180)
+    except Exception:
+        for server in servers:
+            process.stop(server.as_dict())
+        raise
+    return servers
 
 
 def _tails(logs: dict[str, Path]) -> str:

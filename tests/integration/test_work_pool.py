@@ -141,7 +141,9 @@ def _runs_of(client, flow_name: str) -> list:  # noqa: ANN001 - Prefect client
     from prefect.client.schemas.sorting import FlowRunSort
 
     flows = FlowFilter(name=FlowFilterName(any_=[flow_name]))
-    return client.read_flow_runs(flow_filter=flows, sort=FlowRunSort.ID_DESC, limit=50)
+    runs = client.read_flow_runs(flow_filter=flows, sort=FlowRunSort.ID_DESC, limit=50)
+    # Not the future runs the server's scheduler creates from the deployments' cron/interval schedules.
+    return [r for r in runs if not r.auto_scheduled]
 
 
 def _wait_triggered(client, flow_name: str, timeout: float, logs: dict[str, Path]) -> list:  # noqa: ANN001

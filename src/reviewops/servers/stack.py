@@ -21,6 +21,8 @@ from reviewops.servers.prefect_server import start_prefect
 
 STATE_FILE = "state.json"
 DATABASES = ("mlflow", "prefect")
+# psycopg 3, named: SQLAlchemy 2.0 (pinned for Prefect's scheduler) would pick psycopg2 for a bare postgresql://.
+MLFLOW_DRIVER = "postgresql+psycopg"
 
 
 def _state(folder: Path) -> dict[str, Any]:
@@ -75,13 +77,19 @@ def start_stack(
     for name in DATABASES:
         pg.create_database(name)
     state["postgres"] = {"port": pg.port, "data_dir": str(pg.data_dir), "log": str(pg.log_file)}
-    state["postgres"]["mlflow_db"] = pg.url("mlflow")
+    state["postgres"]["mlflow_db"] = pg.url("mlflow", MLFLOW_DRIVER)
     _save(folder, state)
     if not _up(state.get("mlflow")):
         _require_free(host, mlflow_port, "--mlflow-port")
         artifacts = folder / "mlartifacts"
         started = start_mlflow(
-            pg.url("mlflow"), artifacts, folder / "logs" / "mlflow.log", mlflow_port, host, workers, timeout
+            pg.url("mlflow", MLFLOW_DRIVER),
+            artifacts,
+            folder / "logs" / "mlflow.log",
+            mlflow_port,
+            host,
+            workers,
+            timeout,
         )
         state["mlflow"] = {
             **started.as_dict(),

@@ -13,12 +13,20 @@ The Data Docs site is built by :class:`reviewops.data.docs_site.OfflineSiteBuild
 ``great_expectations.yml``): pages that load their CSS/JS from the site, not from CDNs, and
 a validation page that explains its quarantine from the note :func:`build_validation_docs` stores in
 the validation result.
+
+Several processes may validate at once (two Prefect workers, a worker and a `dvc repro`): GX's
+file stores rewrite the validation definition and checkpoint JSON on every use, not atomically,
+so a concurrent reader could see half a file. :func:`gx_lock` (an ``flock`` on a file beside the
+project) lets one process at a time use the project.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -80,6 +88,26 @@ def _import_gx() -> Any:
     if gx_logger.level == logging.NOTSET:
         gx_logger.setLevel(logging.ERROR)
     return gx
+
+
+LOCK_FILE = ".reviewops-gx.lock"  # beside the project: <paths.gx_dir>/.reviewops-gx.lock (git-ignored)
+
+
+@contextmanager
+def gx_lock(settings: Settings) -> Iterator[Path]:
+    """Hold an exclusive ``flock`` on the GX project for the block: one process at a time reads and writes it.
+
+    Processes on one machine (or sharing one checkout) wait for each other; the lock goes with the
+    process, so a killed holder never leaves it taken.
+    """
+    path = Path(settings.paths.gx_dir) / LOCK_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield path
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _signature(expectation: Any) -> dict[str, Any]:

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from reviewops.config import Settings, ValidationConfig
-from reviewops.data.gx import GxProject, build_validation_docs, get_gx_project
+from reviewops.data.gx import GxProject, build_validation_docs, get_gx_project, gx_lock
 from reviewops.data.quarantine import REASON_COLUMN, quarantine_rows, split_repeats
 from reviewops.data.rules import RULE_KEY, Rule
 from reviewops.errors import ReviewOpsError
@@ -166,17 +166,18 @@ def validate_batch(
             quarantined), or an expectation errored inside GX. The run is still recorded
             in the GX validation store and Data Docs first.
     """
-    run = _run_suite(df, settings, batch_name, build_docs)
-    valid, quarantined, failures = quarantine_rows(run.frame, run.row_rules, malformed)
-    result = _result(batch_name, run, valid, quarantined, failures, malformed, settings.validation)
-    if build_docs:
-        from reviewops.data.docs_quarantine import quarantine_note  # imports GX: only when building docs
+    with gx_lock(settings):  # the GX project's files: one process at a time
+        run = _run_suite(df, settings, batch_name, build_docs)
+        valid, quarantined, failures = quarantine_rows(run.frame, run.row_rules, malformed)
+        result = _result(batch_name, run, valid, quarantined, failures, malformed, settings.validation)
+        if build_docs:
+            from reviewops.data.docs_quarantine import quarantine_note  # imports GX: only when building docs
 
-        start = time.perf_counter()
-        note = quarantine_note(result, settings, quarantine_path, gx_rules=set(run.row_rules))
-        result.docs_path = build_validation_docs(run.project, run.checkpoint_result, note)
-        result.seconds["docs"] = time.perf_counter() - start
-        result.seconds["total"] += result.seconds["docs"]
+            start = time.perf_counter()
+            note = quarantine_note(result, settings, quarantine_path, gx_rules=set(run.row_rules))
+            result.docs_path = build_validation_docs(run.project, run.checkpoint_result, note)
+            result.seconds["docs"] = time.perf_counter() - start
+            result.seconds["total"] += result.seconds["docs"]
     log.info(
         "validated batch %r: %d rows, %d quarantined (%.1f%%), %d repeats, failures=%s",
         batch_name,

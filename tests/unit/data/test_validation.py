@@ -378,3 +378,31 @@ def test_malformed_records_join_the_quarantine(settings):
     assert (r.input_rows, r.valid_rows, r.quarantined_rows) == (3, 2, 1)
     assert r.failures == {"field_count_mismatch": 1}
     assert r.quarantined["raw_record"].tolist() == ["a,b,c"]
+
+
+def test_a_validation_in_another_process_waits_for_the_gx_lock(tmp_path, cases_df):
+    """Two processes never use the GX project's files at once (GX rewrites them, not atomically)."""
+    import subprocess
+    import sys
+    import time
+
+    from reviewops.data.gx import gx_lock
+
+    cases_df.to_parquet(tmp_path / "batch.parquet")
+    script = (
+        "import sys, pandas as pd\n"
+        "from reviewops.config import PathsConfig, Settings\n"
+        "from reviewops.data.validation import validate_batch\n"
+        f"s = Settings(paths=PathsConfig(gx_dir={str(tmp_path / 'gx')!r}, quarantine_dir={str(tmp_path / 'q')!r}))\n"
+        f"r = validate_batch(pd.read_parquet({str(tmp_path / 'batch.parquet')!r}), s, 'other', build_docs=False)\n"
+        "print(r.input_rows)\n"
+    )
+    settings = Settings(paths=PathsConfig(gx_dir=tmp_path / "gx", quarantine_dir=tmp_path / "q"))
+    with gx_lock(settings) as lock:
+        assert lock == tmp_path / "gx" / ".reviewops-gx.lock"
+        other = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+        time.sleep(8)  # the other process imports, then blocks on the lock
+        assert other.poll() is None
+        assert not (tmp_path / "gx" / "gx").exists()  # it has not touched the project
+    out, _ = other.communicate(timeout=240)
+    assert other.returncode == 0 and out.split()[-1] == str(len(cases_df))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,3 +42,22 @@ def sha256_file(path: Path | str) -> str:
         for chunk in iter(lambda: handle.read(_CHUNK), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+@contextmanager
+def file_lock(path: Path | str) -> Iterator[Path]:
+    """Hold an exclusive ``flock`` on ``path`` (created if missing) for the block.
+
+    For files other libraries write non-atomically (an Evidently workspace): processes on one
+    machine or one shared checkout wait for each other; a killed holder never leaves it taken.
+    """
+    import fcntl
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield path
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

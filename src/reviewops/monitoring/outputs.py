@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from reviewops.reports import file_lock
+
 if TYPE_CHECKING:
     from reviewops.config import Settings
 
@@ -110,17 +112,20 @@ def add_to_workspace(path: Path | str, snapshot: Any, project: str = WORKSPACE_P
     from reviewops.monitoring.dashboard import ensure_panels
 
     Path(path).mkdir(parents=True, exist_ok=True)
-    ws = Workspace.create(str(path))
-    found = ws.search_project(project)
-    proj = (
-        found[0]
-        if found
-        else ws.create_project(
-            project, description="ReviewOps drift checks: each batch vs the champion's training data"
+    # Opening a workspace reads every snapshot, which another process may be writing (not atomically):
+    # one process at a time (two workers checking drift at once met a half-written snapshot).
+    with file_lock(Path(path).parent / f".{Path(path).name}.lock"):
+        ws = Workspace.create(str(path))
+        found = ws.search_project(project)
+        proj = (
+            found[0]
+            if found
+            else ws.create_project(
+                project, description="ReviewOps drift checks: each batch vs the champion's training data"
+            )
         )
-    )
-    ensure_panels(ws, proj.id)
-    return [str(ws.add_run(proj.id, _ModelRun(snapshot)).id)]
+        ensure_panels(ws, proj.id)
+        return [str(ws.add_run(proj.id, _ModelRun(snapshot)).id)]
 
 
 def tracking_configured() -> bool:

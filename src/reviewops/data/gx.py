@@ -22,7 +22,6 @@ project) lets one process at a time use the project.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 from collections.abc import Iterator
@@ -33,6 +32,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from reviewops.config import Settings
 from reviewops.data.rules import RULE_KEY, Rule, build_rules
+from reviewops.reports import file_lock
 
 if TYPE_CHECKING:
     from great_expectations.data_context import AbstractDataContext
@@ -95,19 +95,9 @@ LOCK_FILE = ".reviewops-gx.lock"  # beside the project: <paths.gx_dir>/.reviewop
 
 @contextmanager
 def gx_lock(settings: Settings) -> Iterator[Path]:
-    """Hold an exclusive ``flock`` on the GX project for the block: one process at a time reads and writes it.
-
-    Processes on one machine (or sharing one checkout) wait for each other; the lock goes with the
-    process, so a killed holder never leaves it taken.
-    """
-    path = Path(settings.paths.gx_dir) / LOCK_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield path
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    """Hold an exclusive ``flock`` on the GX project for the block (:func:`reviewops.reports.file_lock`)."""
+    with file_lock(Path(settings.paths.gx_dir) / LOCK_FILE) as path:
+        yield path
 
 
 def _signature(expectation: Any) -> dict[str, Any]:

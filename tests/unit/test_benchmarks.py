@@ -54,6 +54,7 @@ def test_recipe_benchmark_overrides_are_valid_settings(tmp_path):
     assert got["cls-titles"].sentiment.pooling == "cls"
     assert got["previous"].train.active.sentiment_max_steps == 100
     assert got["previous"].train.active.sentiment_patience == 3
+    assert got["head-tail"].sentiment.truncation == "head_tail"
 
 
 def test_recipe_benchmark_neutral_knobs_reach_training(tmp_path):

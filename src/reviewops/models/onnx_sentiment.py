@@ -30,6 +30,7 @@ from reviewops.models.sentiment import (
     Inference,
     SentimentClassifier,
     _column_order,
+    encode_batch,
     length_sorted_proba,
     most_probable,
 )
@@ -233,13 +234,21 @@ class OnnxSentimentClassifier:
     runtime = "onnx"
 
     def __init__(
-        self, session: Any, tokenizer: Any, cfg: Any, order: list[int], inference: Inference, path: Path | None = None
+        self,
+        session: Any,
+        tokenizer: Any,
+        cfg: Any,
+        order: list[int],
+        inference: Inference,
+        path: Path | None = None,
+        truncation: str = "head",
     ) -> None:
         self.session = session
         self.path = path  # the ONNX file the session runs
         self.tokenizer = tokenizer
         self.cfg = cfg
         self.inference = inference
+        self.truncation = truncation  # the torch model's (truncation_of): how it was trained
         self._order = order
         self._inputs = tuple(i.name for i in session.get_inputs())
 
@@ -274,7 +283,7 @@ class OnnxSentimentClassifier:
         session = _session(path, threads or torch.get_num_threads())
         config = classifier.model.config
         order = _column_order(config.id2label, config.num_labels)
-        return cls(session, classifier.tokenizer, classifier.cfg, order, inference, path)
+        return cls(session, classifier.tokenizer, classifier.cfg, order, inference, path, classifier.truncation)
 
     def predict_proba(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         """Class probabilities, shape ``(len(texts), 3)``; each row sums to 1.
@@ -285,7 +294,7 @@ class OnnxSentimentClassifier:
 
     def _score(self, texts: list[str]) -> np.ndarray:
         """Probabilities of one batch (padded to its longest text), in :data:`LABELS` order."""
-        enc = self.tokenizer(texts, truncation=True, max_length=self.cfg.max_length, padding=True, return_tensors="np")
+        enc = encode_batch(self.tokenizer, texts, self.cfg.max_length, self.truncation, "np")
         feed = {name: np.asarray(enc[name], dtype=np.int64) for name in self._inputs}
         logits = self.session.run([OUTPUT_NAME], feed)[0].astype(np.float32)
         shifted = np.exp(logits - logits.max(axis=1, keepdims=True))

@@ -219,9 +219,11 @@ def _load_base(base: Path | str, settings: Settings) -> tuple[Any, Any]:
     return tokenizer, model
 
 
-def _encode(df: pd.DataFrame, tokenizer: Any, max_len: int) -> Encoded:
-    """Tokenized rows with their integer label."""
-    enc = tokenizer(df["text"].astype(str).tolist(), truncation=True, max_length=max_len)
+def _encode(df: pd.DataFrame, tokenizer: Any, max_len: int, truncation: str = "head") -> Encoded:
+    """Tokenized rows with their integer label (cut as the classifier cuts them: ``encode_texts``)."""
+    from reviewops.models.sentiment import encode_texts
+
+    enc = encode_texts(tokenizer, df["text"].astype(str).tolist(), max_len, truncation)
     return [
         {"input_ids": ids, "attention_mask": mask, "labels": int(label)}
         for ids, mask, label in zip(enc["input_ids"], enc["attention_mask"], df["label_id"], strict=True)
@@ -358,6 +360,7 @@ def train_sentiment(
     from transformers import set_seed
 
     from reviewops.models.pretrained import resolve_model_path
+    from reviewops.models.sentiment import TRUNCATION_ATTR
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     start = time.perf_counter()
@@ -370,7 +373,9 @@ def train_sentiment(
     smoothing, loss, tune = neutral_knobs(cfg)
     train_df, val_df, n_reviews = _select_rows(settings, train_df, val_df)
     tokenizer, model = _load_base(base, settings)
-    train_rows, val_rows = _encode(train_df, tokenizer, cfg.max_length), _encode(val_df, tokenizer, cfg.max_length)
+    setattr(model.config, TRUNCATION_ATTR, cfg.truncation)  # saved with the model; its classifier reads it
+    train_rows = _encode(train_df, tokenizer, cfg.max_length, cfg.truncation)
+    val_rows = _encode(val_df, tokenizer, cfg.max_length, cfg.truncation)
     weights = class_weights(train_df["label_id"].astype(int).to_numpy()) if cfg.class_weights else None
     trainer = _trainer(settings, model, tokenizer, (train_rows, val_rows), weights, ckpt_dir)
     knobs = {**cfg.model_dump(mode="json"), "label_smoothing": smoothing, "loss": loss}

@@ -61,6 +61,10 @@ def test_onnx_fp32_gives_torchs_probabilities(pooling: str, mean_dir: Path, cls_
         np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
     assert clf.predict(texts) == torch_clf.predict(texts)
     assert clf.predict_proba([]).shape == (0, 3)
+    torch_clf.truncation = "head_tail"  # as a model trained with it records
+    clf = OnnxSentimentClassifier.from_classifier(torch_clf, cache_dir=cache)
+    assert clf.truncation == "head_tail"
+    np.testing.assert_allclose(clf.predict_proba(texts), torch_clf.predict_proba(texts), atol=1e-5, rtol=0)
 
 
 def test_onnx_int8_agrees_with_fp32(mean_dir: Path, cache: Path) -> None:

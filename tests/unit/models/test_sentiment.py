@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from reviewops.config import SentimentConfig
-from reviewops.models.sentiment import SentimentClassifier, quantize_int8
+from reviewops.models.sentiment import SentimentClassifier, encode_batch, encode_texts, quantize_int8
 from tests.unit.models.test_sentiment_threads import N_THREADS, ROUNDS, _texts, mean_pooled_checkpoint, race
 
 CFG = SentimentConfig(max_length=64)
@@ -123,3 +123,23 @@ def test_onednn_packing_quantizes_activations_to_all_8_bits(mean_dir: Path) -> N
         for e in ("onednn", None)
     }
     assert versions == {"onednn": {3}, None: {4}}  # version 3 calls the op without reduce_range
+
+
+def test_head_tail_keeps_the_first_quarter_and_the_last_three_quarters(mean_dir: Path) -> None:
+    tok = SentimentClassifier.load(mean_dir, SentimentConfig(max_length=16)).tokenizer
+    words = [f"w{i}" for i in range(60)]
+    text = " ".join(words)
+    full = tok([text])["input_ids"][0]
+    assert len(full) > 16
+    got = encode_texts(tok, [text, "short review"], 16, "head_tail")
+    ids = got["input_ids"][0]
+    assert len(ids) == 16 and ids[:4] == full[:4] and ids[4:] == full[-12:]
+    assert ids[0] == full[0] and ids[-1] == full[-1]  # [CLS] ... [SEP] kept
+    assert all(len(v[0]) == 16 for v in got.values())  # masks / type ids cut alike
+    assert got["input_ids"][1] == tok(["short review"])["input_ids"][0]  # short texts untouched
+    head = encode_texts(tok, [text], 16, "head")["input_ids"][0]
+    assert head == tok([text], truncation=True, max_length=16)["input_ids"][0]
+    batch = encode_batch(tok, [text, "short review"], 16, "head_tail", "np")
+    assert batch["input_ids"].shape == (2, 16) and batch["attention_mask"][1].sum() < 16
+    with pytest.raises(ValueError, match="head, head_tail"):
+        encode_texts(tok, [text], 16, "middle")

@@ -50,6 +50,36 @@ def test_sentiment_can_also_train_on_summaries(tmp_path: Path, tiny: dict[str, P
     assert config["reviewops_pooling"] == "mean"  # recorded, so loading reads it the same way
 
 
+def test_head_tail_truncation_is_recorded_and_read_back_by_the_classifier(
+    tmp_path: Path, tiny: dict[str, Path]
+) -> None:
+    """A model trained with head_tail is served with head_tail, whatever the serving settings say."""
+    from reviewops.config import SentimentConfig
+    from reviewops.models.sentiment import SentimentClassifier, encode_texts
+
+    df = synthetic_processed(40)
+    settings = quick_settings(tmp_path, tiny["causal"], tiny["encoder"], sentiment_max_steps=1)
+    settings = settings.model_copy(
+        update={"sentiment": settings.sentiment.model_copy(update={"truncation": "head_tail", "max_length": 16})}
+    )
+    result = train_sentiment(settings, df, df[32:], tmp_path / "out", resume=False)
+    config = json.loads((Path(result.model_dir) / "config.json").read_text())
+    assert config["reviewops_truncation"] == "head_tail"
+    clf = SentimentClassifier.load(result.model_dir, SentimentConfig(max_length=16))  # settings say "head"
+    assert clf.truncation == "head_tail"
+    long = "it started well " * 20 + "but in the end I would never buy it again"
+    head_only = SentimentClassifier(clf.model, clf.tokenizer, clf.cfg)
+    head_only.truncation = "head"
+    ids_tail = encode_texts(clf.tokenizer, [long], 16, "head_tail")["input_ids"][0]
+    ids_head = encode_texts(clf.tokenizer, [long], 16, "head")["input_ids"][0]
+    assert ids_tail != ids_head  # the two readings differ, and the classifier uses the recorded one:
+    import torch
+
+    with torch.no_grad():
+        want = torch.softmax(clf.model(input_ids=torch.tensor([ids_tail])).logits, -1)[0, clf._order].numpy()
+    np.testing.assert_allclose(clf.predict_proba([long])[0], want, atol=1e-5)
+
+
 def test_class_weights_are_balanced() -> None:
     weights = class_weights([0, 0, 0, 0, 1, 2, 2, 2])
     np.testing.assert_allclose(weights, [8 / 12, 8 / 3, 8 / 9])

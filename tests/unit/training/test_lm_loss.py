@@ -50,7 +50,8 @@ def test_target_loss_equals_the_models_loss_and_gradients(tiny: dict[str, Path])
         torch.testing.assert_close(got[name], grad, atol=1e-6, rtol=1e-5, msg=name)
     # Normalised by a token count (gradient accumulation): sum / count.
     count = int((batch["labels"][:, 1:] != -100).sum())
-    assert float(target_token_loss(model, batch, num_items=2 * count)) == pytest.approx(float(full) / 2, abs=1e-6)
+    halved = target_token_loss(model, batch, num_items=2 * count).item()
+    assert halved == pytest.approx(full.item() / 2, abs=1e-6)
     assert target_loss_matches(model, batch) and model.training  # the check leaves the mode as it was
 
 

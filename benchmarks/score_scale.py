@@ -40,6 +40,11 @@ run (the figures are only comparable side by side), and a benchmark script is re
     python benchmarks/score_scale.py --json /tmp/score_scale.json    # the defaults: hours on 2 cores (10M rows)
     python benchmarks/score_scale.py --rows 2000 --summary-rows 20 --naive-rows 300 --memory-rows 100000
     python benchmarks/score_scale.py --tiny --rows 300 --summary-rows 8 --naive-rows 20 --memory-rows 2000
+    python benchmarks/score_scale.py --rows 10000 --naive-rows 1000 --skip-summaries --skip-memory \
+        --set sentiment.runtime=onnx --set sentiment.inference=int8     # the ONNX int8 path vs the same naive
+
+``--set KEY=VALUE`` overrides params for every part (the naive baseline stays a torch fp32
+``pipeline``: it is the thing compared against).
 """
 
 from __future__ import annotations
@@ -93,6 +98,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--tiny-summarizer", action="store_true", help="a tiny random LM as the summarizer")
     for part in ("throughput", "summaries", "naive", "scaling", "memory"):
         p.add_argument(f"--skip-{part}", action="store_true", help=f"leave out the {part} part")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a params override for every part (repeatable), e.g. sentiment.runtime=onnx sentiment.inference=int8",
+    )
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--sample-s", type=float, default=0.2, help="memory sampling interval")
     p.add_argument("--workdir", type=Path, help="keep inputs and outputs here (default: a temp dir, removed)")
@@ -109,11 +121,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+SET_ENV = "REVIEWOPS_BENCH_SET"  # the --set overrides as JSON, so the memory child reads them too
+
+
 def bench_settings(**score: Any):
-    """``params.yaml`` (the project's defaults) with ``score.*`` overrides."""
+    """``params.yaml`` (the project's defaults) with the ``--set`` overrides, then ``score.*`` ones."""
     from reviewops.config import ScoreConfig, load_settings
 
-    settings = load_settings(ROOT / "params.yaml")
+    settings = load_settings(ROOT / "params.yaml", json.loads(os.environ.get(SET_ENV) or "[]"))
     if not score:
         return settings
     return settings.model_copy(update={"score": ScoreConfig.model_validate({**settings.score.model_dump(), **score})})
@@ -779,11 +794,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.memory_child:
         memory_child(args)
         return 0
+    if args.set:
+        from reviewops.config import ConfigError
+
+        os.environ[SET_ENV] = json.dumps(args.set)
+        try:
+            bench_settings()  # a bad override stops the run here, in one line
+        except ConfigError as exc:
+            sys.exit(f"error: {exc}")
     words = sys.argv[1:] if argv is None else argv
     report: dict[str, Any] = {
         "command": "python benchmarks/score_scale.py " + shlex.join(words),
         "machine": machine(),
         "models": {},
+        "overrides": list(args.set),
     }
     with tempfile.TemporaryDirectory(prefix="reviewops-score-scale-") as tmp:
         work = args.workdir or Path(tmp)

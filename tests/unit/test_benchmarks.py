@@ -177,6 +177,19 @@ def test_score_scale_benchmark_runs_at_a_tiny_size(tmp_path):
         assert heading in proc.stdout
 
 
+def test_score_scale_set_overrides_reach_every_part_and_a_bad_one_is_one_line(monkeypatch):
+    module = _module("score_scale")
+    monkeypatch.setenv(module.SET_ENV, json.dumps(["sentiment.runtime=onnx", "sentiment.inference=int8"]))
+    settings = module.bench_settings(actors=1)
+    assert (settings.sentiment.runtime, settings.sentiment.inference, settings.score.actors) == ("onnx", "int8", 1)
+    monkeypatch.delenv(module.SET_ENV)
+    cmd = [sys.executable, str(BENCHMARKS / "score_scale.py"), "--set", "sentiment.runtime=gpu", "--tiny"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=BENCHMARKS.parent)
+    assert proc.returncode != 0
+    assert proc.stderr.strip().startswith("error:") and "sentiment.runtime" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
 def test_score_scale_steady_rate_times_the_partitions_after_the_first():
     module = _module("score_scale")
     events = [(0.0, "Ray: local (2 CPUs)")] + [

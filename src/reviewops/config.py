@@ -361,6 +361,9 @@ class DriftConfig(_Strict):
     champion_predictions: Literal["none", "sentiment", "all"] = "sentiment"
     inbox_dir: Path = Path("data/inbox")
     inbox_interval_minutes: int = Field(10, ge=1)
+    # An inbox claim still "processing" this long after it was taken is a dead worker's (killed
+    # mid-batch): the file is offered again and the next run takes it over. 0 = never.
+    inbox_claim_timeout_minutes: int = Field(360, ge=0)
     retrain_cron: str = "0 3 * * *"
 
 

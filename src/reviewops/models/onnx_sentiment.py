@@ -30,10 +30,10 @@ from reviewops.models.sentiment import (
     Inference,
     SentimentClassifier,
     _column_order,
-    encode_batch,
     length_sorted_proba,
     most_probable,
 )
+from reviewops.models.tokens import encode_batch
 
 logger = logging.getLogger(__name__)
 

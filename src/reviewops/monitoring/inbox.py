@@ -7,24 +7,31 @@ that variable (:func:`claim_inbox`): the server keeps variable names unique, so 
 creator wins, whichever worker asks first; the others skip the file. The entry then goes from
 ``processing`` to ``completed``/``failed`` (:func:`record_inbox`). A file whose content changes
 is a new version: processed again.
+
+A worker killed mid-batch never records its outcome: its claim stays ``processing``. After
+``drift.inbox_claim_timeout_minutes`` such a claim is stale: the file is pending again and the next
+claimant takes it over (under the state lock, so one of several does), noting ``reclaimed_from``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from reviewops.config import Settings
 from reviewops.monitoring.common import iso_utc, monitor_dir, read_state, utc_now
-from reviewops.orchestration import state
+from reviewops.orchestration import locks, state
 from reviewops.reports import sha256_file, write_json
 
 LEDGER_FILE = "inbox_ledger.json"
 PROCESSING = "processing"
 MAX_TEXT = 2000  # an error message is cut here (a Prefect variable holds 5,000 characters of JSON)
 _local_lock = threading.Lock()
+logger = logging.getLogger(__name__)
 
 
 def ledger_path(settings: Settings) -> Path:
@@ -56,6 +63,28 @@ def _entry_of(settings: Settings, name: str, sha256: str) -> dict[str, Any] | No
     return entry if entry and entry.get("sha256") == sha256 else None
 
 
+def is_stale(settings: Settings, entry: dict[str, Any] | None, now: datetime | None = None) -> bool:
+    """True for a ``processing`` claim older than ``drift.inbox_claim_timeout_minutes`` (its worker died)."""
+    timeout = settings.drift.inbox_claim_timeout_minutes
+    if not entry or entry.get("status") != PROCESSING or timeout <= 0:
+        return False
+    try:
+        claimed = utc_now(datetime.fromisoformat(str(entry.get("claimed_at")).replace("Z", "+00:00")))
+    except ValueError:
+        return True  # a claim without a readable time can't be waited out
+    return (utc_now(now) - claimed).total_seconds() > timeout * 60
+
+
+def _takeover(settings: Settings, name: str, old: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
+    logger.warning(
+        "inbox: %s was claimed at %s and is still 'processing' after %d minutes (its worker died?): taking it over",
+        name,
+        old.get("claimed_at"),
+        settings.drift.inbox_claim_timeout_minutes,
+    )
+    return {**entry, "reclaimed_from": old.get("claimed_at")}
+
+
 def pending_inbox_files(settings: Settings, inbox_dir: Path | str | None = None) -> list[Path]:
     """Supported files in the inbox not yet in the ledger (or changed since), oldest name first.
 
@@ -71,7 +100,13 @@ def pending_inbox_files(settings: Settings, inbox_dir: Path | str | None = None)
         for p in inbox.iterdir()
         if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in SUPPORTED_SUFFIXES
     )
-    return [p for p in files if _entry_of(settings, p.name, sha256_file(p)) is None]
+    now = utc_now()
+    pending = []
+    for p in files:
+        entry = _entry_of(settings, p.name, sha256_file(p))
+        if entry is None or is_stale(settings, entry, now):
+            pending.append(p)
+    return pending
 
 
 def claim_inbox(settings: Settings, path: Path | str) -> bool:
@@ -80,12 +115,23 @@ def claim_inbox(settings: Settings, path: Path | str) -> bool:
     digest = sha256_file(path)
     entry = {"name": path.name, "sha256": digest, "status": PROCESSING, "claimed_at": iso_utc(utc_now())}
     if state.settings_use_prefect(settings):
-        return state.create(entry_variable(settings, path.name, digest), entry)
+        name = entry_variable(settings, path.name, digest)
+        if state.create(name, entry):
+            return True
+        with locks.state_lock(settings.orchestration):  # one of several claimants takes a stale claim over
+            current = state.get(name, None)
+            if current is None:
+                return state.create(name, entry)
+            if not is_stale(settings, current):
+                return False
+            state.put(name, _takeover(settings, path.name, current, entry))
+        return True
     with _local_lock:
-        if _entry_of(settings, path.name, digest) is not None:
+        current = _entry_of(settings, path.name, digest)
+        if current is not None and not is_stale(settings, current):
             return False
         ledger = read_state(ledger_path(settings), {})
-        ledger[path.name] = entry
+        ledger[path.name] = entry if current is None else _takeover(settings, path.name, current, entry)
         write_json(ledger_path(settings), ledger)
     return True
 

@@ -19,6 +19,7 @@ import pandas as pd
 
 from reviewops.config import Settings
 from reviewops.errors import ReviewOpsError
+from reviewops.models.tokens import TRUNCATION_ATTR, encode_texts
 from reviewops.schema import LABEL2ID, LABELS
 from reviewops.training.callbacks import quiet_stdout, trainer_callbacks
 from reviewops.training.checkpoints import train_with_resume
@@ -221,8 +222,6 @@ def _load_base(base: Path | str, settings: Settings) -> tuple[Any, Any]:
 
 def _encode(df: pd.DataFrame, tokenizer: Any, max_len: int, truncation: str = "head") -> Encoded:
     """Tokenized rows with their integer label (cut as the classifier cuts them: ``encode_texts``)."""
-    from reviewops.models.sentiment import encode_texts
-
     enc = encode_texts(tokenizer, df["text"].astype(str).tolist(), max_len, truncation)
     return [
         {"input_ids": ids, "attention_mask": mask, "labels": int(label)}
@@ -360,7 +359,6 @@ def train_sentiment(
     from transformers import set_seed
 
     from reviewops.models.pretrained import resolve_model_path
-    from reviewops.models.sentiment import TRUNCATION_ATTR
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     start = time.perf_counter()
@@ -374,8 +372,7 @@ def train_sentiment(
     train_df, val_df, n_reviews = _select_rows(settings, train_df, val_df)
     tokenizer, model = _load_base(base, settings)
     setattr(model.config, TRUNCATION_ATTR, cfg.truncation)  # saved with the model; its classifier reads it
-    train_rows = _encode(train_df, tokenizer, cfg.max_length, cfg.truncation)
-    val_rows = _encode(val_df, tokenizer, cfg.max_length, cfg.truncation)
+    train_rows, val_rows = (_encode(df, tokenizer, cfg.max_length, cfg.truncation) for df in (train_df, val_df))
     weights = class_weights(train_df["label_id"].astype(int).to_numpy()) if cfg.class_weights else None
     trainer = _trainer(settings, model, tokenizer, (train_rows, val_rows), weights, ckpt_dir)
     knobs = {**cfg.model_dump(mode="json"), "label_smoothing": smoothing, "loss": loss}

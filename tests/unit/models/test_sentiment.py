@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from reviewops.config import SentimentConfig
-from reviewops.models.sentiment import SentimentClassifier, encode_batch, encode_texts, quantize_int8
+from reviewops.models.sentiment import SentimentClassifier, quantize_int8
+from reviewops.models.tokens import encode_batch, encode_texts
 from tests.unit.models.test_sentiment_threads import N_THREADS, ROUNDS, _texts, mean_pooled_checkpoint, race
 
 CFG = SentimentConfig(max_length=64)

@@ -41,6 +41,43 @@ def test_an_inbox_file_is_claimed_by_one_caller(tmp_path):
     assert inbox.claim_inbox(settings, box / "a.csv")
 
 
+def _claim_in_threads(settings, path, n=8) -> list[bool]:
+    wins: list[bool] = []
+    threads = [threading.Thread(target=lambda: wins.append(inbox.claim_inbox(settings, path))) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sorted(wins)
+
+
+def test_a_dead_workers_claim_is_taken_over_once_after_the_timeout(tmp_path, caplog):
+    settings = monitor_settings(tmp_path)
+    box = Path(settings.drift.inbox_dir)
+    box.mkdir()
+    (box / "a.csv").write_text("text,rating\nok,5\n")
+    assert inbox.claim_inbox(settings, box / "a.csv")  # then the worker is killed: no record_inbox
+    assert inbox.pending_inbox_files(settings) == []  # a fresh claim is respected
+    ledger = json.loads(inbox.ledger_path(settings).read_text())
+    old = datetime.now(UTC) - timedelta(minutes=settings.drift.inbox_claim_timeout_minutes + 1)
+    ledger["a.csv"]["claimed_at"] = old.strftime("%Y-%m-%dT%H:%M:%SZ")
+    inbox.ledger_path(settings).write_text(json.dumps(ledger))
+    assert inbox.is_stale(settings, ledger["a.csv"])
+    assert [p.name for p in inbox.pending_inbox_files(settings)] == ["a.csv"]
+    assert _claim_in_threads(settings, box / "a.csv") == [False] * 7 + [True]
+    entry = inbox.read_ledger(settings)["a.csv"]
+    assert entry["status"] == "processing" and entry["reclaimed_from"] == ledger["a.csv"]["claimed_at"]
+    assert "taking it over" in caplog.text
+    assert inbox.pending_inbox_files(settings) == []
+    # finished claims never go stale, and timeout 0 waits forever
+    inbox.record_inbox(settings, box / "a.csv", "completed")
+    assert not inbox.is_stale(settings, {**inbox.read_ledger(settings)["a.csv"], "claimed_at": "2000-01-01T00:00:00Z"})
+    forever = settings.model_copy(
+        update={"drift": settings.drift.model_copy(update={"inbox_claim_timeout_minutes": 0})}
+    )
+    assert not inbox.is_stale(forever, {"status": "processing", "claimed_at": "2000-01-01T00:00:00Z"})
+
+
 def test_cooldown_claim_is_check_and_start_in_one_step(tmp_path):
     settings = monitor_settings(tmp_path, cooldown_minutes=60)
     t0 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)

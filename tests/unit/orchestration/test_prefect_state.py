@@ -74,6 +74,26 @@ def test_inbox_ledger_in_variables(shared):
     assert list(ledger) == ["a.csv"] and ledger["a.csv"]["status"] == "completed" and ledger["a.csv"]["claimed_at"]
 
 
+def test_a_stale_inbox_claim_in_variables_is_taken_over_by_one_claimant(shared):
+    box = Path(shared.drift.inbox_dir)
+    box.mkdir()
+    (box / "a.csv").write_text("text,rating\na,5\n")
+    name = inbox.entry_variable(shared, "a.csv", inbox.sha256_file(box / "a.csv"))
+    dead = {"name": "a.csv", "sha256": "x", "status": "processing", "claimed_at": "2000-01-01T00:00:00Z"}
+    state.put(name, dead)  # a worker claimed it long ago and was killed
+    assert [p.name for p in inbox.pending_inbox_files(shared)] == ["a.csv"]
+    wins: list[bool] = []
+    threads = [threading.Thread(target=lambda: wins.append(inbox.claim_inbox(shared, box / "a.csv"))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(wins) == [False] * 3 + [True]
+    entry = state.get(name)
+    assert entry["status"] == "processing" and entry["reclaimed_from"] == "2000-01-01T00:00:00Z"
+    assert inbox.pending_inbox_files(shared) == []
+
+
 _CLAIM = """
 import json, sys, time
 from reviewops.config import Settings

@@ -55,7 +55,8 @@ def test_head_tail_truncation_is_recorded_and_read_back_by_the_classifier(
 ) -> None:
     """A model trained with head_tail is served with head_tail, whatever the serving settings say."""
     from reviewops.config import SentimentConfig
-    from reviewops.models.sentiment import SentimentClassifier, encode_texts
+    from reviewops.models.sentiment import SentimentClassifier
+    from reviewops.models.tokens import encode_texts
 
     df = synthetic_processed(40)
     settings = quick_settings(tmp_path, tiny["causal"], tiny["encoder"], sentiment_max_steps=1)

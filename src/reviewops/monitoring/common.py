@@ -30,6 +30,11 @@ def iso_utc(ts: datetime) -> str:
     return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def parse_iso_utc(text: str) -> datetime:
+    """The aware datetime of an :func:`iso_utc` string (``...Z``). Raises ValueError on other text."""
+    return utc_now(datetime.fromisoformat(text.replace("Z", "+00:00")))
+
+
 def monitor_dir(settings: Settings) -> Path:
     """``<reports_dir>/monitor``: cooldown state, inbox ledger and one summary per batch."""
     return Path(settings.paths.reports_dir) / "monitor"

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from reviewops.config import Settings
-from reviewops.monitoring.common import iso_utc, monitor_dir, read_state, utc_now
+from reviewops.monitoring.common import iso_utc, monitor_dir, parse_iso_utc, read_state, utc_now
 from reviewops.orchestration import locks, state
 from reviewops.reports import write_json
 
@@ -56,7 +56,7 @@ def status_of(data: dict[str, Any], minutes: float, now: datetime) -> dict[str, 
     last = data.get("last_retrain_at")
     out = {"active": False, "last_retrain_at": last, "until": None, "minutes": minutes}
     if last and minutes > 0:
-        until = datetime.fromisoformat(last.replace("Z", "+00:00")) + timedelta(minutes=minutes)
+        until = parse_iso_utc(last) + timedelta(minutes=minutes)
         out.update(active=now < until, until=iso_utc(until))
     return out
 

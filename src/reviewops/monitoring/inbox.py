@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from reviewops.config import Settings
-from reviewops.monitoring.common import iso_utc, monitor_dir, read_state, utc_now
+from reviewops.monitoring.common import iso_utc, monitor_dir, parse_iso_utc, read_state, utc_now
 from reviewops.orchestration import locks, state
 from reviewops.reports import sha256_file, write_json
 
@@ -69,7 +69,7 @@ def is_stale(settings: Settings, entry: dict[str, Any] | None, now: datetime | N
     if not entry or entry.get("status") != PROCESSING or timeout <= 0:
         return False
     try:
-        claimed = utc_now(datetime.fromisoformat(str(entry.get("claimed_at")).replace("Z", "+00:00")))
+        claimed = parse_iso_utc(str(entry.get("claimed_at")))
     except ValueError:
         return True  # a claim without a readable time can't be waited out
     return (utc_now(now) - claimed).total_seconds() > timeout * 60

@@ -97,12 +97,17 @@ def agreed_stop() -> Any:
     return AgreedStop()
 
 
-def trainer_callbacks(settings: Settings, has_eval: bool, patience: int | None = None) -> list[Any]:
-    """The MLflow step logger, plus early stopping when there is an eval set (agreed by all ranks under torchrun)."""
+def trainer_callbacks(
+    settings: Settings, has_eval: bool, patience: int | None = None, early_stopping: bool = True
+) -> list[Any]:
+    """The MLflow step logger, plus early stopping when there is an eval set (agreed by all ranks under torchrun).
+
+    ``early_stopping=False``: evaluations are logged but never stop training (train every step).
+    """
     from transformers import EarlyStoppingCallback
 
     callbacks: list[Any] = [step_logger()]
-    if has_eval:
+    if has_eval and early_stopping:
         callbacks.append(
             EarlyStoppingCallback(early_stopping_patience=patience or settings.train.early_stopping_patience)
         )

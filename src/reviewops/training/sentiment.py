@@ -245,7 +245,14 @@ def _trainer(
     train_rows, val_rows = rows
     # Keep the checkpoint with the best validation macro-F1 (what the gate judges), not the lowest
     # loss: with class weights the two disagree, and the loss favours the majority class.
-    best = {"metric_for_best_model": "eval_macro_f1", "greater_is_better": True} if val_rows else {}
+    # sentiment.checkpoint=last: no selection, no early stopping; the final weights are kept.
+    last = checkpoint_policy(settings.sentiment) == "last"
+    if not val_rows:
+        best: dict[str, Any] = {}
+    elif last:
+        best = {"load_best_model_at_end": False}
+    else:
+        best = {"metric_for_best_model": "eval_macro_f1", "greater_is_better": True}
     args = training_args(
         ckpt_dir,
         prof,
@@ -266,7 +273,7 @@ def _trainer(
         eval_dataset=Rows(val_rows) if val_rows else None,
         processing_class=tokenizer,
         compute_metrics=_sentiment_metrics,
-        callbacks=trainer_callbacks(settings, bool(val_rows), prof.sentiment_patience),
+        callbacks=trainer_callbacks(settings, bool(val_rows), prof.sentiment_patience, early_stopping=not last),
         class_weights=weights,
         label_smoothing=smoothing,
         loss=loss,
@@ -321,13 +328,29 @@ def _tune_thresholds(trainer: Any, val_rows: Encoded) -> dict[str, float]:
     }
 
 
+def checkpoint_policy(cfg: Any) -> str:
+    """``sentiment.checkpoint`` of config ``cfg``: ``best`` (default where absent) or ``last``."""
+    return str(getattr(cfg, "checkpoint", "best"))
+
+
+def last_eval(log_history: list[dict[str, Any]]) -> dict[str, float]:
+    """The metrics of the last evaluation in ``log_history`` (the kept one under ``checkpoint: last``)."""
+    evals = [h for h in log_history if "eval_macro_f1" in h]
+    return best_eval(evals[-1:], "eval_macro_f1", True)
+
+
 def _final_metrics(
-    training_loss: float, history: list[dict[str, Any]], n_added: int, weights: np.ndarray | None
+    training_loss: float,
+    history: list[dict[str, Any]],
+    n_added: int,
+    weights: np.ndarray | None,
+    checkpoint: str = "best",
 ) -> dict[str, float]:
     """Final loss, the kept evaluation's metrics, summary rows added and the class weights used."""
+    kept = last_eval(history) if checkpoint == "last" else best_eval(history, "eval_macro_f1", True)
     metrics = {
         "train/loss": float(training_loss),
-        **best_eval(history, "eval_macro_f1", True),
+        **kept,
         "train/summary_rows_added": float(n_added),
     }
     if weights is not None:
@@ -383,7 +406,7 @@ def train_sentiment(
     final_dir = out_dir / SENTIMENT_DIR
     on_main(lambda: _save_final(trainer.model, tokenizer, final_dir))  # the others wait until it is written
     history = trainer.state.log_history
-    final = _final_metrics(output.training_loss, history, len(train_rows) - n_reviews, weights)
+    final = _final_metrics(output.training_loss, history, len(train_rows) - n_reviews, weights, checkpoint_policy(cfg))
     metrics = mean_metrics({**final, **tuned})  # the training loss differs per process
     return TrainResult(
         name=SENTIMENT_DIR,

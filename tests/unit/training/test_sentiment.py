@@ -224,3 +224,42 @@ def test_frozen_word_embeddings_stay_as_loaded(tmp_path: Path, tiny: dict[str, P
     assert (after[word] == before[base_word]).all()
     moved = [k for k in after if k.endswith("attention.self.query.weight")]
     assert moved and any(not (after[k] == before[k]).all() for k in moved if k in before)
+
+
+def test_checkpoint_last_trains_every_step_and_keeps_the_final_weights(tmp_path: Path, tiny: dict[str, Path]) -> None:
+    """``sentiment.checkpoint: last``: no early stopping, no best-checkpoint reload, last eval reported."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    df = synthetic_processed(40)
+    settings = quick_settings(
+        tmp_path, tiny["causal"], tiny["encoder"], sentiment_max_steps=6, sentiment_eval_steps=1, sentiment_patience=1
+    )
+    settings = settings.model_copy(
+        update={"sentiment": settings.sentiment.model_copy(update={"checkpoint": "last", "pooling": "mean"})}
+    )
+    result = train_sentiment(settings, df, df[32:], tmp_path / "out", resume=False)
+    assert result.global_step == 6  # patience 1 on a 6-step run would have stopped it on the first non-gain
+    evals = [h for h in result.log_history if "eval_macro_f1" in h]
+    assert [h["step"] for h in evals] == [1, 2, 3, 4, 5, 6]
+    assert result.metrics["eval/macro_f1"] == pytest.approx(evals[-1]["eval_macro_f1"])
+    assert result.metrics["eval/loss"] == pytest.approx(evals[-1]["eval_loss"])
+    # the saved weights are step 6's: equal to the last checkpoint's, whatever validation said
+    saved = AutoModelForSequenceClassification.from_pretrained(result.model_dir)
+    step6 = AutoModelForSequenceClassification.from_pretrained(
+        tmp_path / "out" / "checkpoints" / "sentiment" / "checkpoint-6"
+    )
+    for (name, a), b in zip(saved.state_dict().items(), step6.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+
+
+def test_checkpoint_policy_defaults_to_best_and_refuses_other_values() -> None:
+    from pydantic import ValidationError
+
+    from reviewops.config import SentimentConfig
+    from reviewops.training.sentiment import checkpoint_policy
+
+    assert SentimentConfig().checkpoint == "best"
+    assert checkpoint_policy(object()) == "best"  # configs from before the knob
+    with pytest.raises(ValidationError):
+        SentimentConfig(checkpoint="latest")

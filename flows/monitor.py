@@ -77,9 +77,13 @@ def emit_drift_event(batch: str, name: str, drift: dict) -> dict:
 
 @task(name="append-batch-to-raw", cache_policy=NO_CACHE)
 def append_to_raw(settings: Settings, batch: str) -> dict:
-    """Copy the batch into data/raw (append-only) and record the new data.dvc version (DVC lock held)."""
+    """Copy the batch into data/raw (append-only) and record the new data.dvc version (DVC lock held).
+
+    A batch whose bytes are already there (a run that took over from a worker killed after its
+    append) continues with that copy (``reused``) instead of failing.
+    """
     with locks.dvc_lock(settings.orchestration):
-        return batches.append_batch_to_raw(settings, Path(batch))
+        return batches.append_batch_to_raw(settings, Path(batch), existing_ok=True)
 
 
 @task(name="retune-split", cache_policy=NO_CACHE)

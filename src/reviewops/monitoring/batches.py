@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import re
 import shutil
@@ -15,6 +16,8 @@ import pandas as pd
 from reviewops.config import Settings
 from reviewops.errors import ReviewOpsError
 from reviewops.reports import sha256_file
+
+logger = logging.getLogger(__name__)
 
 
 def batch_name(path: Path | str) -> str:
@@ -126,19 +129,30 @@ def _unique_raw_name(raw_dir: Path, source: Path) -> Path:
     return dest
 
 
+def _same_content(batch_path: Path, digest: str, raw_dir: Path) -> Path | None:
+    """The file in ``raw_dir`` whose bytes equal the batch's (sha256 ``digest``), if any (dot files skipped)."""
+    if not raw_dir.is_dir():
+        return None
+    size = batch_path.stat().st_size
+    for existing in sorted(raw_dir.iterdir()):
+        if (
+            existing.is_file()
+            and not existing.name.startswith(".")
+            and existing.stat().st_size == size
+            and sha256_file(existing) == digest
+        ):
+            return existing
+    return None
+
+
 def _check_appendable(settings: Settings, batch_path: Path, raw_dir: Path) -> str:
     """The batch's sha256, after refusing a file already in ``raw_dir`` or review ids that exist there."""
     if not batch_path.is_file():
         raise ReviewOpsError(f"{batch_path}: not a file; pass one batch file to append")
     digest = sha256_file(batch_path)
-    if raw_dir.is_dir():
-        for existing in raw_dir.iterdir():
-            if (
-                existing.is_file()
-                and existing.stat().st_size == batch_path.stat().st_size
-                and sha256_file(existing) == digest
-            ):
-                raise ReviewOpsError(f"{batch_path} is already in the raw data as {existing}; nothing to append")
+    existing = _same_content(batch_path, digest, raw_dir)
+    if existing is not None:
+        raise ReviewOpsError(f"{batch_path} is already in the raw data as {existing}; nothing to append")
     clash = sorted(_review_ids(settings, batch_path) & _existing_ids(settings))
     if clash:
         raise ReviewOpsError(
@@ -148,28 +162,41 @@ def _check_appendable(settings: Settings, batch_path: Path, raw_dir: Path) -> st
     return digest
 
 
-def append_batch_to_raw(settings: Settings, batch_path: Path | str, root: Path | str = ".") -> dict[str, Any]:
+def append_batch_to_raw(
+    settings: Settings, batch_path: Path | str, root: Path | str = ".", existing_ok: bool = False
+) -> dict[str, Any]:
     """Copy a batch into ``paths.raw_dir`` and record the new raw version in ``data.dvc``.
 
     Raw data is append-only: the batch gets a name no existing file has (``x.csv``, ``x-1.csv``…)
     and nothing there is modified. The rows keep that file name as ``source_file`` through the
     DVC stages, which is how :func:`reviewops.monitoring.retune.build_retune_split` finds them.
 
+    ``existing_ok``: when a raw file already holds the batch's exact bytes (a re-tune taking over
+    from a worker that died after its append), use that file instead of refusing: nothing is
+    copied, ``data.dvc`` is brought up to date (the dead worker may have died before recording it)
+    and ``reused`` is True.
+
     Returns:
-        ``raw_file`` (name), ``raw_path``, ``old_version`` / ``new_version`` (``data.dvc`` md5),
-        ``changed``.
+        ``raw_file`` (name), ``raw_path``, ``sha256``, ``old_version`` / ``new_version``
+        (``data.dvc`` md5), ``changed``, ``reused``, ``dvc_file``.
 
     Raises:
-        ReviewOpsError: the same file content is already in the raw folder, or its review ids
-            collide with existing ones (the ``review_id_conflict`` rule would quarantine both copies
-            and fail the whole data set's validation).
+        ReviewOpsError: the same file content is already in the raw folder (unless
+            ``existing_ok``), or its review ids collide with existing ones (the
+            ``review_id_conflict`` rule would quarantine both copies and fail the whole data
+            set's validation).
     """
     from reviewops.data import versioning
 
     batch_path = Path(batch_path)
     raw_dir = Path(settings.paths.raw_dir)
-    digest = _check_appendable(settings, batch_path, raw_dir)
     root = Path(root)
+    if existing_ok and batch_path.is_file():
+        digest = sha256_file(batch_path)
+        existing = _same_content(batch_path, digest, raw_dir)
+        if existing is not None:
+            return _reuse_raw_copy(settings, batch_path, existing, digest, root)
+    digest = _check_appendable(settings, batch_path, raw_dir)
     versioning.ensure_repo(root)
     old = versioning.data_version(root / versioning.RAW_DVC_FILE)
     raw_dir.mkdir(parents=True, exist_ok=True)
@@ -185,5 +212,33 @@ def append_batch_to_raw(settings: Settings, batch_path: Path | str, root: Path |
         "old_version": old,
         "new_version": tracked["md5"],
         "changed": tracked["changed"],
+        "reused": False,
+        "dvc_file": tracked["dvc_file"],
+    }
+
+
+def _reuse_raw_copy(settings: Settings, batch_path: Path, existing: Path, digest: str, root: Path) -> dict[str, Any]:
+    """``append_batch_to_raw(existing_ok=True)`` when ``existing`` already holds the batch's bytes."""
+    from reviewops.data import versioning
+
+    raw_dir = Path(settings.paths.raw_dir)
+    # No review-id check: the copy passed it when it was appended, and every later append is
+    # checked against it (raw data is append-only).
+    logger.warning(
+        "%s is already in the raw data as %s (an earlier run appended it): continuing with that copy",
+        batch_path,
+        existing,
+    )
+    versioning.ensure_repo(root)
+    old = versioning.data_version(root / versioning.RAW_DVC_FILE)
+    tracked = versioning.track_raw(root=root, raw_dir=raw_dir)
+    return {
+        "raw_file": existing.name,
+        "raw_path": str(existing),
+        "sha256": digest,
+        "old_version": old,
+        "new_version": tracked["md5"],
+        "changed": tracked["changed"],
+        "reused": True,
         "dvc_file": tracked["dvc_file"],
     }

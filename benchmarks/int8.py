@@ -214,6 +214,130 @@ def sentiment_part(model_dir: Path, settings: Any, test: Any, args: argparse.Nam
     }
 
 
+def quantizable_linears(model: Any, keep: tuple[str, ...] = ("classifier",)) -> list[str]:
+    """Names of the ``nn.Linear`` layers :func:`quantize_int8` turns int8 (those outside ``keep``)."""
+    import torch
+
+    return [
+        name
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear) and not any(name == k or name.startswith(k + ".") for k in keep)
+    ]
+
+
+def _mean_kl(ref: Any, other: Any) -> float:
+    import numpy as np
+
+    p, q = np.clip(ref, 1e-12, None), np.clip(other, 1e-12, None)
+    return float((p * (np.log(p) - np.log(q))).sum(axis=1).mean())
+
+
+def layer_sensitivity(fp32: Any, texts: list[str], batch_size: int) -> list[dict[str, Any]]:
+    """Each quantizable Linear alone in int8: mean KL(fp32 || that) on ``texts``, most sensitive first."""
+    from reviewops.models.sentiment import SentimentClassifier, quantize_int8
+
+    ref = fp32.predict_proba(texts, batch_size=batch_size)
+    names = quantizable_linears(fp32.model)
+    out = []
+    for i, name in enumerate(names):
+        others = tuple(n for n in names if n != name)
+        one = SentimentClassifier(quantize_int8(fp32.model, keep=("classifier", *others)), fp32.tokenizer, fp32.cfg)
+        out.append({"layer": name, "kl": _mean_kl(ref, one.predict_proba(texts, batch_size=batch_size))})
+        if (i + 1) % 12 == 0:
+            _log(f"sensitivity: {i + 1}/{len(names)} layers")
+    return sorted(out, key=lambda r: -r["kl"])
+
+
+def mixed_part(model_dir: Path, settings: Any, parts: dict, args: argparse.Namespace) -> dict:
+    """torch int8 keeping the K most int8-sensitive Linear layers in fp32, K chosen without the test rows.
+
+    Sensitivity: each Linear quantized alone, mean KL divergence from fp32 on ``--calibration-rows``
+    training texts (labels unused). For each ``--fp32-layers`` K: argmax agreement with fp32 on all
+    training + validation texts (the choice rule: the smallest K reaching ``--min-agreement``), then
+    macro-F1 and agreement on the test rows, and 1-thread reviews/s against torch fp32, passes
+    alternating.
+    """
+    import numpy as np
+
+    from reviewops.evaluation.metrics import sentiment_metrics
+    from reviewops.models.sentiment import SentimentClassifier, quantize_int8
+    from reviewops.schema import LABELS
+
+    fp32 = SentimentClassifier.load(model_dir, settings.sentiment)
+    bs = args.batch_size
+    calib = parts["train"]["text"].sample(n=min(args.calibration_rows, len(parts["train"])), random_state=0).tolist()
+    _log(f"int8 sensitivity of {len(quantizable_linears(fp32.model))} Linear layers on {len(calib)} training texts")
+    ranked = layer_sensitivity(fp32, calib, bs)
+    choose = parts["train"]["text"].tolist() + parts["val"]["text"].tolist()
+    test_texts, labels = parts["test"]["text"].tolist(), parts["test"]["label"].tolist()
+
+    def labels_of(p: Any) -> list[str]:
+        return [LABELS[i] for i in np.asarray(p).argmax(axis=1)]
+
+    ref_choose, ref_test = labels_of(fp32.predict_proba(choose, bs)), labels_of(fp32.predict_proba(test_texts, bs))
+    f1_fp32 = sentiment_metrics(labels, ref_test)["macro_f1"]
+    models: dict[str, Any] = {"fp32": fp32}
+    rows = []
+    for k in args.fp32_layers:
+        keep = tuple(r["layer"] for r in ranked[:k])
+        clf = SentimentClassifier(quantize_int8(fp32.model, keep=("classifier", *keep)), fp32.tokenizer, fp32.cfg)
+        models[f"int8_keep{k}"] = clf
+        preds = labels_of(clf.predict_proba(test_texts, bs))
+        q = sentiment_metrics(labels, preds)
+        rows.append(
+            {
+                "fp32_layers": k,
+                "kept": list(keep),
+                "choice_agreement": _agreement(ref_choose, labels_of(clf.predict_proba(choose, bs))),
+                "test_agreement": _agreement(ref_test, preds),
+                "macro_f1": round(q["macro_f1"], 4),
+                "f1_neutral": round(q["f1_neutral"], 4),
+                "macro_f1_delta": round(q["macro_f1"] - f1_fp32, 4),
+            }
+        )
+        _log(f"fp32 layers {k}: choice agreement {rows[-1]['choice_agreement']}, test Δ {rows[-1]['macro_f1_delta']}")
+    speed_texts = test_texts[: args.speed_rows]
+    runs = {
+        name: ((lambda c=c: c.predict_proba(speed_texts, batch_size=bs)), len(speed_texts))
+        for name, c in models.items()
+    }
+    _log(f"mixed int8 speed at 1 thread, {len(speed_texts)} rows x {args.repeats} passes each")
+    rates = timed_rates(runs, 1, args.repeats)
+    speedups = _speedups(rates, "fp32", tuple(models))
+    for row in rows:
+        row["speedup"] = speedups[f"int8_keep{row['fp32_layers']}"]
+    chosen = next((r["fp32_layers"] for r in rows if r["choice_agreement"] >= args.min_agreement), None)
+    return {
+        "calibration_rows": len(calib),
+        "choice_rows": len(choose),
+        "min_agreement": args.min_agreement,
+        "chosen_fp32_layers": chosen,
+        "fp32_macro_f1": round(f1_fp32, 4),
+        "ranking": ranked,
+        "rows": rows,
+        "rates": rates,
+    }
+
+
+def _mixed_lines(m: dict) -> list[str]:
+    lines = [
+        f"## torch int8 with the most sensitive Linear layers fp32 (ranked on {m['calibration_rows']} training "
+        f"texts; choice: smallest K with agreement >= {m['min_agreement']} on {m['choice_rows']} train+val texts "
+        f"-> K = {m['chosen_fp32_layers']})",
+        f"torch fp32 macro-F1 {m['fp32_macro_f1']:.4f}; most sensitive: "
+        + ", ".join(f"{r['layer']} ({r['kl']:.2e})" for r in m["ranking"][:6]),
+        "| fp32 layers | choice agreement | test agreement | macro-F1 | Δ vs fp32 | F1 neu "
+        "| 1 thread vs fp32 wall (CPU time) |",
+        "|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in m["rows"]:
+        lines.append(
+            f"| {r['fp32_layers']} | {r['choice_agreement']:.4f} | {r['test_agreement']:.4f} | {r['macro_f1']:.4f} "
+            f"| {r['macro_f1_delta']:+.4f} | {r['f1_neutral']:.3f} | {_ratio(r['speedup'])} |"
+        )
+    return lines
+
+
 def summarizer_part(settings: Any, test: Any, args: argparse.Namespace) -> dict[str, Any]:
     """Generation reviews/s of the summarizer fp32 vs int8, titles changed, ROUGE-L against the reviewers'."""
     from reviewops.evaluation.metrics import rouge_scores
@@ -318,7 +442,7 @@ def render(report: dict) -> str:
         f"# int8 vs fp32, torch and ONNX Runtime ({m['cpu']}, {m['usable_cores']} usable cores, "
         f"load {m['load_average_at_start']})",
         f"command: {report['command']}",
-        *_sentiment_lines(report["sentiment"]),
+        *(_sentiment_lines(report["sentiment"]) if report.get("sentiment") else []),
     ]
     if report.get("summarizer"):
         g = report["summarizer"]
@@ -331,6 +455,10 @@ def render(report: dict) -> str:
             f"int8 {g['rougeL']['int8']:.4f}",
         ]
         lines += [f"- `{e['fp32']}` -> `{e['int8']}`" for e in g["examples"]]
+    if report.get("mixed"):
+        lines += _mixed_lines(report["mixed"])
+    if not report["targets"]:
+        return "\n".join(lines)
     lines += ["## Targets (judged against torch fp32, the current default)"]
     lines += [f"- {t['target']}: {t['value']} -> {t['verdict']}" for t in report["targets"]]
     passing = [n for n in INT8_RUNTIMES if all(t["verdict"] == "PASS" for t in report["targets"] if t["runtime"] == n)]
@@ -378,6 +506,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="Keep the ONNX exports here (default: a temporary directory, exported afresh each run).",
     )
+    parser.add_argument(
+        "--fp32-layers",
+        type=lambda v: [int(x) for x in v.split(",")],
+        default=None,
+        metavar="K,K,...",
+        help="Also run torch int8 keeping the K most int8-sensitive Linear layers in fp32, for each K "
+        "(e.g. 0,2,4,8,12); the ranking and the choice of K use training/validation texts only.",
+    )
+    parser.add_argument("--calibration-rows", type=int, default=128, help="Training texts for the sensitivity ranking.")
+    parser.add_argument(
+        "--min-agreement", type=float, default=0.995, help="Choice rule: smallest K with this agreement on train+val."
+    )
+    parser.add_argument("--skip-runtimes", action="store_true", help="Leave out the four-runtime comparison.")
     parser.add_argument("--json", type=Path, default=None, help="Also write the report here.")
     return parser.parse_args(argv)
 
@@ -394,10 +535,14 @@ def main(argv: list[str] | None = None) -> int:
         settings, parts = split_rows(args.data, work, args)
         _log(f"split: {len(parts['train'])} train, {len(parts['val'])} val, {len(parts['test'])} test rows")
         model_dir = fine_tuned(settings, parts, args.model, work, args.data)
-        report["sentiment"] = sentiment_part(model_dir, settings, parts["test"], args, args.onnx_cache or work / "onnx")
+        if not args.skip_runtimes:
+            cache = args.onnx_cache or work / "onnx"
+            report["sentiment"] = sentiment_part(model_dir, settings, parts["test"], args, cache)
+        if args.fp32_layers:
+            report["mixed"] = mixed_part(model_dir, settings, parts, args)
         if not args.skip_summarizer:
             report["summarizer"] = summarizer_part(settings, parts["test"], args)
-    report["targets"] = targets(report)
+    report["targets"] = targets(report) if "sentiment" in report else []
     print(render(report))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2), encoding="utf-8")

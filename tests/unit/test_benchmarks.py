@@ -234,10 +234,18 @@ def test_int8_benchmark_runs_on_a_tiny_model(tmp_path):
     base, kept, out = build_tiny_encoder(tmp_path / "base"), tmp_path / "kept", tmp_path / "int8.json"
     cmd = [sys.executable, str(BENCHMARKS / "int8.py"), "--set", f"sentiment.model={base}"]
     cmd += ["--set", "train.profile=quick", "--speed-rows", "16", "--repeats", "1", "--skip-summarizer"]
-    cmd += ["--model", str(kept), "--json", str(out)]
+    cmd += ["--model", str(kept), "--json", str(out), "--fp32-layers", "0,2", "--calibration-rows", "16"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=BENCHMARKS.parent)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(out.read_text(encoding="utf-8"))
+    m = report["mixed"]  # the most int8-sensitive layers kept fp32, ranked on training texts
+    kls = [r["kl"] for r in m["ranking"]]
+    assert len(kls) > 2 and kls == sorted(kls, reverse=True) and min(kls) > -1e-6  # KL >= 0 up to rounding
+    assert [r["fp32_layers"] for r in m["rows"]] == [0, 2]
+    assert m["rows"][0]["kept"] == [] and m["rows"][1]["kept"] == [r["layer"] for r in m["ranking"][:2]]
+    assert all(0 <= r["test_agreement"] <= 1 and r["speedup"]["speedup"] > 0 for r in m["rows"])
+    assert m["chosen_fp32_layers"] in (None, 0, 2) and m["calibration_rows"] == 16
+    assert "## torch int8 with the most sensitive Linear layers fp32" in proc.stdout
     s = report["sentiment"]
     assert s["test_rows"] > 300 and s["speed_rows"] == 16  # the 0.45 test split of the 1k sample
     assert set(s["quality"]) == set(module.RUNTIMES)

@@ -54,6 +54,7 @@ def test_recipe_benchmark_overrides_are_valid_settings(tmp_path):
     assert got["cls-titles"].sentiment.pooling == "cls"
     assert got["previous"].train.active.sentiment_max_steps == 100
     assert got["previous"].train.active.sentiment_patience == 3
+    assert got["previous"].sentiment.checkpoint == "best" and got["current"].sentiment.checkpoint == "last"
     assert got["head-tail"].sentiment.truncation == "head_tail"
 
 

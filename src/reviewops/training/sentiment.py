@@ -1,4 +1,7 @@
-"""Fine-tune the 3-class sentiment classifier: class-weighted loss, best-macro-F1 selection, neutral-class aids.
+"""Fine-tune the 3-class sentiment classifier: class-weighted loss, final or best-macro-F1 weights, neutral-class aids.
+
+``sentiment.checkpoint``: ``last`` (default) trains every step of the profile and keeps the final
+weights; ``best`` keeps the checkpoint with the best validation macro-F1 and stops early.
 
 Three optional aids for the rare, in-between neutral class, each behind a ``sentiment.`` knob:
 ``label_smoothing`` (cross-entropy against softened targets), ``loss: ordinal`` (cross-entropy
@@ -237,7 +240,7 @@ def _trainer(
     weights: np.ndarray | None,
     ckpt_dir: Path,
 ) -> Any:
-    """The weighted Trainer, keeping the checkpoint with the best validation macro-F1."""
+    """The weighted Trainer: final weights (``checkpoint: last``) or the best validation macro-F1 (``best``)."""
     from transformers import DataCollatorWithPadding
 
     prof = settings.train.active

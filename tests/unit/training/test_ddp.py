@@ -76,7 +76,11 @@ def _assert_one_run_per_training(result: dict) -> None:
 def _assert_early_stop_agreed(project: Path, tiny: dict[str, Path]) -> None:
     """A new job (thresholds tuned on gathered predictions, patience 1): rank 0 clears the old checkpoints,
     every rank stops at the same evaluation."""
-    knobs = ("train.profiles.quick.sentiment_max_steps=20", "train.profiles.quick.sentiment_patience=1")
+    knobs = (
+        "train.profiles.quick.sentiment_max_steps=20",
+        "train.profiles.quick.sentiment_patience=1",
+        "sentiment.checkpoint=best",  # early stopping is the best-checkpoint policy's
+    )
     result = _torchrun(project, tiny, "--only", "sentiment", sets=(*knobs, "sentiment.tune_thresholds=true"))
     step = int(result["metrics"]["train/sentiment_global_step"])
     assert step < 20 and f"rank 1/2 (gloo): sentiment done, {step} steps" in result["stderr"]

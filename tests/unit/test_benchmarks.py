@@ -60,7 +60,7 @@ def test_recipe_benchmark_overrides_are_valid_settings(tmp_path):
 
 def test_recipe_benchmark_neutral_knobs_reach_training(tmp_path):
     """The recipes set the neutral-class knobs training reads."""
-    from reviewops.training.sentiment import neutral_knobs
+    from reviewops.training.neutral import neutral_knobs
 
     module = _recipes_module()
     knobs = {

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from reviewops.schema import LABELS
-from reviewops.training.sentiment import (
+from reviewops.training.neutral import (
     class_weights,
     fit_class_bias,
     fold_class_bias,
@@ -18,8 +18,8 @@ from reviewops.training.sentiment import (
     neutral_knobs,
     ordinal_costs,
     sentiment_loss,
-    train_sentiment,
 )
+from reviewops.training.sentiment import train_sentiment
 from tests.unit.training.helpers import quick_settings, synthetic_processed
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import types
@@ -211,16 +212,17 @@ def apply_pooling(model: Any, pooling: str) -> str:
 VNNI_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
 
 
-def read_cpu_flags() -> set[str]:
-    """The CPU's feature flags from ``/proc/cpuinfo`` (empty where it cannot be read)."""
+@functools.cache
+def read_cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags from ``/proc/cpuinfo``, read once (empty where it cannot be read)."""
     cpuinfo = Path("/proc/cpuinfo")
     if not cpuinfo.is_file():
-        return set()
+        return frozenset()
     flags = next((ln for ln in cpuinfo.read_text().splitlines() if ln.startswith("flags")), "")
-    return set(flags.partition(":")[2].split())
+    return frozenset(flags.partition(":")[2].split())
 
 
-def full_range_activations_ok(engine: str, flags: set[str] | None = None) -> bool:
+def full_range_activations_ok(engine: str, flags: set[str] | frozenset[str] | None = None) -> bool:
     """Whether int8 weights packed for ``engine`` may take activations quantized to all 8 bits.
 
     torch asks for 7-bit activations (``reduce_range``) because fbgemm's AVX2 kernels multiply u8 x s8
@@ -236,7 +238,7 @@ def full_range_activations_ok(engine: str, flags: set[str] | None = None) -> boo
     return False
 
 
-def int8_engine(cpu_flags: set[str] | None = None) -> str | None:
+def int8_engine(cpu_flags: set[str] | frozenset[str] | None = None) -> str | None:
     """The quantized engine to pack int8 weights for: ``onednn`` on CPUs with AMX int8, else torch's default.
 
     Packed weights keep the engine they were packed for, whatever the process engine is later. On

@@ -145,21 +145,14 @@ def _same_content(batch_path: Path, digest: str, raw_dir: Path) -> Path | None:
     return None
 
 
-def _check_appendable(settings: Settings, batch_path: Path, raw_dir: Path) -> str:
-    """The batch's sha256, after refusing a file already in ``raw_dir`` or review ids that exist there."""
-    if not batch_path.is_file():
-        raise ReviewOpsError(f"{batch_path}: not a file; pass one batch file to append")
-    digest = sha256_file(batch_path)
-    existing = _same_content(batch_path, digest, raw_dir)
-    if existing is not None:
-        raise ReviewOpsError(f"{batch_path} is already in the raw data as {existing}; nothing to append")
+def _check_new_ids(settings: Settings, batch_path: Path, raw_dir: Path) -> None:
+    """Refuse a batch whose review ids already exist in ``raw_dir``."""
     clash = sorted(_review_ids(settings, batch_path) & _existing_ids(settings))
     if clash:
         raise ReviewOpsError(
             f"{batch_path}: {len(clash)} review id(s) already exist in {raw_dir} (e.g. {', '.join(clash[:3])}); "
             "ids must be unique across batches — drop the rows already ingested or give them new ids"
         )
-    return digest
 
 
 def append_batch_to_raw(
@@ -191,19 +184,31 @@ def append_batch_to_raw(
     batch_path = Path(batch_path)
     raw_dir = Path(settings.paths.raw_dir)
     root = Path(root)
-    if existing_ok and batch_path.is_file():
-        digest = sha256_file(batch_path)
-        existing = _same_content(batch_path, digest, raw_dir)
-        if existing is not None:
-            return _reuse_raw_copy(settings, batch_path, existing, digest, root)
-    digest = _check_appendable(settings, batch_path, raw_dir)
+    if not batch_path.is_file():
+        raise ReviewOpsError(f"{batch_path}: not a file; pass one batch file to append")
+    digest = sha256_file(batch_path)
+    dest = _same_content(batch_path, digest, raw_dir)
+    if dest is not None and not existing_ok:
+        raise ReviewOpsError(f"{batch_path} is already in the raw data as {dest}; nothing to append")
+    if dest is None:
+        _check_new_ids(settings, batch_path, raw_dir)
+    else:
+        # No review-id check: the copy passed it when it was appended, and every later append is
+        # checked against it (raw data is append-only).
+        logger.warning(
+            "%s is already in the raw data as %s (an earlier run appended it): continuing with that copy",
+            batch_path,
+            dest,
+        )
     versioning.ensure_repo(root)
     old = versioning.data_version(root / versioning.RAW_DVC_FILE)
-    raw_dir.mkdir(parents=True, exist_ok=True)
-    dest = _unique_raw_name(raw_dir, batch_path)
-    tmp = raw_dir / f".{dest.name}.tmp"  # dot files are ignored by ingest and by DVC's listing
-    shutil.copyfile(batch_path, tmp)
-    os.replace(tmp, dest)
+    reused = dest is not None
+    if dest is None:
+        raw_dir.mkdir(parents=True, exist_ok=True)
+        dest = _unique_raw_name(raw_dir, batch_path)
+        tmp = raw_dir / f".{dest.name}.tmp"  # dot files are ignored by ingest and by DVC's listing
+        shutil.copyfile(batch_path, tmp)
+        os.replace(tmp, dest)
     tracked = versioning.track_raw(root=root, raw_dir=raw_dir)
     return {
         "raw_file": dest.name,
@@ -212,33 +217,6 @@ def append_batch_to_raw(
         "old_version": old,
         "new_version": tracked["md5"],
         "changed": tracked["changed"],
-        "reused": False,
-        "dvc_file": tracked["dvc_file"],
-    }
-
-
-def _reuse_raw_copy(settings: Settings, batch_path: Path, existing: Path, digest: str, root: Path) -> dict[str, Any]:
-    """``append_batch_to_raw(existing_ok=True)`` when ``existing`` already holds the batch's bytes."""
-    from reviewops.data import versioning
-
-    raw_dir = Path(settings.paths.raw_dir)
-    # No review-id check: the copy passed it when it was appended, and every later append is
-    # checked against it (raw data is append-only).
-    logger.warning(
-        "%s is already in the raw data as %s (an earlier run appended it): continuing with that copy",
-        batch_path,
-        existing,
-    )
-    versioning.ensure_repo(root)
-    old = versioning.data_version(root / versioning.RAW_DVC_FILE)
-    tracked = versioning.track_raw(root=root, raw_dir=raw_dir)
-    return {
-        "raw_file": existing.name,
-        "raw_path": str(existing),
-        "sha256": digest,
-        "old_version": old,
-        "new_version": tracked["md5"],
-        "changed": tracked["changed"],
-        "reused": True,
+        "reused": reused,
         "dvc_file": tracked["dvc_file"],
     }

@@ -139,7 +139,7 @@ def test_full_range_activations_only_where_no_16_bit_sum_can_saturate() -> None:
     assert full_range_activations_ok("fbgemm", {"avx2", "avx_vnni"})
     assert not full_range_activations_ok("x86", {"avx2", "avx512f"})  # AVX2 vpmaddubsw saturates in 16 bits
     assert not full_range_activations_ok("qnnpack", {"avx512_vnni"})
-    assert isinstance(read_cpu_flags(), set)
+    assert isinstance(read_cpu_flags(), frozenset) and read_cpu_flags() is read_cpu_flags()  # read once
 
 
 def test_head_tail_keeps_the_first_quarter_and_the_last_three_quarters(mean_dir: Path) -> None:

@@ -155,6 +155,37 @@ def _check_new_ids(settings: Settings, batch_path: Path, raw_dir: Path) -> None:
         )
 
 
+def _existing_copy(settings: Settings, batch_path: Path, digest: str, raw_dir: Path, existing_ok: bool) -> Path | None:
+    """The raw file already holding ``batch_path``'s bytes (``existing_ok`` only), else None.
+
+    Raises when such a copy exists without ``existing_ok``, and when a new batch's review ids
+    collide with existing ones. A reused copy is not id-checked: it passed the check when it was
+    appended, and every later append is checked against it (raw data is append-only).
+    """
+    dest = _same_content(batch_path, digest, raw_dir)
+    if dest is None:
+        _check_new_ids(settings, batch_path, raw_dir)
+        return None
+    if not existing_ok:
+        raise ReviewOpsError(f"{batch_path} is already in the raw data as {dest}; nothing to append")
+    logger.warning(
+        "%s is already in the raw data as %s (an earlier run appended it): continuing with that copy",
+        batch_path,
+        dest,
+    )
+    return dest
+
+
+def _copy_into_raw(batch_path: Path, raw_dir: Path) -> Path:
+    """Copy the batch under a fresh name in ``raw_dir``, atomically (temp dot file + rename)."""
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    dest = _unique_raw_name(raw_dir, batch_path)
+    tmp = raw_dir / f".{dest.name}.tmp"  # dot files are ignored by ingest and by DVC's listing
+    shutil.copyfile(batch_path, tmp)
+    os.replace(tmp, dest)
+    return dest
+
+
 def append_batch_to_raw(
     settings: Settings, batch_path: Path | str, root: Path | str = ".", existing_ok: bool = False
 ) -> dict[str, Any]:
@@ -187,28 +218,12 @@ def append_batch_to_raw(
     if not batch_path.is_file():
         raise ReviewOpsError(f"{batch_path}: not a file; pass one batch file to append")
     digest = sha256_file(batch_path)
-    dest = _same_content(batch_path, digest, raw_dir)
-    if dest is not None and not existing_ok:
-        raise ReviewOpsError(f"{batch_path} is already in the raw data as {dest}; nothing to append")
-    if dest is None:
-        _check_new_ids(settings, batch_path, raw_dir)
-    else:
-        # No review-id check: the copy passed it when it was appended, and every later append is
-        # checked against it (raw data is append-only).
-        logger.warning(
-            "%s is already in the raw data as %s (an earlier run appended it): continuing with that copy",
-            batch_path,
-            dest,
-        )
+    dest = _existing_copy(settings, batch_path, digest, raw_dir, existing_ok)
     versioning.ensure_repo(root)
     old = versioning.data_version(root / versioning.RAW_DVC_FILE)
     reused = dest is not None
     if dest is None:
-        raw_dir.mkdir(parents=True, exist_ok=True)
-        dest = _unique_raw_name(raw_dir, batch_path)
-        tmp = raw_dir / f".{dest.name}.tmp"  # dot files are ignored by ingest and by DVC's listing
-        shutil.copyfile(batch_path, tmp)
-        os.replace(tmp, dest)
+        dest = _copy_into_raw(batch_path, raw_dir)
     tracked = versioning.track_raw(root=root, raw_dir=raw_dir)
     return {
         "raw_file": dest.name,

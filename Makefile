@@ -70,10 +70,11 @@ test: install  ## Run every test (unit, integration with real servers, quality):
 test-fast: install  ## Unit tests only (no servers): the quick loop while editing
 	$(PY) -m pytest -q -m "not integration and not slow" tests/unit
 
-check: install  ## Lint, format check and type check (what CI runs before the tests)
+check: install  ## Lint, format check, type check and the code-size rules (what CI runs before the tests)
 	$(BIN)/ruff check $(CODE)
 	$(BIN)/ruff format --check $(CODE)
 	$(BIN)/mypy
+	$(PY) -m pytest -q -p no:cacheprovider tests/unit/test_architecture.py
 
 lint: check  ## Alias of check
 

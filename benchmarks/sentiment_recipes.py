@@ -34,6 +34,9 @@ overrides to every recipe, e.g. fewer steps for a quick comparison):
   ``sentiment_max_steps`` (300) and keeps the final weights (``sentiment.checkpoint``), so ~64
   validation rows with ~5 neutral ones no longer decide where training stops (the default since
   this recipe's run: pooled 0.657 vs 0.642 for ``best``; ``current`` equals it now).
+- ``average``: ``last`` keeping the mean of the trainable weights at every evaluation step of the
+  second half of training (steps 150, 175, ..., 300: stochastic weight averaging, Izmailov et al.
+  2018; ``training/averaging.py``), which smooths the step-to-step swings of the neutral class.
 
 Every recipe trained without ``tune_thresholds`` is also scored as ``<recipe>+thr``: the same
 validation-fitted biases (``training.neutral.fit_class_bias``, what ``tune_thresholds`` does
@@ -76,6 +79,7 @@ RECIPES: dict[str, list[str]] = {
     "thresholds": ["sentiment.tune_thresholds=true"],
     "head-tail": ["sentiment.truncation=head_tail"],
     "last": ["sentiment.checkpoint=last"],
+    "average": ["sentiment.checkpoint=average"],
 }
 THR = "+thr"  # suffix of a recipe scored with validation-fitted class biases
 

@@ -148,7 +148,10 @@ class SentimentConfig(_Strict):
     # without a gain. "last" by the grouped 5-fold CV on the Fine Food sample (benchmarks/
     # sentiment_recipes.py): pooled macro-F1 0.657 vs 0.642, better on 4 of 5 folds; with ~64
     # validation rows (~5 neutral) the selection picked noise.
-    checkpoint: Literal["best", "last"] = "last"
+    # "average" = "last" plus the mean of the trainable weights at every evaluation step from
+    # average_from of max_steps on (stochastic weight averaging; training/averaging.py).
+    checkpoint: Literal["best", "last", "average"] = "last"
+    average_from: float = Field(0.5, ge=0.0, lt=1.0)
     # Also train on each review's title (summary) with the review's label. Off by default: in a
     # grouped 5-fold cross-validation on the Amazon sample (benchmarks/sentiment_recipes.py) the
     # extra rows lowered macro-F1 on every fold (pooled 0.588 vs 0.627 without), the neutral class most.

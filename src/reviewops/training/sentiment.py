@@ -1,7 +1,9 @@
 """Fine-tune the 3-class sentiment classifier: class-weighted loss, final or best-macro-F1 weights, neutral-class aids.
 
 ``sentiment.checkpoint``: ``last`` (default) trains every step of the profile and keeps the final
-weights; ``best`` keeps the checkpoint with the best validation macro-F1 and stops early.
+weights; ``average`` trains as ``last`` and keeps the mean of the weights over the end of training
+(:mod:`reviewops.training.averaging`); ``best`` keeps the checkpoint with the best validation
+macro-F1 and stops early.
 
 The optional aids for the rare, in-between neutral class (label smoothing, the ordinal loss,
 validation-fitted class biases) live in :mod:`reviewops.training.neutral`.
@@ -21,6 +23,7 @@ from reviewops.config import Settings
 from reviewops.errors import ReviewOpsError
 from reviewops.models.tokens import TRUNCATION_ATTR, encode_texts
 from reviewops.schema import LABEL2ID, LABELS
+from reviewops.training.averaging import weight_averager
 from reviewops.training.callbacks import quiet_stdout, trainer_callbacks
 from reviewops.training.checkpoints import train_with_resume
 from reviewops.training.common import (
@@ -177,8 +180,10 @@ def _trainer(
     train_rows, val_rows = rows
     # Keep the checkpoint with the best validation macro-F1 (what the gate judges), not the lowest
     # loss: with class weights the two disagree, and the loss favours the majority class.
-    # sentiment.checkpoint=last: no selection, no early stopping; the final weights are kept.
-    last = checkpoint_policy(settings.sentiment) == "last"
+    # sentiment.checkpoint=last: no selection, no early stopping; the final weights are kept
+    # (average: their mean over the end of training, training/averaging.py).
+    policy = checkpoint_policy(settings.sentiment)
+    last = policy in ("last", "average")
     if not val_rows:
         best: dict[str, Any] = {}
     elif last:
@@ -197,6 +202,10 @@ def _trainer(
         train_sampling_strategy="group_by_length",
         **best,
     )
+    callbacks = trainer_callbacks(settings, bool(val_rows), prof.sentiment_patience, early_stopping=not last)
+    if policy == "average":
+        every = max(1, min(prof.sentiment_eval_steps or prof.eval_steps, prof.sentiment_max_steps))
+        callbacks.append(weight_averager(ckpt_dir, every, float(getattr(settings.sentiment, "average_from", 0.5))))
     trainer = _weighted_trainer_cls()(
         model=model,
         args=args,
@@ -205,7 +214,7 @@ def _trainer(
         eval_dataset=Rows(val_rows) if val_rows else None,
         processing_class=tokenizer,
         compute_metrics=_sentiment_metrics,
-        callbacks=trainer_callbacks(settings, bool(val_rows), prof.sentiment_patience, early_stopping=not last),
+        callbacks=callbacks,
         class_weights=weights,
         label_smoothing=smoothing,
         loss=loss,
@@ -230,7 +239,7 @@ def _tune_thresholds(trainer: Any, val_rows: Encoded) -> dict[str, float]:
 
 
 def checkpoint_policy(cfg: Any) -> str:
-    """``sentiment.checkpoint`` of config ``cfg``: ``best`` (default where absent) or ``last``."""
+    """``sentiment.checkpoint`` of config ``cfg``: ``best`` (default where absent), ``last`` or ``average``."""
     return str(getattr(cfg, "checkpoint", "best"))
 
 
@@ -248,7 +257,7 @@ def _final_metrics(
     checkpoint: str = "best",
 ) -> dict[str, float]:
     """Final loss, the kept evaluation's metrics, summary rows added and the class weights used."""
-    kept = last_eval(history) if checkpoint == "last" else best_eval(history, "eval_macro_f1", True)
+    kept = last_eval(history) if checkpoint in ("last", "average") else best_eval(history, "eval_macro_f1", True)
     metrics = {
         "train/loss": float(training_loss),
         **kept,
@@ -302,6 +311,8 @@ def train_sentiment(
     knobs = {**cfg.model_dump(mode="json"), "label_smoothing": smoothing, "loss": loss}
     job = fingerprint(base, "sentiment", prof, knobs, train_rows)
     output, resumed, skipped = train_with_resume(trainer, ckpt_dir, resume, job)
+    if checkpoint_policy(cfg) == "average" and val_rows:
+        trainer.evaluate()  # the averaged weights' validation metrics: the last evaluation in the history
     tuned = _tune_thresholds(trainer, val_rows) if tune else {}
 
     final_dir = out_dir / SENTIMENT_DIR

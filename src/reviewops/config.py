@@ -129,6 +129,10 @@ class SummarizerConfig(_Strict):
     # Fine-tuning keeps the input embeddings and this many of the lowest decoder layers fixed:
     # backpropagation stops above them (0 = train every layer).
     freeze_layers: int = Field(0, ge=0)
+    # Fine-tuning sees as many negative, neutral and positive reviews as each other: the minority
+    # labels' rows are repeated (seeded) up to the majority's count. Real review sets are mostly
+    # positive, and a summarizer trained on them learns upbeat titles for negative reviews too.
+    balance_labels: bool = False
     prompt: str = "Write a short title for this product review.\nReview: {text}\nTitle:"
 
 

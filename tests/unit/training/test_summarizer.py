@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from reviewops.models.summarizer import Summarizer
 from reviewops.testing.tiny import build_tiny_seq2seq
@@ -70,3 +71,30 @@ def test_seq2seq_summarizer_trains_and_loads(tmp_path: Path, tiny: dict[str, Pat
     assert result.global_step == 2 and np.isfinite(result.metrics["eval/loss"])
     out = Summarizer.load(result.model_dir, settings.summarizer)
     assert out.kind == "seq2seq" and out.summarize(["Love it"])[0].strip()
+
+
+def test_balance_by_label_repeats_minority_rows_up_to_the_majority_count() -> None:
+    from reviewops.training.summarizer import balance_by_label
+
+    df = synthetic_processed(40)
+    skewed = pd.concat([df[df.label == "positive"]] * 4 + [df[df.label != "positive"]], ignore_index=True)
+    skewed["review_id"] = [f"r-{i:04d}" for i in range(len(skewed))]
+    out = balance_by_label(skewed, seed=42)
+    counts = out["label"].value_counts()
+    assert counts.nunique() == 1 and counts.iloc[0] == (skewed.label == "positive").sum()
+    assert set(skewed["review_id"]) <= set(out["review_id"])  # nothing dropped
+    shuffled = balance_by_label(skewed.sample(frac=1.0, random_state=1), seed=42)
+    assert sorted(shuffled["review_id"]) == sorted(out["review_id"])  # row order does not matter
+    unlabelled = skewed.assign(label=None)
+    assert len(balance_by_label(unlabelled, seed=42)) == len(skewed)  # no labels: as it was
+
+
+def test_summarizer_trains_on_balanced_rows_when_asked(tmp_path: Path, tiny: dict[str, Path]) -> None:
+    df = synthetic_processed(40)
+    skewed = pd.concat([df[df.label == "positive"]] * 3 + [df[df.label != "positive"]], ignore_index=True)
+    settings = quick_settings(tmp_path, tiny["causal"], tiny["encoder"], summarizer_max_steps=1, max_train_samples=None)
+    settings = settings.model_copy(
+        update={"summarizer": settings.summarizer.model_copy(update={"balance_labels": True})}
+    )
+    result = train_summarizer(settings, skewed, df[32:], tmp_path / "out", resume=False)
+    assert result.n_train == 3 * (skewed.label == "positive").sum()  # 3 labels x the positive count

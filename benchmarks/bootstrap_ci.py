@@ -2,11 +2,16 @@
 
     python benchmarks/bootstrap_ci.py --quality /tmp/quality.json
     python benchmarks/bootstrap_ci.py --recipes /tmp/sent_cv5.json --baseline titles
+    python benchmarks/bootstrap_ci.py --quality /tmp/quality_new.json --versus /tmp/quality_old.json
 
 ``--quality`` (from ``benchmarks/quality.py --json``): ROUGE-1/L of the fine-tuned summarizer minus
 lead-8 and minus the untuned model, and the sentiment macro-F1, each with a 95% interval over the
 test rows. ``--recipes`` (from ``benchmarks/sentiment_recipes.py --folds K --json``): each recipe's
 pooled macro-F1 and its difference to ``--baseline`` (paired: every recipe scored the same rows).
+``--versus`` (a second ``quality.py`` JSON, same test rows): the ``--quality`` run's fine-tuned
+summarizer minus the other run's on ROUGE-1/L, and on the contradiction rate (a summary whose
+polarity opposes its review's, as judged by each run's own sentiment model) over the polar reviews
+and over the negative ones.
 
 Rows are resampled, not products, so when reviews of one product are alike the intervals are
 somewhat too narrow. Fixed seed; ``--resamples`` (default 5000).
@@ -87,10 +92,41 @@ def recipe_intervals(result: dict, baseline: str, resamples: int, seed: int) -> 
     return out
 
 
+def _by_id(result: dict) -> dict[str, dict]:
+    return {str(r["review_id"]): r for r in result["predictions"] if r.get("prediction") is not None}
+
+
+def quality_versus(result: dict, other: dict, resamples: int, seed: int) -> list[tuple[str, float, float, float]]:
+    """This run's fine-tuned summarizer minus ``other``'s, paired on the test rows both summarized."""
+    from reviewops.evaluation.metrics import rouge_per_example
+
+    mine, theirs = _by_id(result), _by_id(other)
+    ids = sorted(set(mine) & set(theirs))
+    if not ids or any(mine[i]["reference"] != theirs[i]["reference"] for i in ids):
+        raise SystemExit("--versus: the two runs share no test rows with the same references: not paired")
+    refs = [mine[i]["reference"] for i in ids]
+    a = rouge_per_example([mine[i]["prediction"] for i in ids], refs)
+    b = rouge_per_example([theirs[i]["prediction"] for i in ids], refs)
+    out = []
+    for metric in ("rouge1", "rougeL"):
+        diff = np.array([x[metric] - y[metric] for x, y in zip(a, b, strict=True)])
+        low, high = paired_bootstrap(len(diff), lambda i, d=diff: d[i].mean(), resamples, seed)
+        out.append((f"{metric} fine-tuned - versus run (n={len(ids)})", float(diff.mean()), low, high))
+    for name, keep in (("polar", ("negative", "positive")), ("negative", ("negative",))):
+        rows = [i for i in ids if mine[i]["label"] in keep]
+        diff = np.array([float(bool(mine[i]["contradiction"])) - float(bool(theirs[i]["contradiction"])) for i in rows])
+        if not len(diff):
+            continue
+        low, high = paired_bootstrap(len(diff), lambda i, d=diff: d[i].mean(), resamples, seed)
+        out.append((f"contradiction rate, {name} reviews - versus run (n={len(rows)})", float(diff.mean()), low, high))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quality", type=Path, help="JSON written by benchmarks/quality.py --json.")
     parser.add_argument("--recipes", type=Path, help="JSON written by benchmarks/sentiment_recipes.py --json.")
+    parser.add_argument("--versus", type=Path, help="A second quality.py JSON: --quality's run minus this one.")
     parser.add_argument("--baseline", default="titles", help="Recipe the others are compared to (default titles).")
     parser.add_argument("--resamples", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=0)
@@ -99,7 +135,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give --quality and/or --recipes")
     rows = []
     if args.quality:
-        rows += quality_intervals(json.loads(args.quality.read_text()), args.resamples, args.seed)
+        quality = json.loads(args.quality.read_text())
+        rows += quality_intervals(quality, args.resamples, args.seed)
+        if args.versus:
+            rows += quality_versus(quality, json.loads(args.versus.read_text()), args.resamples, args.seed)
     if args.recipes:
         rows += recipe_intervals(json.loads(args.recipes.read_text()), args.baseline, args.resamples, args.seed)
     print(f"| figure ({args.resamples} paired resamples, seed {args.seed}) | value | 95% CI |\n|---|---:|---|")

@@ -141,6 +141,31 @@ def test_bootstrap_refuses_unpaired_rows_and_unknown_baseline():
         ci.recipe_intervals(data, "zzz", 10, 0)
 
 
+def _quality_rows(predictions, contradictions):
+    labels = ["negative", "positive", "neutral", "negative"]
+    return {
+        "predictions": [
+            {"review_id": str(i), "reference": "great dog food", "prediction": p, "label": y, "contradiction": c}
+            for i, (p, y, c) in enumerate(zip(predictions, labels, contradictions, strict=True))
+        ]
+    }
+
+
+def test_bootstrap_versus_pairs_two_quality_runs_on_their_rows():
+    ci = _module("bootstrap_ci")
+    new = _quality_rows(["great dog food"] * 4, [False, False, False, False])
+    old = _quality_rows(["awful", "great dog food", "x", "awful"], [True, False, False, True])
+    got = {name.split(" (")[0]: (v, lo, hi) for name, v, lo, hi in ci.quality_versus(new, old, 200, 0)}
+    assert got["rouge1 fine-tuned - versus run"][0] == pytest.approx(0.75)  # 3 of 4 rows go from 0 to 1
+    assert got["contradiction rate, polar reviews - versus run"][0] == pytest.approx(-2 / 3)  # neutral row left out
+    assert got["contradiction rate, negative reviews - versus run"] == (-1.0, -1.0, -1.0)
+    other = _quality_rows(["a"] * 4, [False] * 4)
+    for row in other["predictions"]:
+        row["reference"] = "another title"
+    with pytest.raises(SystemExit, match="not paired"):
+        ci.quality_versus(new, other, 10, 0)
+
+
 def test_bootstrap_interval_contains_the_mean_of_a_constant():
     ci = _module("bootstrap_ci")
     d = np.full(50, 0.25)

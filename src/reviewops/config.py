@@ -129,10 +129,12 @@ class SummarizerConfig(_Strict):
     # Fine-tuning keeps the input embeddings and this many of the lowest decoder layers fixed:
     # backpropagation stops above them (0 = train every layer).
     freeze_layers: int = Field(0, ge=0)
-    # Fine-tuning sees as many negative, neutral and positive reviews as each other: the minority
-    # labels' rows are repeated (seeded) up to the majority's count. Real review sets are mostly
-    # positive, and a summarizer trained on them learns upbeat titles for negative reviews too.
-    balance_labels: bool = False
+    # How far fine-tuning evens out the sentiment labels of its rows: each label's count n becomes
+    # n_max**b * n**(1-b) (the minority labels' rows repeated, seeded; nothing dropped): 0 = as the
+    # data is, 1 = as many negative and neutral rows as positive, 0.5 = the geometric mean. Real
+    # review sets are mostly positive, and a summarizer trained on them as they are writes upbeat
+    # titles for negative reviews too (benchmarks/quality.py, README "Model quality").
+    label_balance: float = Field(0.0, ge=0.0, le=1.0)
     prompt: str = "Write a short title for this product review.\nReview: {text}\nTitle:"
 
 

@@ -59,25 +59,28 @@ def _with_summary(df: pd.DataFrame) -> pd.DataFrame:
     return df[ok]
 
 
-def balance_by_label(df: pd.DataFrame, seed: int) -> pd.DataFrame:
-    """``df`` with each sentiment label's rows repeated up to the largest label's count (``balance_labels``).
+def balance_by_label(df: pd.DataFrame, seed: int, strength: float = 1.0) -> pd.DataFrame:
+    """``df`` with the minority sentiment labels' rows repeated (``summarizer.label_balance``).
 
-    Each label keeps all its rows once; the shortfall is drawn from them with a seeded generator
-    (whole copies first, then a sample without replacement), so no row is dropped and the result
-    does not depend on the row order of ``df``. Rows without a label are kept once, as they are.
+    Each label's count ``n`` becomes ``round(n_max**strength * n**(1 - strength))``: 1 = every
+    label as many rows as the largest, 0 = unchanged. Each label keeps all its rows once; the
+    shortfall is drawn from them (whole copies first, then a seeded sample without replacement),
+    so no row is dropped and the result does not depend on the row order of ``df``. Rows without
+    a label are kept once, as they are.
     """
-    if "label" not in df.columns or df.empty:
+    if "label" not in df.columns or df.empty or strength <= 0:
         return df.reset_index(drop=True)
     labelled = df[df["label"].notna()]
     counts = labelled["label"].value_counts()
     if counts.empty:
         return df.reset_index(drop=True)
-    target = int(counts.max())
+    largest = int(counts.max())
     parts = [df[df["label"].isna()]]
     for i, label in enumerate(sorted(counts.index)):
         rows = labelled[labelled["label"] == label]
         if "review_id" in rows.columns:
             rows = rows.sort_values("review_id", kind="stable")
+        target = max(len(rows), round(largest**strength * len(rows) ** (1 - strength)))
         whole, rest = divmod(target, len(rows))
         parts.extend([rows] * whole)
         if rest:
@@ -227,8 +230,8 @@ def train_summarizer(
     ckpt_dir = out_dir / CHECKPOINTS_DIR / SUMMARIZER_DIR
 
     train_df = limit_rows(_with_summary(train_df), prof.max_train_samples, settings.train.seed)
-    if getattr(cfg, "balance_labels", False):
-        train_df = balance_by_label(train_df, settings.train.seed)
+    if getattr(cfg, "label_balance", 0.0) > 0:
+        train_df = balance_by_label(train_df, settings.train.seed, float(cfg.label_balance))
     val_df = limit_rows(_with_summary(val_df), prof.max_eval_samples, settings.train.seed)
     if train_df.empty:
         raise ReviewOpsError("no training rows with a non-empty summary; check data/processed/train.parquet")

@@ -87,14 +87,16 @@ def test_balance_by_label_repeats_minority_rows_up_to_the_majority_count() -> No
     assert sorted(shuffled["review_id"]) == sorted(out["review_id"])  # row order does not matter
     unlabelled = skewed.assign(label=None)
     assert len(balance_by_label(unlabelled, seed=42)) == len(skewed)  # no labels: as it was
+    assert len(balance_by_label(skewed, seed=42, strength=0.0)) == len(skewed)
+    half = balance_by_label(skewed, seed=42, strength=0.5)["label"].value_counts()
+    n_pos, n_neg = (skewed.label == "positive").sum(), (skewed.label == "negative").sum()
+    assert half["positive"] == n_pos and half["negative"] == round((n_pos * n_neg) ** 0.5)  # geometric mean
 
 
 def test_summarizer_trains_on_balanced_rows_when_asked(tmp_path: Path, tiny: dict[str, Path]) -> None:
     df = synthetic_processed(40)
     skewed = pd.concat([df[df.label == "positive"]] * 3 + [df[df.label != "positive"]], ignore_index=True)
     settings = quick_settings(tmp_path, tiny["causal"], tiny["encoder"], summarizer_max_steps=1, max_train_samples=None)
-    settings = settings.model_copy(
-        update={"summarizer": settings.summarizer.model_copy(update={"balance_labels": True})}
-    )
+    settings = settings.model_copy(update={"summarizer": settings.summarizer.model_copy(update={"label_balance": 1.0})})
     result = train_summarizer(settings, skewed, df[32:], tmp_path / "out", resume=False)
     assert result.n_train == 3 * (skewed.label == "positive").sum()  # 3 labels x the positive count

@@ -100,3 +100,15 @@ def test_summarizer_trains_on_balanced_rows_when_asked(tmp_path: Path, tiny: dic
     settings = settings.model_copy(update={"summarizer": settings.summarizer.model_copy(update={"label_balance": 1.0})})
     result = train_summarizer(settings, skewed, df[32:], tmp_path / "out", resume=False)
     assert result.n_train == 3 * (skewed.label == "positive").sum()  # 3 labels x the positive count
+
+
+def test_label_balance_defaults_to_half_and_refuses_values_outside_0_1() -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    from reviewops.config import SummarizerConfig, load_settings
+
+    assert SummarizerConfig().label_balance == 0.5 == load_settings("params.yaml").summarizer.label_balance
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValidationError):
+            SummarizerConfig(label_balance=bad)

@@ -65,9 +65,11 @@ def weight_averager(ckpt_dir: Path | str, every: int, average_from: float) -> An
             self.total: dict[str, Any] = {}
             self.count = 0
             self.steps: list[int] = []
+            self.due: frozenset[int] = frozenset()
 
         def on_train_begin(self, args, state, control, model=None, **kwargs):  # noqa: ANN001
             self.total, self.count, self.steps = {}, 0, []
+            self.due = frozenset(snapshot_steps(state.max_steps, every, average_from))
             if state.global_step > 0:  # resumed: continue the sum saved with that checkpoint
                 saved = _sum_path(folder, state.global_step)
                 if saved.is_file():
@@ -80,7 +82,7 @@ def weight_averager(ckpt_dir: Path | str, every: int, average_from: float) -> An
 
         def on_step_end(self, args, state, control, model=None, **kwargs):  # noqa: ANN001
             step = state.global_step
-            if step not in snapshot_steps(state.max_steps, every, average_from) or step in self.steps:
+            if step not in self.due or step in self.steps:
                 return
             with torch.no_grad():
                 for name, param in model.named_parameters():

@@ -203,9 +203,8 @@ def _trainer(
         **best,
     )
     callbacks = trainer_callbacks(settings, bool(val_rows), prof.sentiment_patience, early_stopping=not last)
-    if policy == "average":
-        every = max(1, min(prof.sentiment_eval_steps or prof.eval_steps, prof.sentiment_max_steps))
-        callbacks.append(weight_averager(ckpt_dir, every, float(getattr(settings.sentiment, "average_from", 0.5))))
+    if policy == "average":  # snapshots on the checkpoint steps, so each checkpoint has its running sum
+        callbacks.append(weight_averager(ckpt_dir, int(args.save_steps), settings.sentiment.average_from))
     trainer = _weighted_trainer_cls()(
         model=model,
         args=args,

@@ -230,8 +230,8 @@ def train_summarizer(
     ckpt_dir = out_dir / CHECKPOINTS_DIR / SUMMARIZER_DIR
 
     train_df = limit_rows(_with_summary(train_df), prof.max_train_samples, settings.train.seed)
-    if getattr(cfg, "label_balance", 0.0) > 0:
-        train_df = balance_by_label(train_df, settings.train.seed, float(cfg.label_balance))
+    if cfg.label_balance > 0:
+        train_df = balance_by_label(train_df, settings.train.seed, cfg.label_balance)
     val_df = limit_rows(_with_summary(val_df), prof.max_eval_samples, settings.train.seed)
     if train_df.empty:
         raise ReviewOpsError("no training rows with a non-empty summary; check data/processed/train.parquet")

@@ -81,6 +81,7 @@ RECIPES: dict[str, list[str]] = {
     "head-tail": ["sentiment.truncation=head_tail"],
     "last": ["sentiment.checkpoint=last"],
     "average": ["sentiment.checkpoint=average"],
+    "stars": ["sentiment.star_neutral_mass=0.3"],
 }
 THR = "+thr"  # suffix of a recipe scored with validation-fitted class biases
 

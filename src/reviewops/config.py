@@ -174,6 +174,10 @@ class SentimentConfig(_Strict):
     # distance between classes (negative<->positive costs twice a neighbour); per-class logit biases
     # fitted on validation for macro-F1 and folded into the output layer's bias (inference unchanged).
     label_smoothing: float = Field(0.0, ge=0, lt=1)
+    # Ordinal soft targets from the stars: a 2-star (negative) or 4-star (positive) review's training
+    # target gives the neutral class this much (0.3: 0.7 negative + 0.3 neutral for 2 stars); 1, 3
+    # and 5 stars and rows without a rating keep one-hot targets. 0 = off.
+    star_neutral_mass: float = Field(0.0, ge=0, le=0.5)
     loss: Literal["ce", "ordinal"] = "ce"
     tune_thresholds: bool = False
     # CPU inference of the service and bulk scoring: "int8" runs the encoder's Linear layers in int8

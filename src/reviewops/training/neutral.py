@@ -5,8 +5,10 @@ Each behind a ``sentiment.`` knob, off by default until the grouped CV of
 softened targets), ``loss: ordinal`` (cross-entropy plus the expected ordinal distance of the
 prediction, so negative <-> positive mistakes cost twice a neighbour's) and ``tune_thresholds``
 (per-class logit biases fitted on validation to maximize macro-F1, folded into the classifier's
-output bias before saving: inference unchanged). Pure functions of arrays and models; the
-trainer in :mod:`reviewops.training.sentiment` calls them.
+output bias before saving: inference unchanged), ``star_neutral_mass`` (ordinal soft targets from
+the stars: a 2- or 4-star review, next to 3 on the star scale, gives the neutral class that much of
+its target; the head stays 3-class, so inference is unchanged). Pure functions of arrays and
+models; the trainer in :mod:`reviewops.training.sentiment` calls them.
 """
 
 from __future__ import annotations
@@ -37,6 +39,45 @@ def neutral_knobs(cfg: Any) -> tuple[float, str, bool]:
     if not 0.0 <= smoothing < 1.0:
         raise ReviewOpsError(f"sentiment.label_smoothing must be in [0, 1); got {smoothing}")
     return smoothing, loss, bool(getattr(cfg, "tune_thresholds", False))
+
+
+# Training target ids under star_neutral_mass: 0..2 are the labels (LABELS order), 3 a 2-star
+# review (negative, leaning neutral), 4 a 4-star one (positive, leaning neutral).
+STAR_TARGETS = {2.0: 3, 4.0: 4}
+TARGET_LABEL = np.array([0, 1, 2, 0, 2])  # target id -> label id
+
+
+def star_target_ids(label_ids: np.ndarray, ratings: Any, mass: float) -> np.ndarray:
+    """``label_ids`` with each 2-star negative and 4-star positive review moved to its target id 3 / 4.
+
+    Rows without a rating, or whose label does not match the star (labels given by hand), keep
+    their label; ``mass`` 0 changes nothing.
+    """
+    ids = np.asarray(label_ids, dtype=int).copy()
+    if mass <= 0 or ratings is None:
+        return ids
+    stars = _numeric(ratings)
+    for star, target in STAR_TARGETS.items():
+        ids[(stars == star) & (TARGET_LABEL[target] == ids)] = target
+    return ids
+
+
+def _numeric(values: Any) -> np.ndarray:
+    """``values`` as floats, NaN where missing or not a number."""
+    import pandas as pd
+
+    return pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=float)
+
+
+def star_target_matrix(mass: float) -> np.ndarray:
+    """Rows = target ids, columns = labels: one-hot for 0..2; 3 and 4 give the neutral class ``mass``."""
+    matrix = np.eye(len(TARGET_LABEL), len(LABELS), dtype=np.float32)
+    matrix[3:] = 0.0
+    neutral = LABELS.index("neutral")
+    for target in (3, 4):
+        matrix[target, TARGET_LABEL[target]] = 1.0 - mass
+        matrix[target, neutral] = mass
+    return matrix
 
 
 def ordinal_costs(num_labels: int = len(LABELS)) -> np.ndarray:
@@ -80,21 +121,49 @@ def class_weights(label_ids: np.ndarray | list[int], num_labels: int = len(LABEL
     return np.clip(weights, 0.1, 10.0)
 
 
-def sentiment_loss(logits: Any, labels: Any, weight: Any = None, smoothing: float = 0.0, costs: Any = None) -> Any:
+def sentiment_loss(
+    logits: Any, labels: Any, weight: Any = None, smoothing: float = 0.0, costs: Any = None, targets: Any = None
+) -> Any:
     """Class-weighted, optionally smoothed cross-entropy; with ``costs`` plus the expected ordinal cost.
 
     The expected cost is ``sum_k p_k * costs[y, k]`` under the predicted distribution, averaged
     with the same per-row class weights as the cross-entropy: with :func:`ordinal_costs`, mass on
-    the opposite polarity costs twice mass on a neighbour (torch tensors in, a scalar out).
+    the opposite polarity costs twice mass on a neighbour (torch tensors in, a scalar out). With
+    ``targets`` (:func:`star_target_matrix`) ``labels`` are target ids: :func:`soft_target_loss`.
     """
     import torch
 
+    if targets is not None:
+        return soft_target_loss(logits, labels, targets, weight, smoothing, costs)
     loss = torch.nn.functional.cross_entropy(logits, labels, weight=weight, label_smoothing=smoothing)
     if costs is None:
         return loss
     expected = (logits.softmax(dim=-1) * costs.to(logits.device, logits.dtype)[labels]).sum(dim=-1)
     row_w = torch.ones_like(expected) if weight is None else weight[labels]
     return loss + (row_w * expected).sum() / row_w.sum()
+
+
+def soft_target_loss(
+    logits: Any, target_ids: Any, targets: Any, weight: Any = None, smoothing: float = 0.0, costs: Any = None
+) -> Any:
+    """Cross-entropy against the rows ``targets[target_ids]``, weighted by each row's label's class weight.
+
+    Normalized as the weighted hard cross-entropy (sum of row weights), so one-hot rows give the
+    same value as :func:`sentiment_loss` without targets; ``costs`` add the expected ordinal cost
+    under the soft target (``target @ costs``).
+    """
+    import torch
+
+    target = targets.to(logits.device, logits.dtype)[target_ids]
+    if smoothing:
+        target = target * (1.0 - smoothing) + smoothing / target.shape[-1]
+    labels = torch.as_tensor(TARGET_LABEL, device=logits.device)[target_ids]
+    row_w = torch.ones(len(labels), device=logits.device, dtype=logits.dtype) if weight is None else weight[labels]
+    loss = (row_w * -(target * logits.log_softmax(dim=-1)).sum(dim=-1)).sum() / row_w.sum()
+    if costs is None:
+        return loss
+    row_costs = target @ costs.to(logits.device, logits.dtype)
+    return loss + (row_w * (logits.softmax(dim=-1) * row_costs).sum(dim=-1)).sum() / row_w.sum()
 
 
 def output_layer(model: Any) -> Any:

@@ -46,6 +46,8 @@ from reviewops.training.neutral import (
     neutral_knobs,
     ordinal_costs,
     sentiment_loss,
+    star_target_ids,
+    star_target_matrix,
 )
 
 # Scoring the encoder on validation is cheap, and early stopping on a couple of dozen rows
@@ -70,12 +72,14 @@ def _weighted_trainer_cls() -> Any:
             class_weights: np.ndarray | None = None,
             label_smoothing: float = 0.0,
             loss: str = "ce",
+            targets: np.ndarray | None = None,
             **kwargs: Any,
         ) -> None:
             super().__init__(*args, **kwargs)
             self.class_weights = None if class_weights is None else torch.tensor(class_weights, dtype=torch.float32)
             self.label_smoothing = label_smoothing
             self.costs = torch.tensor(ordinal_costs()) if loss == "ordinal" else None
+            self.targets = None if targets is None else torch.tensor(targets)  # star soft targets (neutral.py)
             # compute_loss returns a per-batch mean: let the Trainer scale it for grad accumulation.
             self.model_accepts_loss_kwargs = False
 
@@ -84,7 +88,7 @@ def _weighted_trainer_cls() -> Any:
             outputs = model(**inputs)
             logits = outputs.logits.float()
             weight = None if self.class_weights is None else self.class_weights.to(logits.device)
-            loss = sentiment_loss(logits, labels, weight, self.label_smoothing, self.costs)
+            loss = sentiment_loss(logits, labels, weight, self.label_smoothing, self.costs, self.targets)
             return (loss, outputs) if return_outputs else loss
 
     return WeightedTrainer
@@ -217,8 +221,27 @@ def _trainer(
         class_weights=weights,
         label_smoothing=smoothing,
         loss=loss,
+        targets=_star_targets(settings),
     )
     return quiet_stdout(trainer)
+
+
+def _targets_and_weights(cfg: Any, train_df: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """Class weights of the labels (with ``class_weights``), and the rows with their training target ids.
+
+    Under ``star_neutral_mass`` > 0, 2- and 4-star reviews get the soft-target ids 3 and 4
+    (:func:`reviewops.training.neutral.star_target_ids`); the weights count them as their label.
+    """
+    label_ids = train_df["label_id"].astype(int).to_numpy()
+    weights = class_weights(label_ids) if cfg.class_weights else None
+    mass = float(getattr(cfg, "star_neutral_mass", 0.0))
+    return train_df.assign(label_id=star_target_ids(label_ids, train_df.get("rating"), mass)), weights
+
+
+def _star_targets(settings: Settings) -> np.ndarray | None:
+    """The soft-target matrix of ``sentiment.star_neutral_mass``, or None (one-hot targets) when it is 0."""
+    mass = float(getattr(settings.sentiment, "star_neutral_mass", 0.0))
+    return star_target_matrix(mass) if mass > 0 else None
 
 
 def _tune_thresholds(trainer: Any, val_rows: Encoded) -> dict[str, float]:
@@ -304,8 +327,8 @@ def train_sentiment(
     train_df, val_df, n_reviews = _select_rows(settings, train_df, val_df)
     tokenizer, model = _load_base(base, settings)
     setattr(model.config, TRUNCATION_ATTR, cfg.truncation)  # saved with the model; its classifier reads it
+    train_df, weights = _targets_and_weights(cfg, train_df)
     train_rows, val_rows = (_encode(df, tokenizer, cfg.max_length, cfg.truncation) for df in (train_df, val_df))
-    weights = class_weights(train_df["label_id"].astype(int).to_numpy()) if cfg.class_weights else None
     trainer = _trainer(settings, model, tokenizer, (train_rows, val_rows), weights, ckpt_dir)
     knobs = {**cfg.model_dump(mode="json"), "label_smoothing": smoothing, "loss": loss}
     job = fingerprint(base, "sentiment", prof, knobs, train_rows)
@@ -318,7 +341,8 @@ def train_sentiment(
     on_main(lambda: _save_final(trainer.model, tokenizer, final_dir))  # the others wait until it is written
     history = trainer.state.log_history
     final = _final_metrics(output.training_loss, history, len(train_rows) - n_reviews, weights, checkpoint_policy(cfg))
-    metrics = mean_metrics({**final, **tuned})  # the training loss differs per process
+    n_soft = int((train_df["label_id"] > 2).sum())  # rows with star soft targets; metrics: mean over processes
+    metrics = mean_metrics({**final, **tuned, **({"train/star_soft_rows": float(n_soft)} if n_soft else {})})
     return TrainResult(
         name=SENTIMENT_DIR,
         model_dir=str(final_dir),

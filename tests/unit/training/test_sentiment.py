@@ -18,6 +18,8 @@ from reviewops.training.neutral import (
     neutral_knobs,
     ordinal_costs,
     sentiment_loss,
+    star_target_ids,
+    star_target_matrix,
 )
 from reviewops.training.sentiment import train_sentiment
 from tests.unit.training.helpers import quick_settings, synthetic_processed
@@ -263,3 +265,55 @@ def test_checkpoint_policy_defaults_to_last_and_refuses_other_values() -> None:
     assert checkpoint_policy(object()) == "best"  # duck-typed configs from before the knob: as they trained
     with pytest.raises(ValidationError):
         SentimentConfig(checkpoint="latest")
+
+
+def test_star_targets_move_two_and_four_star_reviews_toward_neutral() -> None:
+    labels = np.array([0, 0, 1, 2, 2, 2, 0])  # the last: a 4-star review labelled negative by hand
+    stars = [1, 2, 3, 4, 5, None, 4]
+    np.testing.assert_array_equal(star_target_ids(labels, stars, 0.3), [0, 3, 1, 4, 2, 2, 0])
+    np.testing.assert_array_equal(star_target_ids(labels, stars, 0.0), labels)  # off: untouched
+    np.testing.assert_array_equal(star_target_ids(labels, None, 0.3), labels)  # no rating column
+    matrix = star_target_matrix(0.3)
+    np.testing.assert_allclose(matrix[:3], np.eye(3))
+    np.testing.assert_allclose(matrix[3], [0.7, 0.3, 0.0])  # 2 stars: mostly negative
+    np.testing.assert_allclose(matrix[4], [0.0, 0.3, 0.7])  # 4 stars: mostly positive
+    np.testing.assert_allclose(matrix.sum(axis=1), 1.0)
+
+
+def test_soft_target_loss_equals_weighted_ce_on_one_hot_rows_and_pulls_toward_neutral() -> None:
+    import torch
+
+    targets = torch.tensor(star_target_matrix(0.3))
+    weight = torch.tensor([2.0, 5.0, 0.5])
+    logits = torch.tensor([[2.0, -1.0, 0.5], [0.1, 0.3, -0.2], [-1.0, 0.0, 3.0]])
+    hard = torch.tensor([0, 1, 2])
+    ce = torch.nn.functional.cross_entropy(logits, hard, weight=weight).item()
+    assert sentiment_loss(logits, hard, weight, targets=targets).item() == pytest.approx(ce, rel=1e-6)
+    costs = torch.tensor(ordinal_costs())
+    with_costs = sentiment_loss(logits, hard, weight, costs=costs).item()
+    assert sentiment_loss(logits, hard, weight, costs=costs, targets=targets).item() == pytest.approx(with_costs)
+    # A 4-star review (target id 4): the loss is lower for a prediction with some neutral mass than
+    # for the same positive logit with none, where one-hot cross-entropy says the opposite.
+    confident, hedged = torch.tensor([[-4.0, -4.0, 4.0]]), torch.tensor([[-4.0, 2.5, 4.0]])
+    four_star, positive = torch.tensor([4]), torch.tensor([2])
+    assert sentiment_loss(hedged, four_star, targets=targets) < sentiment_loss(confident, four_star, targets=targets)
+    assert sentiment_loss(hedged, positive) > sentiment_loss(confident, positive)
+    # Its class weight is the positive class's: the weighted mean over one row is the row's loss.
+    one = -(targets[4] * hedged.log_softmax(-1)).sum()
+    assert sentiment_loss(hedged, four_star, weight, targets=targets).item() == pytest.approx(one.item(), rel=1e-6)
+
+
+def test_star_neutral_mass_trains_on_soft_targets_and_says_how_many(tmp_path: Path, tiny: dict[str, Path]) -> None:
+    df = synthetic_processed(40)
+    df.loc[df.label == "positive", "rating"] = [4.0, 5.0] * int((df.label == "positive").sum() // 2) + [4.0] * int(
+        (df.label == "positive").sum() % 2
+    )
+    n_four = int(((df.label == "positive") & (df.rating == 4.0)).iloc[:40].sum())
+    settings = _with_knobs(
+        quick_settings(tmp_path, tiny["causal"], tiny["encoder"], sentiment_max_steps=2), star_neutral_mass=0.3
+    )
+    result = train_sentiment(settings, df, df[32:], tmp_path / "out", resume=False)
+    assert result.metrics["train/star_soft_rows"] == n_four
+    assert result.n_train == len(df)
+    off = train_sentiment(_with_knobs(settings, star_neutral_mass=0.0), df, df[32:], tmp_path / "off", resume=False)
+    assert "train/star_soft_rows" not in off.metrics

@@ -175,6 +175,7 @@ def run_one(parts: dict, recipe: list[str], split_name: str, workdir: Path) -> d
         "train_s": round(seconds, 1),
         "n_train": result.n_train,
         "val_macro_f1": result.metrics.get("eval/macro_f1"),
+        "star_soft_rows": result.metrics.get("train/star_soft_rows", 0),
         "bias": [result.metrics.get(f"train/threshold_bias_{label}") for label in LABELS],
         "test_rows": len(parts["test"]),
         "test_neutral": int((parts["test"]["label"] == "neutral").sum()),

@@ -181,9 +181,10 @@ class SentimentConfig(_Strict):
     loss: Literal["ce", "ordinal"] = "ce"
     tune_thresholds: bool = False
     # CPU inference of the service and bulk scoring: "int8" runs the encoder's Linear layers in int8
-    # (torch dynamic quantization; oneDNN on AMX CPUs): 2.05x reviews per CPU-second on one thread,
-    # macro-F1 -0.0105 on 497 Fine Food test rows (benchmarks/int8.py): short of the 0.005,
-    # so fp32 stays the default. A GPU keeps its dtype.
+    # (torch dynamic quantization; oneDNN on AMX CPUs): on multilingual-e5-small 2.54x reviews per
+    # CPU-second on one thread with AMX (1.87x without), macro-F1 -0.017 on Fine Food test rows
+    # (benchmarks/int8.py; README "int8 and ONNX Runtime"): short of the 0.005, so fp32 stays
+    # the default. A GPU keeps its dtype.
     inference: Literal["fp32", "int8"] = "fp32"
     # Which engine runs the sentiment model's CPU forward in the service and bulk scoring: "torch"
     # (as trained), or "onnx": the model exported once to ONNX and run by ONNX Runtime (with

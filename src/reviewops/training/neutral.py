@@ -56,17 +56,12 @@ def star_target_ids(label_ids: np.ndarray, ratings: Any, mass: float) -> np.ndar
     ids = np.asarray(label_ids, dtype=int).copy()
     if mass <= 0 or ratings is None:
         return ids
-    stars = _numeric(ratings)
+    import pandas as pd
+
+    stars = pd.to_numeric(pd.Series(ratings), errors="coerce").to_numpy(dtype=float)
     for star, target in STAR_TARGETS.items():
         ids[(stars == star) & (TARGET_LABEL[target] == ids)] = target
     return ids
-
-
-def _numeric(values: Any) -> np.ndarray:
-    """``values`` as floats, NaN where missing or not a number."""
-    import pandas as pd
-
-    return pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=float)
 
 
 def star_target_matrix(mass: float) -> np.ndarray:

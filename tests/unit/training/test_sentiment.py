@@ -305,10 +305,9 @@ def test_soft_target_loss_equals_weighted_ce_on_one_hot_rows_and_pulls_toward_ne
 
 def test_star_neutral_mass_trains_on_soft_targets_and_says_how_many(tmp_path: Path, tiny: dict[str, Path]) -> None:
     df = synthetic_processed(40)
-    df.loc[df.label == "positive", "rating"] = [4.0, 5.0] * int((df.label == "positive").sum() // 2) + [4.0] * int(
-        (df.label == "positive").sum() % 2
-    )
-    n_four = int(((df.label == "positive") & (df.rating == 4.0)).iloc[:40].sum())
+    positive = df.index[df.label == "positive"]
+    df.loc[positive[::2], "rating"] = 4.0  # every other positive review has 4 stars
+    n_four = len(positive[::2])
     settings = _with_knobs(
         quick_settings(tmp_path, tiny["causal"], tiny["encoder"], sentiment_max_steps=2), star_neutral_mass=0.3
     )

@@ -130,7 +130,6 @@ def timed_rates(runs: dict[str, Any], threads: int, repeats: int) -> dict[str, d
 
 
 RUNTIMES = ("fp32", "int8", "onnx_fp32", "onnx_int8")  # torch fp32 (the default) first: the reference
-INT8_RUNTIMES = ("int8", "onnx_int8")
 
 
 def _speedups(rates: dict[str, dict[str, float]], base: str = "fp32", runtimes: tuple[str, ...] = RUNTIMES) -> dict:
@@ -145,19 +144,31 @@ def _speedups(rates: dict[str, dict[str, float]], base: str = "fp32", runtimes: 
     }
 
 
-def classifiers(model_dir: Path, settings: Any, threads: int, cache_dir: Path) -> dict[str, Any]:
-    """The four runtimes of the classifier in ``model_dir``; ONNX Runtime sessions on ``threads`` threads."""
+def classifiers(
+    model_dir: Path, settings: Any, threads: int, cache_dir: Path, specs: list[list[int]] | None = None
+) -> dict[str, Any]:
+    """The runtimes of the classifier in ``model_dir``; ONNX Runtime sessions on ``threads`` threads.
+
+    torch fp32, ONNX fp32, and torch int8 / ONNX int8 with ``sentiment.int8_fp32_layers`` from the
+    settings, or (``specs``) once per list of fp32 layers, named ``int8@4+5`` / ``onnx_int8@4+5``.
+    """
     from reviewops.models.onnx_sentiment import OnnxSentimentClassifier
     from reviewops.models.sentiment import SentimentClassifier
 
     fp32 = SentimentClassifier.load(model_dir, settings.sentiment)
-    onnx = {
-        f"onnx_{mode}": OnnxSentimentClassifier.from_classifier(
-            fp32, cache_dir=cache_dir, inference=mode, threads=threads
-        )
-        for mode in ("fp32", "int8")
+    out = {
+        "fp32": fp32,
+        "onnx_fp32": OnnxSentimentClassifier.from_classifier(fp32, cache_dir=cache_dir, threads=threads),
     }
-    return {"fp32": fp32, "int8": fp32.quantized(), **onnx}
+    for layers in specs or [None]:
+        tag = "" if layers is None else "@" + ("+".join(map(str, layers)) or "none")
+        cfg = fp32.cfg if layers is None else fp32.cfg.model_copy(update={"int8_fp32_layers": layers})
+        variant = SentimentClassifier(fp32.model, fp32.tokenizer, cfg)
+        out[f"int8{tag}"] = variant.quantized()
+        out[f"onnx_int8{tag}"] = OnnxSentimentClassifier.from_classifier(
+            variant, cache_dir=cache_dir, inference="int8", threads=threads
+        )
+    return out
 
 
 def _agreement(a: list[str], b: list[str]) -> float:
@@ -173,12 +184,12 @@ def sentiment_part(model_dir: Path, settings: Any, test: Any, args: argparse.Nam
     from reviewops.schema import LABELS
 
     default_threads = torch.get_num_threads()
-    models = classifiers(model_dir, settings, default_threads, cache_dir)
+    models = classifiers(model_dir, settings, default_threads, cache_dir, args.int8_fp32_layers)
     texts, labels = test["text"].tolist(), test["label"].tolist()
     proba = {name: clf.predict_proba(texts, batch_size=args.batch_size) for name, clf in models.items()}
     preds = {name: [LABELS[i] for i in p.argmax(axis=1)] for name, p in proba.items()}
     quality = {name: sentiment_metrics(labels, preds[name]) for name in proba}
-    against = {"fp32": RUNTIMES[1:], "onnx_fp32": ("onnx_int8",)}
+    against = {"fp32": [n for n in models if n != "fp32"], "onnx_fp32": [n for n in models if "onnx_int8" in n]}
     compared = {
         f"{name}_vs_{base}": {
             "macro_f1_delta": round(quality[name]["macro_f1"] - quality[base]["macro_f1"], 4),
@@ -192,7 +203,7 @@ def sentiment_part(model_dir: Path, settings: Any, test: Any, args: argparse.Nam
     speed = {}
     for threads in sorted({1, default_threads}):
         if threads != default_threads:
-            models = classifiers(model_dir, settings, threads, cache_dir)  # the export is cached: a new session
+            models = classifiers(model_dir, settings, threads, cache_dir, args.int8_fp32_layers)  # cached exports
         runs = {
             name: ((lambda c=clf: c.predict_proba(speed_texts, batch_size=args.batch_size)), len(speed_texts))
             for name, clf in models.items()
@@ -201,8 +212,8 @@ def sentiment_part(model_dir: Path, settings: Any, test: Any, args: argparse.Nam
         rates = timed_rates(runs, threads, args.repeats)
         speed[str(threads)] = {
             "rates": rates,
-            "vs_fp32": _speedups(rates),
-            "vs_onnx_fp32": _speedups(rates, "onnx_fp32", ("onnx_fp32", "onnx_int8")),
+            "vs_fp32": _speedups(rates, "fp32", tuple(rates)),
+            "vs_onnx_fp32": _speedups(rates, "onnx_fp32", tuple(n for n in rates if n.startswith("onnx_"))),
         }
     return {
         "model_dir": str(model_dir),
@@ -212,6 +223,45 @@ def sentiment_part(model_dir: Path, settings: Any, test: Any, args: argparse.Nam
         "compared": compared,
         "speed": speed,
     }
+
+
+def ffn_outliers(model_dir: Path, settings: Any, texts: list[str], batch_size: int) -> list[dict[str, Any]]:
+    """Each encoder layer's FFN output Linear: largest |input| over its root-mean-square on ``texts``, largest first.
+
+    A dynamic int8 Linear quantizes its input with one scale per call, so an input whose few
+    outlier channels are hundreds of times its typical size loses the rest to rounding: these are
+    the layers ``sentiment.int8_fp32_layers`` keeps fp32. Labels are not read.
+    """
+    import torch
+
+    from reviewops.models.sentiment import SentimentClassifier, ffn_output_linears
+
+    clf = SentimentClassifier.load(model_dir, settings.sentiment)
+    names = ffn_output_linears(clf.model, list(range(64)))
+    seen: dict[str, list[float]] = {n: [0.0, 0.0, 0.0] for n in names}  # max |x|, sum of mean x^2, calls
+
+    def record(name: str) -> Any:
+        def hook(_module: Any, inputs: tuple[Any, ...], _output: Any) -> None:
+            x = inputs[0].detach().float()
+            s = seen[name]
+            s[0], s[1], s[2] = max(s[0], float(x.abs().max())), s[1] + float(x.pow(2).mean()), s[2] + 1
+
+        return hook
+
+    modules = dict(clf.model.named_modules())
+    handles = [modules[n].register_forward_hook(record(n)) for n in names]
+    try:
+        with torch.no_grad():
+            clf.predict_proba(texts, batch_size=batch_size)
+    finally:
+        for h in handles:
+            h.remove()
+    rows = [
+        {"layer": n, "max_abs": round(s[0], 2), "max_over_rms": round(s[0] / max((s[1] / s[2]) ** 0.5, 1e-12), 1)}
+        for n, s in seen.items()
+        if s[2]
+    ]
+    return sorted(rows, key=lambda r: -r["max_over_rms"])
 
 
 def quantizable_linears(model: Any, keep: tuple[str, ...] = ("classifier",)) -> list[str]:
@@ -377,7 +427,8 @@ def targets(report: dict) -> list[dict]:
     s = report["sentiment"]
     one = s["speed"]["1"]["vs_fp32"]
     out = []
-    for name in INT8_RUNTIMES:
+    runtimes = [n for n in one if "int8" in n]
+    for name in runtimes:
         out += [
             {
                 "target": f"{name} >= {TARGET_SPEEDUP:g}x torch fp32 reviews/s (1 thread, wall)",
@@ -394,7 +445,7 @@ def targets(report: dict) -> list[dict]:
             },
         ]
     for k, t in enumerate(out):
-        t["runtime"] = INT8_RUNTIMES[k // 3]
+        t["runtime"] = runtimes[k // 3]
         t["goal"] = TARGET_F1_DELTA if t.get("max") else TARGET_SPEEDUP
         t["verdict"] = "PASS" if (t["value"] <= t["goal"] if t.get("max") else t["value"] >= t["goal"]) else "FAIL"
     return out
@@ -416,6 +467,11 @@ def _sentiment_lines(s: dict) -> list[str]:
     for pair, c in s["compared"].items():
         lines.append(
             f"| {pair} | {c['macro_f1_delta']:+.4f} | {c['agreement']:.4f} | {c['max_probability_difference']:.4f} |"
+        )
+    if s.get("ffn_outliers"):
+        lines.append(
+            "FFN output inputs, max |x| / rms on training texts (the int8-sensitive layers): "
+            + ", ".join(f"{r['layer'].rsplit('layer.', 1)[-1]}: {r['max_over_rms']}" for r in s["ffn_outliers"])
         )
     lines += [
         "| threads | runtime | reviews/s best, median (per CPU-s) | vs torch fp32 wall (CPU time) "
@@ -461,7 +517,8 @@ def render(report: dict) -> str:
         return "\n".join(lines)
     lines += ["## Targets (judged against torch fp32, the current default)"]
     lines += [f"- {t['target']}: {t['value']} -> {t['verdict']}" for t in report["targets"]]
-    passing = [n for n in INT8_RUNTIMES if all(t["verdict"] == "PASS" for t in report["targets"] if t["runtime"] == n)]
+    names = dict.fromkeys(t["runtime"] for t in report["targets"])
+    passing = [n for n in names if all(t["verdict"] == "PASS" for t in report["targets"] if t["runtime"] == n)]
     lines.append(f"int8 runtimes meeting every target: {', '.join(passing) or 'none'}")
     return "\n".join(lines)
 
@@ -514,6 +571,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="Also run torch int8 keeping the K most int8-sensitive Linear layers in fp32, for each K "
         "(e.g. 0,2,4,8,12); the ranking and the choice of K use training/validation texts only.",
     )
+    parser.add_argument(
+        "--int8-fp32-layers",
+        type=lambda v: [] if v == "none" else [int(x) for x in v.split(",")],
+        nargs="+",
+        default=None,
+        metavar="K,K|none",
+        help="Run torch and ONNX int8 once per list of encoder layers whose FFN output stays fp32 "
+        "(e.g. 0 4,5 none), side by side (default: sentiment.int8_fp32_layers of the settings).",
+    )
     parser.add_argument("--calibration-rows", type=int, default=128, help="Training texts for the sensitivity ranking.")
     parser.add_argument(
         "--min-agreement", type=float, default=0.995, help="Choice rule: smallest K with this agreement on train+val."
@@ -538,6 +604,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_runtimes:
             cache = args.onnx_cache or work / "onnx"
             report["sentiment"] = sentiment_part(model_dir, settings, parts["test"], args, cache)
+            calib = parts["train"]["text"].sample(n=min(args.calibration_rows, len(parts["train"])), random_state=0)
+            report["sentiment"]["ffn_outliers"] = ffn_outliers(model_dir, settings, calib.tolist(), args.batch_size)
         if args.fp32_layers:
             report["mixed"] = mixed_part(model_dir, settings, parts, args)
         if not args.skip_summarizer:

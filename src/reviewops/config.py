@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationError, field_validator, model_validator
 
 DEFAULT_PARAMS = Path("params.yaml")
 
@@ -186,9 +186,14 @@ class SentimentConfig(_Strict):
     # (benchmarks/int8.py; README "int8 and ONNX Runtime"): short of the issue's 0.005, so fp32 stays
     # the default. A GPU keeps its dtype.
     inference: Literal["fp32", "int8"] = "fp32"
+    # Encoder layers whose feed-forward output Linear stays fp32 under ``inference: int8`` (torch and
+    # ONNX Runtime): a few layers carry activation outliers that one per-tensor int8 scale cannot hold
+    # (README "int8 and ONNX Runtime"). Names matched: ``layer.<k>.output.dense`` (BERT-family
+    # encoders); a backbone without them (gemma) quantizes every Linear.
+    int8_fp32_layers: list[NonNegativeInt] = Field(default_factory=lambda: [0])
     # Which engine runs the sentiment model's CPU forward in the service and bulk scoring: "torch"
     # (as trained), or "onnx": the model exported once to ONNX and run by ONNX Runtime (with
-    # ``inference: int8``, ONNX Runtime's dynamic int8 quantization, layer 0's FFN output kept fp32).
+    # ``inference: int8``, ONNX Runtime's dynamic int8 quantization, ``int8_fp32_layers`` kept fp32).
     # A GPU always runs torch.
     runtime: Literal["torch", "onnx"] = "torch"
     # Keep the encoder's word-embedding matrix fixed while fine-tuning. A multilingual encoder's

@@ -261,6 +261,7 @@ def test_int8_benchmark_runs_on_a_tiny_model(tmp_path):
     cmd = [sys.executable, str(BENCHMARKS / "int8.py"), "--set", f"sentiment.model={base}"]
     cmd += ["--set", "train.profile=quick", "--speed-rows", "16", "--repeats", "1", "--skip-summarizer"]
     cmd += ["--model", str(kept), "--json", str(out), "--fp32-layers", "0,2", "--calibration-rows", "16"]
+    cmd += ["--int8-fp32-layers", "0", "none"]  # both int8 runtimes twice: layer 0's FFN output fp32, and none
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=BENCHMARKS.parent)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(out.read_text(encoding="utf-8"))
@@ -274,19 +275,30 @@ def test_int8_benchmark_runs_on_a_tiny_model(tmp_path):
     assert "## torch int8 with the most sensitive Linear layers fp32" in proc.stdout
     s = report["sentiment"]
     assert s["test_rows"] > 300 and s["speed_rows"] == 16  # the 0.45 test split of the 1k sample
-    assert set(s["quality"]) == set(module.RUNTIMES)
-    c = s["compared"]["onnx_int8_vs_fp32"]
+    runtimes = ["fp32", "onnx_fp32", "int8@0", "onnx_int8@0", "int8@none", "onnx_int8@none"]
+    assert list(s["quality"]) == runtimes
+    c = s["compared"]["onnx_int8@none_vs_fp32"]
     assert 0 <= c["agreement"] <= 1 and c["macro_f1_delta"] == pytest.approx(
-        s["quality"]["onnx_int8"]["macro_f1"] - s["quality"]["fp32"]["macro_f1"], abs=1e-4
+        s["quality"]["onnx_int8@none"]["macro_f1"] - s["quality"]["fp32"]["macro_f1"], abs=1e-4
     )
+    assert set(s["compared"]) == {f"{n}_vs_fp32" for n in runtimes[1:]} | {
+        "onnx_int8@0_vs_onnx_fp32",
+        "onnx_int8@none_vs_onnx_fp32",
+    }
     assert s["compared"]["onnx_fp32_vs_fp32"]["max_probability_difference"] < 1e-4  # ONNX fp32 is torch's answer
     assert "1" in s["speed"] and all(
         rate["best_per_s"] > 0 for r in s["speed"].values() for rate in r["rates"].values()
     )
     record = json.loads((kept / module.SPLIT_FILE).read_text(encoding="utf-8"))
     assert len(record["test_review_ids"]) == s["test_rows"]
-    assert [t["verdict"] in ("PASS", "FAIL") for t in report["targets"]] == [True] * 6
-    for heading in ("## Sentiment", "| fp32 |", "| onnx_int8 |", "## Targets"):
+    assert [t["verdict"] in ("PASS", "FAIL") for t in report["targets"]] == [True] * 12
+    assert [t["runtime"] for t in report["targets"][::3]] == runtimes[2:]
+    outliers = s["ffn_outliers"]  # the tiny encoder's two FFN outputs; max |x| >= rms always
+    assert sorted(r["layer"] for r in outliers) == [f"bert.encoder.layer.{k}.output.dense" for k in (0, 1)]
+    assert [r["max_over_rms"] for r in outliers] == sorted((r["max_over_rms"] for r in outliers), reverse=True)
+    assert all(r["max_over_rms"] >= 1 and r["max_abs"] > 0 for r in outliers)
+    assert "FFN output inputs, max |x| / rms" in proc.stdout
+    for heading in ("## Sentiment", "| fp32 |", "| onnx_int8@none |", "## Targets"):
         assert heading in proc.stdout
 
 

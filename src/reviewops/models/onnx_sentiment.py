@@ -43,12 +43,6 @@ CACHE_SUBDIR = "onnx-cache"
 OPSET = 17
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUT_NAME = "logits"
-# Encoder layers whose FFN output MatMul stays fp32 in int8 mode. On the fine-tuned MiniLM
-# (benchmarks/int8.py, 497 Fine Food test rows) quantizing every MatMul cost macro-F1 -0.0168 at
-# 2.58x torch fp32's reviews per CPU-s; keeping layer 0's FFN output fp32 gave +0.0037 at 2.34x,
-# all six layers' -0.0049 at 1.75x. Layer 0 was picked on those test rows (the 59 validation rows
-# are too few to rank layers): confirm on another split before relying on it.
-FP32_FFN_OUTPUT_LAYERS: tuple[int, ...] = (0,)
 
 
 def onnx_cache_dir(settings: Settings) -> Path:
@@ -69,8 +63,8 @@ def _onnxruntime() -> Any:
     return onnxruntime
 
 
-def cache_key(model: Any, inference: Inference) -> str:
-    """sha256 of ``model``'s weights, config and pooling, the inference mode and the exporting versions."""
+def cache_key(model: Any, inference: Inference, fp32_layers: tuple[int, ...] = ()) -> str:
+    """sha256 of ``model``'s weights, config and pooling, the inference mode (with int8's fp32 layers) and versions."""
     import onnxruntime
     import torch
     import transformers
@@ -78,7 +72,7 @@ def cache_key(model: Any, inference: Inference) -> str:
     digest = hashlib.sha256()
     for part in (
         EXPORT_VERSION,
-        inference,
+        inference + (f":fp32={','.join(map(str, fp32_layers))}" if inference == "int8" else ""),
         type(model).__name__,
         str(getattr(model.config, POOLING_ATTR, None)),
         model.config.to_json_string(),
@@ -140,17 +134,17 @@ def export_onnx(classifier: SentimentClassifier, target: Path) -> tuple[str, ...
     return names
 
 
-def fp32_matmuls(model: Any, layers: tuple[int, ...] = FP32_FFN_OUTPUT_LAYERS) -> list[str]:
+def fp32_matmuls(model: Any, layers: tuple[int, ...]) -> list[str]:
     """Names of the FFN output MatMuls of encoder ``layers`` in an exported BERT-family graph."""
     wanted = tuple(f"/layer.{k}/output/dense/MatMul" for k in layers)
     return [n.name for n in model.graph.node if n.op_type == "MatMul" and n.name.endswith(wanted)]
 
 
-def quantize_onnx(source: Path, target: Path, fp32_layers: tuple[int, ...] = FP32_FFN_OUTPUT_LAYERS) -> None:
+def quantize_onnx(source: Path, target: Path, fp32_layers: tuple[int, ...] = ()) -> None:
     """Dynamic int8 MatMuls: weights int8 per output channel, activations uint8 per call from their range.
 
     No calibration data; nothing is kept between calls. The FFN output MatMuls of ``fp32_layers``
-    stay fp32 (see :data:`FP32_FFN_OUTPUT_LAYERS`); the classification head (a Gemm) does too.
+    stay fp32 (``sentiment.int8_fp32_layers``); the classification head (a Gemm) does too.
     The graph is left unfused: on MiniLM one thread scored 146.8 reviews per CPU-s unfused
     against 100.6 with ONNX Runtime's BERT fusion (Attention, SkipLayerNorm) before quantizing.
     """
@@ -181,7 +175,7 @@ def build_onnx(classifier: SentimentClassifier, target: Path, inference: Inferen
             final = work / "exported.onnx"
             export_onnx(classifier, final)
             if inference == "int8":
-                quantize_onnx(final, work / "int8.onnx")
+                quantize_onnx(final, work / "int8.onnx", tuple(classifier.cfg.int8_fp32_layers))
                 final = work / "int8.onnx"
         except Exception as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
@@ -197,7 +191,7 @@ def cached_onnx(classifier: SentimentClassifier, inference: Inference, cache_dir
 
     An unwritable ``cache_dir`` falls back to one in the temporary directory.
     """
-    key = cache_key(classifier.model, inference)
+    key = cache_key(classifier.model, inference, tuple(classifier.cfg.int8_fp32_layers))
     for directory in (Path(cache_dir), Path(tempfile.gettempdir()) / f"reviewops-{CACHE_SUBDIR}"):
         path = directory / f"{key}.onnx"
         if path.is_file():

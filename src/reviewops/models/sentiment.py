@@ -295,6 +295,18 @@ def quantize_int8(model: Any, keep: tuple[str, ...] = ("classifier",), engine: s
     return quantized
 
 
+def ffn_output_linears(model: Any, layers: list[int]) -> tuple[str, ...]:
+    """Names of the feed-forward output Linears (``layer.<k>.output.dense``, not attention's) of ``layers``."""
+    import torch
+
+    wanted = tuple(f"layer.{k}.output.dense" for k in layers)
+    return tuple(
+        name
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear) and (name in wanted or name.endswith(tuple("." + w for w in wanted)))
+    )
+
+
 def _full_range_activations(model: Any) -> None:
     """Let dynamic Linear layers quantize activations to all 8 bits (oneDNN packing, or VNNI CPUs).
 
@@ -357,7 +369,8 @@ class SentimentClassifier:
         Raises:
             ValueError: the model is not on the CPU.
         """
-        return SentimentClassifier(quantize_int8(self.model), self.tokenizer, self.cfg)
+        keep = ("classifier", *ffn_output_linears(self.model, self.cfg.int8_fp32_layers))
+        return SentimentClassifier(quantize_int8(self.model, keep=keep), self.tokenizer, self.cfg)
 
     @property
     def inference(self) -> Inference:

@@ -90,6 +90,17 @@ def test_onnx_int8_agrees_with_fp32(mean_dir: Path, cache: Path) -> None:
     assert not np.allclose(a, b, atol=1e-5)  # int8 really computed differently
     with pytest.raises(ValueError, match="fp32, int8"):
         OnnxSentimentClassifier.from_classifier(fp32, cache_dir=cache, inference="int4")  # type: ignore[arg-type]
+    # sentiment.int8_fp32_layers picks the FFN outputs kept fp32: another set, another cached file
+    cfg = CFG.model_copy(update={"int8_fp32_layers": [1]})
+    other = OnnxSentimentClassifier.from_classifier(
+        SentimentClassifier(fp32.model, fp32.tokenizer, cfg), cache_dir=cache, inference="int8"
+    )
+    assert other.path != int8.path
+    nodes = onnx.load(str(other.path)).graph.node
+    kept = [n.name for n in nodes if n.op_type == "MatMul" and "Constant" not in n.input[1]]
+    assert [n for n in kept if n.endswith("/output/dense/MatMul") and "attention" not in n] == [
+        "/model/bert/encoder/layer.1/output/dense/MatMul"
+    ]
 
 
 def test_export_is_cached_per_weights_and_mode(mean_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

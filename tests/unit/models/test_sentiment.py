@@ -52,8 +52,10 @@ def test_int8_copy_agrees_with_fp32_and_leaves_the_original_alone(mean_dir: Path
     int8 = fp32.quantized()
     assert (fp32.inference, int8.inference) == ("fp32", "int8")
     assert _dynamic_linears(fp32.model) == 0  # the original model was copied, not converted
-    # 2 layers x (q, k, v, attention output, intermediate, output) + the pooler; the head stays fp32
-    assert _dynamic_linears(int8.model) == 13
+    # 2 layers x (q, k, v, attention output, intermediate, FFN output) + the pooler, but layer 0's FFN
+    # output (sentiment.int8_fp32_layers' default); the head stays fp32
+    assert _dynamic_linears(int8.model) == 12
+    assert isinstance(int8.model.bert.encoder.layer[0].output.dense, torch.nn.Linear)
     assert isinstance(int8.model.classifier, torch.nn.Linear)
     texts = _corpus()
     a, b = fp32.predict_proba(texts, batch_size=8), int8.predict_proba(texts, batch_size=8)
@@ -160,3 +162,24 @@ def test_head_tail_keeps_the_first_quarter_and_the_last_three_quarters(mean_dir:
     assert batch["input_ids"].shape == (2, 16) and batch["attention_mask"][1].sum() < 16
     with pytest.raises(ValueError, match="head, head_tail"):
         encode_texts(tok, [text], 16, "middle")
+
+
+def test_int8_fp32_layers_pick_ffn_outputs_only(mean_dir: Path) -> None:
+    import torch
+
+    from reviewops.models.sentiment import ffn_output_linears
+
+    fp32 = SentimentClassifier.load(mean_dir, CFG)
+    assert ffn_output_linears(fp32.model, [1]) == ("bert.encoder.layer.1.output.dense",)  # not attention's
+    assert ffn_output_linears(fp32.model, [0, 1, 7]) == (
+        "bert.encoder.layer.0.output.dense",
+        "bert.encoder.layer.1.output.dense",
+    )
+    every = SentimentClassifier(fp32.model, fp32.tokenizer, CFG.model_copy(update={"int8_fp32_layers": []}))
+    assert _dynamic_linears(every.quantized().model) == 13
+    one = SentimentClassifier(fp32.model, fp32.tokenizer, CFG.model_copy(update={"int8_fp32_layers": [1]})).quantized()
+    layers = one.model.bert.encoder.layer
+    assert isinstance(layers[1].output.dense, torch.nn.Linear) and _dynamic_linears(one.model) == 12
+    assert not isinstance(layers[1].attention.output.dense, torch.nn.Linear)  # the attention projection is int8
+    with pytest.raises(ValueError, match="greater than or equal to 0"):
+        SentimentConfig(int8_fp32_layers=[-1])

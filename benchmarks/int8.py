@@ -99,6 +99,10 @@ def fine_tuned(settings: Any, parts: dict, model: Path | None, workdir: Path, da
 def timed_rates(runs: dict[str, Any], threads: int, repeats: int) -> dict[str, dict[str, float]]:
     """Reviews/s of each ``name -> (call, rows)`` at ``threads`` torch threads; passes alternate.
 
+    Each round starts one runtime later (a rotation): a slot in the round that runs faster or
+    slower (stop 28 saw the first int8 runtime after the fp32 ones at 2.1x and the same model in
+    a later slot at 1.6-1.8x) is shared out instead of always landing on the same runtime.
+
     Wall-clock rates (fastest pass and median) and reviews per CPU-second of this process (fastest
     pass): on a shared machine a one-thread pass waits for a core, and the CPU-time rate is what
     the same pass gives on an idle core. With more threads the CPU-time rate sums the threads.
@@ -110,8 +114,10 @@ def timed_rates(runs: dict[str, Any], threads: int, repeats: int) -> dict[str, d
     wall: dict[str, list[float]] = {name: [] for name in runs}
     cpu: dict[str, list[float]] = {name: [] for name in runs}
     try:
-        for _ in range(repeats):
-            for name, (call, _rows) in runs.items():
+        names = list(runs)
+        for r in range(repeats):
+            for name in names[r % len(names) :] + names[: r % len(names)]:  # each pass starts one runtime later
+                call = runs[name][0]
                 start, start_cpu = time.perf_counter(), time.process_time()
                 call()
                 wall[name].append(time.perf_counter() - start)

@@ -52,10 +52,9 @@ def test_int8_copy_agrees_with_fp32_and_leaves_the_original_alone(mean_dir: Path
     int8 = fp32.quantized()
     assert (fp32.inference, int8.inference) == ("fp32", "int8")
     assert _dynamic_linears(fp32.model) == 0  # the original model was copied, not converted
-    # 2 layers x (q, k, v, attention output, intermediate, FFN output) + the pooler, but layer 0's FFN
-    # output (sentiment.int8_fp32_layers' default); the head stays fp32
-    assert _dynamic_linears(int8.model) == 12
-    assert isinstance(int8.model.bert.encoder.layer[0].output.dense, torch.nn.Linear)
+    # 2 layers x (q, k, v, attention output, intermediate, FFN output) + the pooler: the default
+    # int8_fp32_layers (e5's 4 and 5) are not in this 2-layer encoder; the head stays fp32
+    assert CFG.int8_fp32_layers == [4, 5] and _dynamic_linears(int8.model) == 13
     assert isinstance(int8.model.classifier, torch.nn.Linear)
     texts = _corpus()
     a, b = fp32.predict_proba(texts, batch_size=8), int8.predict_proba(texts, batch_size=8)
@@ -177,6 +176,8 @@ def test_int8_fp32_layers_pick_ffn_outputs_only(mean_dir: Path) -> None:
     )
     every = SentimentClassifier(fp32.model, fp32.tokenizer, CFG.model_copy(update={"int8_fp32_layers": []}))
     assert _dynamic_linears(every.quantized().model) == 13
+    both = SentimentClassifier(fp32.model, fp32.tokenizer, CFG.model_copy(update={"int8_fp32_layers": [0, 1]}))
+    assert _dynamic_linears(both.quantized().model) == 11
     one = SentimentClassifier(fp32.model, fp32.tokenizer, CFG.model_copy(update={"int8_fp32_layers": [1]})).quantized()
     layers = one.model.bert.encoder.layer
     assert isinstance(layers[1].output.dense, torch.nn.Linear) and _dynamic_linears(one.model) == 12

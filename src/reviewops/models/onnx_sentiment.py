@@ -162,6 +162,11 @@ def quantize_onnx(source: Path, target: Path, fp32_layers: tuple[int, ...] = ())
     )
 
 
+def _fp32_layers(classifier: SentimentClassifier) -> tuple[int, ...]:
+    """``sentiment.int8_fp32_layers`` sorted, once each: [5, 4] and [4, 5] share one cached file."""
+    return tuple(sorted(set(classifier.cfg.int8_fp32_layers)))
+
+
 def build_onnx(classifier: SentimentClassifier, target: Path, inference: Inference) -> None:
     """Export and (``int8``) quantize ``classifier`` into ``target``, written atomically.
 
@@ -175,7 +180,7 @@ def build_onnx(classifier: SentimentClassifier, target: Path, inference: Inferen
             final = work / "exported.onnx"
             export_onnx(classifier, final)
             if inference == "int8":
-                quantize_onnx(final, work / "int8.onnx", tuple(classifier.cfg.int8_fp32_layers))
+                quantize_onnx(final, work / "int8.onnx", _fp32_layers(classifier))
                 final = work / "int8.onnx"
         except Exception as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
@@ -191,7 +196,7 @@ def cached_onnx(classifier: SentimentClassifier, inference: Inference, cache_dir
 
     An unwritable ``cache_dir`` falls back to one in the temporary directory.
     """
-    key = cache_key(classifier.model, inference, tuple(classifier.cfg.int8_fp32_layers))
+    key = cache_key(classifier.model, inference, _fp32_layers(classifier))
     for directory in (Path(cache_dir), Path(tempfile.gettempdir()) / f"reviewops-{CACHE_SUBDIR}"):
         path = directory / f"{key}.onnx"
         if path.is_file():

@@ -96,6 +96,11 @@ def test_onnx_int8_agrees_with_fp32(mean_dir: Path, cache: Path) -> None:
         SentimentClassifier(fp32.model, fp32.tokenizer, cfg), cache_dir=cache, inference="int8"
     )
     assert other.path != int8.path
+    same = CFG.model_copy(update={"int8_fp32_layers": [1, 1]})  # the same set: the same cached file
+    again = OnnxSentimentClassifier.from_classifier(
+        SentimentClassifier(fp32.model, fp32.tokenizer, same), cache_dir=cache, inference="int8"
+    )
+    assert again.path == other.path
     nodes = onnx.load(str(other.path)).graph.node
     kept = [n.name for n in nodes if n.op_type == "MatMul" and "Constant" not in n.input[1]]
     assert [n for n in kept if n.endswith("/output/dense/MatMul") and "attention" not in n] == [

@@ -3,18 +3,21 @@
 1. The real Amazon Fine Food sample through the project's ingest → validate → preprocess, split
    grouped by product (``--test-size``, default 0.45: a large test split, so one flipped
    prediction moves macro-F1 by well under the 0.005 tolerance);
-2. a MiniLM sentiment model fine-tuned on the train part with the project's own training
-   (``train_sentiment``, ``cpu`` profile), or the one ``--model DIR`` holds from an earlier run
-   of this script (the test rows it was split with are recorded beside it and checked);
+2. the configured sentiment encoder (``sentiment.model``, e5 by default) fine-tuned on the train
+   part with the project's own training (``train_sentiment``, ``cpu`` profile), or the one
+   ``--model DIR`` holds from an earlier run of this script (the test rows it was split with are
+   recorded beside it and checked);
 3. four runtimes of the same classifier: torch as loaded (``fp32``, the project's default), its
    int8 copy (``int8``: ``SentimentClassifier.quantized``, torch dynamic quantization of the
    Linear layers), and ONNX Runtime (``sentiment.runtime: onnx``, models/onnx_sentiment.py) in
-   fp32 (``onnx_fp32``) and dynamic int8 (``onnx_int8``): macro-F1, accuracy, argmax agreement
+   fp32 (``onnx_fp32``) and dynamic int8 (``onnx_int8``; both int8 runtimes keep the FFN outputs of
+   ``sentiment.int8_fp32_layers`` fp32, or run once per set given to ``--int8-fp32-layers``, named
+   ``int8@4+5``, ``onnx_int8@none``, ...): macro-F1, accuracy, argmax agreement
    with torch fp32 and the largest probability difference on ALL test rows, then reviews/s on
    the first ``--speed-rows`` test texts at 1 thread and at torch's default thread count (the
    ONNX Runtime sessions get the same count), batches of ``--batch-size`` (the scoring engine's
-   CPU forward batch); the four alternate pass by pass ``--repeats`` times and the fastest pass
-   of each counts (the machine may be shared);
+   CPU forward batch); the runtimes alternate pass by pass ``--repeats`` times, each round
+   starting one runtime later, and the fastest pass of each counts (the machine may be shared);
 4. the summarizer (``summarizer.model``, untuned; ``--skip-summarizer`` to leave out): int8 vs
    fp32 generation reviews/s on ``--summary-rows`` test reviews, how many titles change and
    ROUGE-L of both against the reviewers' titles, to decide whether int8 pays there too.
@@ -27,6 +30,7 @@ exits 0.
 
     python benchmarks/int8.py --model /tmp/int8-minilm --json /tmp/int8.json   # trains once, keeps it
     python benchmarks/int8.py --model /tmp/int8-minilm --skip-summarizer --repeats 5
+    python benchmarks/int8.py --model /tmp/int8-e5 --skip-summarizer --int8-fp32-layers 4,5 none --repeats 6
     python benchmarks/int8.py --set train.profile=quick --speed-rows 32 --repeats 1 --summary-rows 4  # smoke run
 """
 

@@ -247,7 +247,7 @@ def ffn_outliers(model_dir: Path, settings: Any, texts: list[str], batch_size: i
     from reviewops.models.sentiment import SentimentClassifier, ffn_output_linears
 
     clf = SentimentClassifier.load(model_dir, settings.sentiment)
-    names = ffn_output_linears(clf.model, list(range(64)))
+    names = ffn_output_linears(clf.model, list(range(clf.model.config.num_hidden_layers)))
     seen: dict[str, list[float]] = {n: [0.0, 0.0, 0.0] for n in names}  # max |x|, sum of mean x^2, calls
 
     def record(name: str) -> Any:

@@ -140,6 +140,7 @@ def timed_rates(runs: dict[str, Any], threads: int, repeats: int) -> dict[str, d
 
 
 RUNTIMES = ("fp32", "int8", "onnx_fp32", "onnx_int8")  # torch fp32 (the default) first: the reference
+RECHECK = "+recheck"  # suffix of an int8 runtime whose close calls are scored again in fp32
 
 
 def _speedups(rates: dict[str, dict[str, float]], base: str = "fp32", runtimes: tuple[str, ...] = RUNTIMES) -> dict:
@@ -155,14 +156,22 @@ def _speedups(rates: dict[str, dict[str, float]], base: str = "fp32", runtimes: 
 
 
 def classifiers(
-    model_dir: Path, settings: Any, threads: int, cache_dir: Path, specs: list[list[int]] | None = None
+    model_dir: Path,
+    settings: Any,
+    threads: int,
+    cache_dir: Path,
+    specs: list[list[int]] | None = None,
+    recheck_margin: float = 0.0,
 ) -> dict[str, Any]:
     """The runtimes of the classifier in ``model_dir``; ONNX Runtime sessions on ``threads`` threads.
 
     torch fp32, ONNX fp32, and torch int8 / ONNX int8 with ``sentiment.int8_fp32_layers`` from the
-    settings, or (``specs``) once per list of fp32 layers, named ``int8@4+5`` / ``onnx_int8@4+5``.
+    settings, or (``specs``) once per list of fp32 layers, named ``int8@4+5`` / ``onnx_int8@4+5``;
+    with ``recheck_margin`` > 0 each int8 one also wrapped as the service runs it
+    (``RecheckedClassifier``: close calls again in fp32 on the same runtime), named ``...+recheck``.
     """
     from reviewops.models.onnx_sentiment import OnnxSentimentClassifier
+    from reviewops.models.recheck import RecheckedClassifier
     from reviewops.models.sentiment import SentimentClassifier
 
     fp32 = SentimentClassifier.load(model_dir, settings.sentiment)
@@ -178,6 +187,10 @@ def classifiers(
         out[f"onnx_int8{tag}"] = OnnxSentimentClassifier.from_classifier(
             variant, cache_dir=cache_dir, inference="int8", threads=threads
         )
+        if recheck_margin > 0:
+            out[f"int8{tag}{RECHECK}"] = RecheckedClassifier(out[f"int8{tag}"], fp32, recheck_margin)
+            onnx_int8 = out[f"onnx_int8{tag}"]
+            out[f"onnx_int8{tag}{RECHECK}"] = RecheckedClassifier(onnx_int8, out["onnx_fp32"], recheck_margin)
     return out
 
 
@@ -194,9 +207,15 @@ def sentiment_part(model_dir: Path, settings: Any, test: Any, args: argparse.Nam
     from reviewops.schema import LABELS
 
     default_threads = torch.get_num_threads()
-    models = classifiers(model_dir, settings, default_threads, cache_dir, args.int8_fp32_layers)
+    margin = _recheck_margin(args, settings)
+    models = classifiers(model_dir, settings, default_threads, cache_dir, args.int8_fp32_layers, margin)
     texts, labels = test["text"].tolist(), test["label"].tolist()
     proba = {name: clf.predict_proba(texts, batch_size=args.batch_size) for name, clf in models.items()}
+    rechecked = {
+        name: round(len(clf.rechecked_rows(proba[name.removesuffix(RECHECK)])) / max(len(texts), 1), 4)
+        for name, clf in models.items()
+        if name.endswith(RECHECK)
+    }
     preds = {name: [LABELS[i] for i in p.argmax(axis=1)] for name, p in proba.items()}
     quality = {name: sentiment_metrics(labels, preds[name]) for name in proba}
     against = {"fp32": [n for n in models if n != "fp32"], "onnx_fp32": [n for n in models if "onnx_int8" in n]}
@@ -213,7 +232,7 @@ def sentiment_part(model_dir: Path, settings: Any, test: Any, args: argparse.Nam
     speed = {}
     for threads in sorted({1, default_threads}):
         if threads != default_threads:
-            models = classifiers(model_dir, settings, threads, cache_dir, args.int8_fp32_layers)  # cached exports
+            models = classifiers(model_dir, settings, threads, cache_dir, args.int8_fp32_layers, margin)  # cached
         runs = {
             name: ((lambda c=clf: c.predict_proba(speed_texts, batch_size=args.batch_size)), len(speed_texts))
             for name, clf in models.items()
@@ -231,8 +250,15 @@ def sentiment_part(model_dir: Path, settings: Any, test: Any, args: argparse.Nam
         "speed_rows": len(speed_texts),
         "quality": quality,
         "compared": compared,
+        "recheck_margin": margin,
+        "rechecked_share": rechecked,
         "speed": speed,
     }
+
+
+def _recheck_margin(args: argparse.Namespace, settings: Any) -> float:
+    """``--int8-recheck-margin``, else ``sentiment.int8_recheck_margin`` of the settings."""
+    return settings.sentiment.int8_recheck_margin if args.int8_recheck_margin is None else args.int8_recheck_margin
 
 
 def ffn_outliers(model_dir: Path, settings: Any, texts: list[str], batch_size: int) -> list[dict[str, Any]]:
@@ -478,6 +504,11 @@ def _sentiment_lines(s: dict) -> list[str]:
         lines.append(
             f"| {pair} | {c['macro_f1_delta']:+.4f} | {c['agreement']:.4f} | {c['max_probability_difference']:.4f} |"
         )
+    if s.get("rechecked_share"):
+        lines.append(
+            f"rows scored again in fp32 (int8 top-two margin < {s['recheck_margin']}): "
+            + ", ".join(f"{name} {share:.1%}" for name, share in s["rechecked_share"].items())
+        )
     if s.get("ffn_outliers"):
         lines.append(
             "FFN output inputs, max |x| / rms on training texts (the int8-sensitive layers): "
@@ -589,6 +620,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="K,K|none",
         help="Run torch and ONNX int8 once per list of encoder layers whose FFN output stays fp32 "
         "(e.g. 0 4,5 none), side by side (default: sentiment.int8_fp32_layers of the settings).",
+    )
+    parser.add_argument(
+        "--int8-recheck-margin",
+        type=float,
+        default=None,
+        metavar="M",
+        help="Also run each int8 runtime as the service does with sentiment.int8_recheck_margin M: rows whose "
+        "int8 top-two probability margin is below M scored again in fp32 (runtimes named ...+recheck; "
+        "default: the settings' margin, 0.5; 0: leave them out).",
     )
     parser.add_argument("--calibration-rows", type=int, default=128, help="Training texts for the sensitivity ranking.")
     parser.add_argument(

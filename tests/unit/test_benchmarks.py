@@ -276,15 +276,22 @@ def test_int8_benchmark_runs_on_a_tiny_model(tmp_path):
     assert "## torch int8 with the most sensitive Linear layers fp32" in proc.stdout
     s = report["sentiment"]
     assert s["test_rows"] > 300 and s["speed_rows"] == 16  # the 0.45 test split of the 1k sample
-    runtimes = ["fp32", "onnx_fp32", "int8@0", "onnx_int8@0", "int8@none", "onnx_int8@none"]
+    runtimes = ["fp32", "onnx_fp32", "int8@0", "onnx_int8@0", "int8@0+recheck", "onnx_int8@0+recheck"]
+    runtimes += ["int8@none", "onnx_int8@none", "int8@none+recheck", "onnx_int8@none+recheck"]
     assert list(s["quality"]) == runtimes
+    assert s["recheck_margin"] == 0.5 and list(s["rechecked_share"]) == [n for n in runtimes if "+recheck" in n]
+    assert all(0 <= share <= 1 for share in s["rechecked_share"].values())
+    # a row rechecked gets fp32's label: a rechecked runtime never agrees less with fp32 than its int8 alone
+    for name in ("int8@0", "onnx_int8@none"):
+        recheck = s["compared"][f"{name}+recheck_vs_fp32"]["agreement"]
+        assert recheck >= s["compared"][f"{name}_vs_fp32"]["agreement"]
+    assert "rows scored again in fp32 (int8 top-two margin < 0.5): int8@0+recheck " in proc.stdout
     c = s["compared"]["onnx_int8@none_vs_fp32"]
     assert 0 <= c["agreement"] <= 1 and c["macro_f1_delta"] == pytest.approx(
         s["quality"]["onnx_int8@none"]["macro_f1"] - s["quality"]["fp32"]["macro_f1"], abs=1e-4
     )
     assert set(s["compared"]) == {f"{n}_vs_fp32" for n in runtimes[1:]} | {
-        "onnx_int8@0_vs_onnx_fp32",
-        "onnx_int8@none_vs_onnx_fp32",
+        f"{n}_vs_onnx_fp32" for n in runtimes if n.startswith("onnx_int8")
     }
     assert s["compared"]["onnx_fp32_vs_fp32"]["max_probability_difference"] < 1e-4  # ONNX fp32 is torch's answer
     assert "1" in s["speed"] and all(
@@ -292,7 +299,7 @@ def test_int8_benchmark_runs_on_a_tiny_model(tmp_path):
     )
     record = json.loads((kept / module.SPLIT_FILE).read_text(encoding="utf-8"))
     assert len(record["test_review_ids"]) == s["test_rows"]
-    assert [t["verdict"] in ("PASS", "FAIL") for t in report["targets"]] == [True] * 12
+    assert [t["verdict"] in ("PASS", "FAIL") for t in report["targets"]] == [True] * 24
     assert [t["runtime"] for t in report["targets"][::3]] == runtimes[2:]
     outliers = s["ffn_outliers"]  # the tiny encoder's two FFN outputs; max |x| >= rms always
     assert sorted(r["layer"] for r in outliers) == [f"bert.encoder.layer.{k}.output.dense" for k in (0, 1)]

@@ -24,6 +24,7 @@ import numpy as np
 
 from reviewops.config import Settings
 from reviewops.errors import ReviewOpsError
+from reviewops.models.recheck import RecheckedClassifier
 from reviewops.models.sentiment import (
     INFERENCE_MODES,
     POOLING_ATTR,
@@ -306,18 +307,25 @@ class OnnxSentimentClassifier:
 
 def runtime_classifier(
     classifier: SentimentClassifier, settings: Settings
-) -> SentimentClassifier | OnnxSentimentClassifier:
+) -> SentimentClassifier | OnnxSentimentClassifier | RecheckedClassifier:
     """The classifier the service and bulk scoring run: ``sentiment.runtime`` and ``sentiment.inference`` applied.
 
     On the CPU: ONNX Runtime (``runtime: onnx``, int8 when ``inference: int8``), else torch's int8
-    copy (``inference: int8``), else ``classifier`` itself. A model on a GPU runs as it is.
+    copy (``inference: int8``), else ``classifier`` itself. An int8 one is wrapped so that rows whose
+    int8 top-two margin is below ``sentiment.int8_recheck_margin`` are scored again in fp32 by the
+    same runtime (:class:`RecheckedClassifier`; 0 turns that off). A model on a GPU runs as it is.
     """
-    if classifier.model.device.type != "cpu":
+    cfg = settings.sentiment
+    if classifier.model.device.type != "cpu" or (cfg.runtime == "torch" and cfg.inference == "fp32"):
         return classifier
-    if settings.sentiment.runtime == "onnx":
-        return OnnxSentimentClassifier.from_classifier(
-            classifier, cache_dir=onnx_cache_dir(settings), inference=settings.sentiment.inference
-        )
-    if settings.sentiment.inference == "int8":
-        return classifier.quantized()
-    return classifier
+    recheck = cfg.inference == "int8" and cfg.int8_recheck_margin > 0
+    if cfg.runtime == "torch":
+        fast: SentimentClassifier | OnnxSentimentClassifier = classifier.quantized()
+        exact: SentimentClassifier | OnnxSentimentClassifier = classifier
+    else:
+        cache = onnx_cache_dir(settings)
+        fast = OnnxSentimentClassifier.from_classifier(classifier, cache_dir=cache, inference=cfg.inference)
+        if not recheck:
+            return fast
+        exact = OnnxSentimentClassifier.from_classifier(classifier, cache_dir=cache, inference="fp32")
+    return RecheckedClassifier(fast, exact, cfg.int8_recheck_margin) if recheck else fast

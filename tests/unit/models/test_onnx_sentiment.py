@@ -12,6 +12,7 @@ from reviewops.config import PathsConfig, SentimentConfig, Settings
 from reviewops.errors import ReviewOpsError
 from reviewops.models import onnx_sentiment
 from reviewops.models.onnx_sentiment import OnnxSentimentClassifier, onnx_cache_dir, runtime_classifier
+from reviewops.models.recheck import RecheckedClassifier
 from reviewops.models.sentiment import POOLING_ATTR, SentimentClassifier
 from reviewops.testing.tiny import build_tiny_encoder
 from tests.unit.models.test_sentiment_threads import N_THREADS, ROUNDS, _texts, mean_pooled_checkpoint, race
@@ -186,7 +187,8 @@ def test_runtime_classifier_follows_the_knobs(
     clf = runtime_classifier(SentimentClassifier.load(mean_dir, CFG), settings)
     assert f"{getattr(clf, 'runtime', 'torch')} {clf.inference}" == kind
     exported = sorted(onnx_cache_dir(settings).glob("*")) if onnx_cache_dir(settings).is_dir() else []
-    assert len(exported) == (1 if runtime == "onnx" else 0)
+    # ONNX int8 rechecks its close calls with the fp32 export (sentiment.int8_recheck_margin, default 0.5)
+    assert len(exported) == {"onnx fp32": 1, "onnx int8": 2}.get(kind, 0)
 
 
 def test_scoring_and_serving_pick_onnx_from_the_knob(
@@ -201,10 +203,13 @@ def test_scoring_and_serving_pick_onnx_from_the_knob(
     predictor = ReviewPredictor(
         settings=settings, models=resolve_models(settings, sentiment=mean_dir, summaries="none")
     )
-    assert isinstance(predictor.classifier, OnnxSentimentClassifier) and predictor.classifier.inference == "int8"
+    scored = predictor.classifier
+    assert isinstance(scored, RecheckedClassifier) and isinstance(scored.fast, OnnxSentimentClassifier)
+    assert scored.fast.inference == "int8" and scored.exact.inference == "fp32"
     monkeypatch.setenv(loading.SENTIMENT_DIR_ENV, str(mean_dir))
     monkeypatch.setenv(loading.SUMMARIZER_DIR_ENV, str(build_tiny_causal_lm(tmp_path / "lm")))
     served = loading.load_models(object(), settings).classifier
-    assert isinstance(served, OnnxSentimentClassifier) and served.inference == "int8"
-    assert len(list(onnx_cache_dir(settings).glob("*.onnx"))) == 1  # both loaded the same export
+    assert isinstance(served, RecheckedClassifier) and isinstance(served.fast, OnnxSentimentClassifier)
+    assert served.inference == "int8" and served.runtime == "onnx"
+    assert len(list(onnx_cache_dir(settings).glob("*.onnx"))) == 2  # both loaded the same two exports
     np.testing.assert_array_equal(served.predict_proba(_texts(4)), predictor.classifier.predict_proba(_texts(4)))

@@ -181,10 +181,10 @@ class SentimentConfig(_Strict):
     loss: Literal["ce", "ordinal"] = "ce"
     tune_thresholds: bool = False
     # CPU inference of the service and bulk scoring: "int8" runs the encoder's Linear layers in int8
-    # (torch dynamic quantization; oneDNN on AMX CPUs) but ``int8_fp32_layers``: on multilingual-e5-small
-    # ~2x reviews per CPU-second on one thread (non-AMX VM), macro-F1 -0.006 on Fine Food test rows
-    # (benchmarks/int8.py; README "int8 and ONNX Runtime"): short of the 0.005, so fp32 stays
-    # the default. A GPU keeps its dtype.
+    # (torch dynamic quantization; oneDNN on AMX CPUs) but ``int8_fp32_layers``, and rechecks close
+    # calls in fp32 (``int8_recheck_margin``): on multilingual-e5-small, three Fine Food splits, macro-F1
+    # within 0.003 of fp32; speed 2-4x torch fp32 on one thread depending on the CPU (benchmarks/int8.py;
+    # README "int8 and ONNX Runtime"). fp32 stays the default. A GPU keeps its dtype.
     inference: Literal["fp32", "int8"] = "fp32"
     # Encoder layers whose feed-forward output Linear stays fp32 under ``inference: int8`` (torch and
     # ONNX Runtime): there a few input channels are hundreds of times the rest (max |x| / rms on

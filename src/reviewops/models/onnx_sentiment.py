@@ -24,7 +24,7 @@ import numpy as np
 
 from reviewops.config import Settings
 from reviewops.errors import ReviewOpsError
-from reviewops.models.recheck import RecheckedClassifier
+from reviewops.models.recheck import RecheckedClassifier, share_input_embeddings
 from reviewops.models.sentiment import (
     INFERENCE_MODES,
     POOLING_ATTR,
@@ -320,7 +320,10 @@ def runtime_classifier(
         return classifier
     recheck = cfg.inference == "int8" and cfg.int8_recheck_margin > 0
     if cfg.runtime == "torch":
-        fast: SentimentClassifier | OnnxSentimentClassifier = classifier.quantized()
+        int8 = classifier.quantized()
+        if recheck:  # both models kept: one word-embedding table for the two
+            share_input_embeddings(int8.model, classifier.model)
+        fast: SentimentClassifier | OnnxSentimentClassifier = int8
         exact: SentimentClassifier | OnnxSentimentClassifier = classifier
     else:
         cache = onnx_cache_dir(settings)

@@ -196,7 +196,7 @@ class SentimentConfig(_Strict):
     int8_fp32_layers: list[NonNegativeInt] = Field(default_factory=lambda: [4, 5])
     # Under ``inference: int8``: rows whose int8 top-two probability margin is below this are scored
     # again in fp32 by the same runtime and keep fp32's probabilities (models/recheck.py); 0 turns it
-    # off. int8's few flips are mostly such close calls: e5, int8_fp32_layers [4, 5], 0.5 rechecks 4-6 %
+    # off. int8's few flips are mostly such close calls: e5, int8_fp32_layers [4, 5], 0.5 rechecks 3-6 %
     # of Fine Food held-out rows and brings agreement with fp32 from 0.98 to 0.996-1.0
     # (benchmarks/int8.py --int8-recheck-margin; README "int8 and ONNX Runtime").
     int8_recheck_margin: float = Field(default=0.5, ge=0.0, le=1.0)

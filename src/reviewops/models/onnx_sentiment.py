@@ -318,17 +318,16 @@ def runtime_classifier(
     cfg = settings.sentiment
     if classifier.model.device.type != "cpu" or (cfg.runtime == "torch" and cfg.inference == "fp32"):
         return classifier
-    recheck = cfg.inference == "int8" and cfg.int8_recheck_margin > 0
-    if cfg.runtime == "torch":
-        int8 = classifier.quantized()
-        if recheck:  # both models kept: one word-embedding table for the two
-            share_input_embeddings(int8.model, classifier.model)
-        fast: SentimentClassifier | OnnxSentimentClassifier = int8
-        exact: SentimentClassifier | OnnxSentimentClassifier = classifier
-    else:
-        cache = onnx_cache_dir(settings)
+    cache = onnx_cache_dir(settings)
+    fast: SentimentClassifier | OnnxSentimentClassifier
+    if cfg.runtime == "onnx":
         fast = OnnxSentimentClassifier.from_classifier(classifier, cache_dir=cache, inference=cfg.inference)
-        if not recheck:
-            return fast
+    else:
+        fast = classifier.quantized()
+    if cfg.inference != "int8" or cfg.int8_recheck_margin <= 0:
+        return fast
+    if isinstance(fast, OnnxSentimentClassifier):
         exact = OnnxSentimentClassifier.from_classifier(classifier, cache_dir=cache, inference="fp32")
-    return RecheckedClassifier(fast, exact, cfg.int8_recheck_margin) if recheck else fast
+        return RecheckedClassifier(fast, exact, cfg.int8_recheck_margin)
+    share_input_embeddings(fast.model, classifier.model)  # both kept: one word-embedding table for the two
+    return RecheckedClassifier(fast, classifier, cfg.int8_recheck_margin)

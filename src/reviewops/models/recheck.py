@@ -20,9 +20,7 @@ from reviewops.models.sentiment import most_probable
 
 def top_two_margin(proba: np.ndarray) -> np.ndarray:
     """Each row's largest probability minus its second largest (0 for a tie, 1 for certainty)."""
-    if proba.shape[0] == 0:
-        return np.zeros(0, dtype=proba.dtype)
-    top = np.partition(proba, -2, axis=1)
+    top = np.partition(proba, -2, axis=1)  # the two largest last; (0, 3) gives (0,)
     return top[:, -1] - top[:, -2]
 
 

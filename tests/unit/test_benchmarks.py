@@ -118,6 +118,36 @@ def _recipes_json(preds_by_recipe, labels):
     }
 
 
+def test_recipe_benchmark_warm_start_model_is_built_once_and_its_head_carries_over(tmp_path, capsys):
+    """The ``warm`` recipe: the default recipe trained on generated rows, reused from its folder the second
+    time, and a fold's training starts from its trained head rather than a new random one."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from reviewops.testing.tiny import build_tiny_encoder
+    from reviewops.training.neutral import output_layer
+    from reviewops.training.sentiment import _load_base
+
+    module = _recipes_module()
+    base = build_tiny_encoder(tmp_path / "base")
+    overrides = [f"sentiment.model={base}", "train.profile=quick", "generate.rows=200"]
+    folder = tmp_path / "warm"
+    warm = module.warm_start_model(folder, tmp_path / "work", overrides)
+    assert warm == folder / "sentiment" and (warm / "config.json").is_file()
+    assert "warm start: training on " in capsys.readouterr().err
+    stamp = (warm / "config.json").stat().st_mtime_ns
+    assert module.warm_start_model(folder, tmp_path / "work2", overrides) == warm
+    assert "reusing" in capsys.readouterr().err and (warm / "config.json").stat().st_mtime_ns == stamp
+    recipe = [o.replace(module.WARM, str(warm)) for o in module.RECIPES["warm"]]
+    settings = module.recipe_settings(tmp_path / "fold", recipe + ["train.profile=quick"])
+    assert settings.sentiment.model == str(warm)
+    _, warm_model = _load_base(warm, settings)
+    _, cold_model = _load_base(base, settings)
+    saved = AutoModelForSequenceClassification.from_pretrained(str(warm))
+    head = output_layer(warm_model).weight
+    assert torch.equal(head, output_layer(saved).weight) and not torch.equal(head, output_layer(cold_model).weight)
+
+
 def test_bootstrap_recipe_intervals_are_paired():
     ci = _module("bootstrap_ci")
     labels = ["negative", "neutral", "positive"] * 20

@@ -274,7 +274,8 @@ def ffn_outliers(model_dir: Path, settings: Any, texts: list[str], batch_size: i
     """
     import torch
 
-    from reviewops.models.sentiment import SentimentClassifier, ffn_output_linears
+    from reviewops.models.int8 import ffn_output_linears
+    from reviewops.models.sentiment import SentimentClassifier
 
     clf = SentimentClassifier.load(model_dir, settings.sentiment)
     names = ffn_output_linears(clf.model, list(range(clf.model.config.num_hidden_layers)))
@@ -324,7 +325,8 @@ def _mean_kl(ref: Any, other: Any) -> float:
 
 def layer_sensitivity(fp32: Any, texts: list[str], batch_size: int) -> list[dict[str, Any]]:
     """Each quantizable Linear alone in int8: mean KL(fp32 || that) on ``texts``, most sensitive first."""
-    from reviewops.models.sentiment import SentimentClassifier, quantize_int8
+    from reviewops.models.int8 import quantize_int8
+    from reviewops.models.sentiment import SentimentClassifier
 
     ref = fp32.predict_proba(texts, batch_size=batch_size)
     names = quantizable_linears(fp32.model)
@@ -350,7 +352,8 @@ def mixed_part(model_dir: Path, settings: Any, parts: dict, args: argparse.Names
     import numpy as np
 
     from reviewops.evaluation.metrics import sentiment_metrics
-    from reviewops.models.sentiment import SentimentClassifier, quantize_int8
+    from reviewops.models.int8 import quantize_int8
+    from reviewops.models.sentiment import SentimentClassifier
     from reviewops.schema import LABELS
 
     fp32 = SentimentClassifier.load(model_dir, settings.sentiment)
@@ -431,8 +434,8 @@ def _mixed_lines(m: dict) -> list[str]:
 def summarizer_part(settings: Any, test: Any, args: argparse.Namespace) -> dict[str, Any]:
     """Generation reviews/s of the summarizer fp32 vs int8, titles changed, ROUGE-L against the reviewers'."""
     from reviewops.evaluation.metrics import rouge_scores
+    from reviewops.models.int8 import quantize_int8
     from reviewops.models.pretrained import resolve_model_path
-    from reviewops.models.sentiment import quantize_int8
     from reviewops.models.summarizer import Summarizer
 
     path = resolve_model_path(settings.summarizer.model, settings)

@@ -24,7 +24,7 @@ import numpy as np
 
 from reviewops.config import Settings
 from reviewops.errors import ReviewOpsError
-from reviewops.models.recheck import RecheckedClassifier, share_input_embeddings
+from reviewops.models.recheck import RecheckedClassifier
 from reviewops.models.sentiment import (
     INFERENCE_MODES,
     POOLING_ATTR,
@@ -329,5 +329,4 @@ def runtime_classifier(
     if isinstance(fast, OnnxSentimentClassifier):
         exact = OnnxSentimentClassifier.from_classifier(classifier, cache_dir=cache, inference="fp32")
         return RecheckedClassifier(fast, exact, cfg.int8_recheck_margin)
-    share_input_embeddings(fast.model, classifier.model)  # both kept: one word-embedding table for the two
-    return RecheckedClassifier(fast, classifier, cfg.int8_recheck_margin)
+    return RecheckedClassifier(fast, classifier, cfg.int8_recheck_margin)  # fp32 tensors shared: quantize_int8

@@ -24,18 +24,6 @@ def top_two_margin(proba: np.ndarray) -> np.ndarray:
     return top[:, -1] - top[:, -2]
 
 
-def share_input_embeddings(int8_model: Any, fp32_model: Any) -> None:
-    """Point ``int8_model``'s word-embedding table at ``fp32_model``'s: the same values, held once.
-
-    The int8 copy (:func:`reviewops.models.sentiment.quantize_int8`) deep-copies the fp32 table it
-    never changes; with both models kept for the recheck that copy is e5's 250k x 384 matrix
-    (384 MB) twice. Inference only reads it, so sharing is safe between threads; casting one model
-    (``.to(dtype)``) would cast the shared table for both, which the service and scoring never do
-    after quantizing.
-    """
-    int8_model.get_input_embeddings().weight = fp32_model.get_input_embeddings().weight
-
-
 class RecheckedClassifier:
     """``fast`` (int8) for every row; ``exact`` (fp32) again for rows whose int8 margin is below ``margin``.
 

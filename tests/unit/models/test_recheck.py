@@ -96,11 +96,8 @@ def test_runtime_classifier_rechecks_int8_on_the_same_runtime(runtime: str, mean
     clf = runtime_classifier(SentimentClassifier.load(mean_dir, CFG), settings())
     assert isinstance(clf, RecheckedClassifier) and clf.margin == 0.5 and clf.inference == "int8"
     assert clf.runtime == runtime and clf.exact.inference == "fp32" and clf.fast.inference == "int8"
-    if runtime == "torch":  # one word-embedding table for the two models, the same answers as unshared
+    if runtime == "torch":  # one word-embedding table for the two models (quantize_int8 shares fp32 tensors)
         assert clf.fast.model.get_input_embeddings().weight is clf.exact.model.get_input_embeddings().weight
-        unshared = RecheckedClassifier(clf.exact.quantized(), clf.exact, 0.5)
-        texts = _texts(2) + _texts(3)
-        np.testing.assert_array_equal(clf.predict_proba(texts), unshared.predict_proba(texts))
     if runtime == "onnx":
         assert isinstance(clf.exact, OnnxSentimentClassifier) and isinstance(clf.fast, OnnxSentimentClassifier)
         assert len(list(onnx_cache_dir(settings()).glob("*.onnx"))) == 2  # the int8 export and the fp32 one

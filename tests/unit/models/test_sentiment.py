@@ -9,12 +9,8 @@ import numpy as np
 import pytest
 
 from reviewops.config import SentimentConfig
-from reviewops.models.sentiment import (
-    SentimentClassifier,
-    full_range_activations_ok,
-    quantize_int8,
-    read_cpu_flags,
-)
+from reviewops.models.int8 import full_range_activations_ok, quantize_int8, read_cpu_flags
+from reviewops.models.sentiment import SentimentClassifier
 from reviewops.models.tokens import encode_batch, encode_texts
 from tests.unit.models.test_sentiment_threads import N_THREADS, ROUNDS, _texts, mean_pooled_checkpoint, race
 
@@ -103,10 +99,33 @@ def test_quantize_int8_keeps_the_named_layers_and_refuses_nothing_on_cpu(mean_di
     assert _dynamic_linears(model) == 0
 
 
+def test_quantize_int8_shares_the_fp32_tensors_and_answers_as_a_private_copy(mean_dir: Path) -> None:
+    """The int8 copy reads the original's fp32 parameters (embeddings, LayerNorm, the head) instead of
+    duplicates, leaves the original as it was, and answers bit-for-bit as an int8 copy of a private copy."""
+    import copy
+
+    import torch
+
+    fp32 = SentimentClassifier.load(mean_dir, CFG)
+    before = {name: t.clone() for name, t in fp32.model.state_dict().items()}
+    int8 = quantize_int8(fp32.model)
+    originals = {id(p) for p in fp32.model.parameters()}
+    kept = list(int8.parameters())
+    assert len(kept) > 10 and all(id(p) in originals for p in kept)
+    assert int8.get_input_embeddings().weight is fp32.model.get_input_embeddings().weight
+    after = fp32.model.state_dict()
+    assert _dynamic_linears(fp32.model) == 0 and all(torch.equal(t, after[name]) for name, t in before.items())
+    private = quantize_int8(copy.deepcopy(fp32.model))
+    assert private.get_input_embeddings().weight is not fp32.model.get_input_embeddings().weight
+    texts = _corpus()
+    shared_p = SentimentClassifier(int8, fp32.tokenizer, CFG).predict_proba(texts)
+    np.testing.assert_array_equal(shared_p, SentimentClassifier(private, fp32.tokenizer, CFG).predict_proba(texts))
+
+
 def test_int8_engine_packs_for_onednn_only_on_amx_cpus_and_restores_the_process_engine(mean_dir: Path) -> None:
     import torch
 
-    from reviewops.models.sentiment import int8_engine
+    from reviewops.models.int8 import int8_engine
 
     onednn = "onednn" in torch.backends.quantized.supported_engines
     assert int8_engine({"avx2", "amx_int8", "amx_tile"}) == ("onednn" if onednn else None)
@@ -166,7 +185,7 @@ def test_head_tail_keeps_the_first_quarter_and_the_last_three_quarters(mean_dir:
 def test_int8_fp32_layers_pick_ffn_outputs_only(mean_dir: Path) -> None:
     import torch
 
-    from reviewops.models.sentiment import ffn_output_linears
+    from reviewops.models.int8 import ffn_output_linears
 
     fp32 = SentimentClassifier.load(mean_dir, CFG)
     assert ffn_output_linears(fp32.model, [1]) == ("bert.encoder.layer.1.output.dense",)  # not attention's

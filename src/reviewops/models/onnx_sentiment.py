@@ -215,10 +215,32 @@ def cached_onnx(classifier: SentimentClassifier, inference: Inference, cache_dir
     )
 
 
-def _session(path: Path, threads: int) -> Any:
-    """An ONNX Runtime CPU session over ``path`` computing on ``threads`` threads."""
+def shared_initializers(classifier: SentimentClassifier) -> dict[str, Any]:
+    """``{graph name: OrtValue}`` of the torch model's word-embedding table, over the torch tensor's own memory.
+
+    Both exports (fp32 and int8, whose MatMuls alone are quantized) carry the table as the
+    initializer ``model.<parameter name>`` (``_logits_module`` wraps the model as ``model``); a
+    session given it reads the torch tensor instead of its own 384 MB copy (e5), so the torch
+    model and the recheck's two sessions hold one table. ONNX Runtime only reads it. Empty where
+    the table is not a contiguous float32 CPU tensor (nothing shared then).
+    """
+    weight = classifier.model.get_input_embeddings().weight
+    if weight.device.type != "cpu" or str(weight.dtype) != "torch.float32" or not weight.is_contiguous():
+        return {}
+    name = next(n for n, p in classifier.model.named_parameters() if p is weight)
+    return {f"model.{name}": _onnxruntime().OrtValue.ortvalue_from_numpy(weight.detach().numpy())}
+
+
+def _session(path: Path, threads: int, shared: dict[str, Any] | None = None) -> Any:
+    """An ONNX Runtime CPU session over ``path`` on ``threads`` threads, reading ``shared`` initializers from memory.
+
+    A name in ``shared`` that the graph lacks is ignored (ONNX Runtime's rule); the caller keeps
+    the values alive as long as the session.
+    """
     ort = _onnxruntime()
     options = ort.SessionOptions()
+    for name, value in (shared or {}).items():
+        options.add_initializer(name, value)
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -251,6 +273,7 @@ class OnnxSentimentClassifier:
         self.truncation = truncation  # the torch model's (truncation_of): how it was trained
         self._order = order
         self._inputs = tuple(i.name for i in session.get_inputs())
+        self._shared: dict[str, Any] = {}  # initializers the session reads from memory: kept alive with it
 
     @classmethod
     def from_classifier(
@@ -262,6 +285,8 @@ class OnnxSentimentClassifier:
         threads: int | None = None,
     ) -> OnnxSentimentClassifier:
         """An ONNX Runtime classifier answering as ``classifier`` (exported once per weights into ``cache_dir``).
+
+        The session reads ``classifier``'s word-embedding table where it is (:func:`shared_initializers`).
 
         Args:
             classifier: a loaded torch classifier (fp32 weights; it is not changed).
@@ -280,10 +305,13 @@ class OnnxSentimentClassifier:
             raise ValueError(f"sentiment inference must be one of {', '.join(INFERENCE_MODES)}; got {inference!r}")
         _onnxruntime()
         path = cached_onnx(classifier, inference, Path(cache_dir))
-        session = _session(path, threads or torch.get_num_threads())
+        shared = shared_initializers(classifier)
+        session = _session(path, threads or torch.get_num_threads(), shared)
         config = classifier.model.config
         order = _column_order(config.id2label, config.num_labels)
-        return cls(session, classifier.tokenizer, classifier.cfg, order, inference, path, classifier.truncation)
+        onnx = cls(session, classifier.tokenizer, classifier.cfg, order, inference, path, classifier.truncation)
+        onnx._shared = shared
+        return onnx
 
     def predict_proba(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         """Class probabilities, shape ``(len(texts), 3)``; each row sums to 1.

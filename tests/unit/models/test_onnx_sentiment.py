@@ -109,6 +109,35 @@ def test_onnx_int8_agrees_with_fp32(mean_dir: Path, cache: Path) -> None:
     ]
 
 
+@pytest.mark.parametrize("inference", ["fp32", "int8"])
+def test_sessions_read_the_torch_word_embeddings_in_place(inference: str, mean_dir: Path, cache: Path) -> None:
+    """Both exports name the table as shared_initializers does, the session is handed the torch tensor's own
+    memory, and it answers bit-for-bit as a session over the file's own copy."""
+    import onnx
+    import torch
+
+    torch_clf = SentimentClassifier.load(mean_dir, CFG)
+    clf = OnnxSentimentClassifier.from_classifier(torch_clf, cache_dir=cache, inference=inference)  # type: ignore[arg-type]
+    weight = torch_clf.model.get_input_embeddings().weight
+    ((name, value),) = clf._shared.items()
+    assert value.data_ptr() == weight.data_ptr() and value.shape() == list(weight.shape)
+    assert clf.path is not None
+    assert name in {i.name for i in onnx.load(str(clf.path), load_external_data=False).graph.initializer}
+    own = OnnxSentimentClassifier(
+        onnx_sentiment._session(clf.path, torch.get_num_threads()),
+        torch_clf.tokenizer,
+        CFG,
+        clf._order,
+        clf.inference,
+        clf.path,
+    )
+    texts = _corpus()
+    np.testing.assert_array_equal(clf.predict_proba(texts), own.predict_proba(texts))
+    cast = SentimentClassifier.load(mean_dir, CFG)
+    cast.model.half()
+    assert onnx_sentiment.shared_initializers(cast) == {}  # not float32: nothing shared
+
+
 def test_export_is_cached_per_weights_and_mode(mean_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     torch_clf = SentimentClassifier.load(mean_dir, CFG)
     first = OnnxSentimentClassifier.from_classifier(torch_clf, cache_dir=tmp_path)

@@ -153,13 +153,19 @@ def fold_parts(clean, n_folds: int, cfg, seed: int = 0) -> list[dict]:
 
 
 def warm_start_model(folder: Path, workdir: Path, overrides: list[str]) -> Path:
-    """The default recipe (plus ``overrides``) trained on the generated default data, in ``folder`` (reused)."""
+    """The default recipe (plus ``overrides``) trained on the generated default data, in ``folder`` (reused).
+
+    ``folder`` may also be a saved sentiment model itself (a folder holding ``config.json``): used as is.
+    """
     from reviewops.data.clean import preprocess
     from reviewops.data.generate import write_generated
     from reviewops.data.ingest import ingest
     from reviewops.data.validation import validate_batch
     from reviewops.training.sentiment import train_sentiment
 
+    if (folder / "config.json").is_file():
+        _log(f"warm start: reusing {folder}")
+        return folder
     if (folder / "sentiment" / "config.json").is_file():
         _log(f"warm start: reusing {folder / 'sentiment'}")
         return folder / "sentiment"
@@ -384,7 +390,8 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         default=None,
         metavar="DIR",
-        help="Where the warm recipe's start model is kept: trained there once if missing (default: a temp folder).",
+        help="Where the warm recipe's start model is kept: trained there once if missing (default: a temp folder); "
+        "a saved sentiment model's own folder is used as is.",
     )
     parser.add_argument("--json", type=Path, default=None, help="Also write the results here.")
     parser.add_argument(

@@ -138,6 +138,9 @@ def test_recipe_benchmark_warm_start_model_is_built_once_and_its_head_carries_ov
     stamp = (warm / "config.json").stat().st_mtime_ns
     assert module.warm_start_model(folder, tmp_path / "work2", overrides) == warm
     assert "reusing" in capsys.readouterr().err and (warm / "config.json").stat().st_mtime_ns == stamp
+    # the model's own folder (what a user may pass to --warm-model) is used as is, nothing trained into it
+    assert module.warm_start_model(warm, tmp_path / "work3", overrides) == warm
+    assert "reusing" in capsys.readouterr().err and not (warm / "sentiment").exists()
     recipe = [o.replace(module.WARM, str(warm)) for o in module.RECIPES["warm"]]
     settings = module.recipe_settings(tmp_path / "fold", recipe + ["train.profile=quick"])
     assert settings.sentiment.model == str(warm)

@@ -51,6 +51,11 @@ Every recipe trained without ``tune_thresholds`` is also scored as ``<recipe>+th
 validation-fitted biases (``training.neutral.fit_class_bias``, what ``tune_thresholds`` does
 inside training) applied to its test log-probabilities, at no extra training.
 
+``--ensemble A B`` (with ``--from-json``, repeatable) adds the row ``A&B``: per split, the mean of the
+two recipes' test (and validation) log-probabilities, i.e. two models' geometric-mean vote, scored
+like a recipe of its own (and as ``A&B+thr``). ``--tag T`` names a run's rows ``<recipe>@T``, so two
+runs of one recipe with different ``--set`` overrides can be merged and compared.
+
     python benchmarks/sentiment_recipes.py --folds 5             # all recipes, grouped 5-fold CV
     python benchmarks/sentiment_recipes.py --recipes current --split-seeds 7 11 19 --json /tmp/s.json
     python benchmarks/sentiment_recipes.py --folds 5 --recipes current ordinal smooth --json /tmp/n.json
@@ -325,13 +330,51 @@ def run_recipes(args: argparse.Namespace) -> list[dict]:
             overrides = [o.replace(WARM, str(warm)) for o in RECIPES[name]] + list(args.set or [])
             for split_name, parts in splits.items():
                 _log(f"recipe {name}, split {split_name}")
-                row = {"recipe": name, "overrides": overrides}
+                row = {"recipe": name + (f"@{args.tag}" if args.tag else ""), "overrides": overrides}
                 row.update(run_one(parts, overrides, split_name, work / f"{name}-{split_name}"))
                 results.append(row)
                 _write(args.json, results)
                 t = row["test"]
                 _log(f"  macro-F1 {t['macro_f1']:.3f}, neutral F1 {t['f1_neutral']:.3f} ({row['steps']} steps)")
     return results
+
+
+def ensemble_rows(results: list[dict], first: str, second: str) -> list[dict]:
+    """Rows ``first&second``: per split both recipes' mean log-probabilities (same rows, same order)."""
+    import numpy as np
+
+    from reviewops.evaluation.metrics import sentiment_metrics
+    from reviewops.schema import LABELS
+
+    by = {(r["recipe"], r["split"]): r for r in results}
+    splits = [r["split"] for r in results if r["recipe"] == first and (second, r["split"]) in by]
+    if not splits:
+        raise SystemExit(
+            f"--ensemble {first} {second}: no split holds both (recipes: {sorted({r['recipe'] for r in results})})"
+        )
+    rows = []
+    for split in splits:
+        a, b = by[(first, split)], by[(second, split)]
+        if a["labels"] != b["labels"] or a["val_labels"] != b["val_labels"]:
+            raise SystemExit(f"--ensemble {first} {second}: split {split} scored different rows in the two runs")
+        test_logp = (np.asarray(a["test_logp"]) + np.asarray(b["test_logp"])) / 2
+        val_logp = (np.asarray(a["val_logp"]) + np.asarray(b["val_logp"])) / 2
+        preds = [LABELS[i] for i in test_logp.argmax(axis=1)]
+        rows.append(
+            {
+                **a,
+                "recipe": f"{first}&{second}",
+                "overrides": a["overrides"] + b["overrides"],
+                "predictions": preds,
+                "test_logp": test_logp.round(5).tolist(),
+                "val_logp": val_logp.round(5).tolist(),
+                "train_s": round(a["train_s"] + b["train_s"], 1),
+                "val_macro_f1": None,
+                "bias": [None] * len(LABELS),
+                "test": sentiment_metrics(a["labels"], preds),
+            }
+        )
+    return rows
 
 
 def with_thresholds(results: list[dict]) -> list[dict]:
@@ -393,6 +436,9 @@ def main(argv: list[str] | None = None) -> int:
         help="Where the warm recipe's start model is kept: trained there once if missing (default: a temp folder); "
         "a saved sentiment model's own folder is used as is.",
     )
+    parser.add_argument(
+        "--tag", default=None, help="Name this run's rows <recipe>@TAG (e.g. the --set it adds), to merge runs."
+    )
     parser.add_argument("--json", type=Path, default=None, help="Also write the results here.")
     parser.add_argument(
         "--from-json",
@@ -401,9 +447,22 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="Train nothing: summarize the results of earlier --json runs (e.g. one per recipe, same folds).",
     )
+    parser.add_argument(
+        "--ensemble",
+        nargs=2,
+        action="append",
+        metavar=("A", "B"),
+        help="With --from-json: also score recipes A and B together (mean log-probabilities per split), "
+        "as the row A&B. Repeatable.",
+    )
     args = parser.parse_args(argv)
     if args.from_json:
         results = [r for path in args.from_json for r in json.loads(path.read_text())["results"]]
+        results = [r for r in results if not r["recipe"].endswith(THR)]
+        for first, second in args.ensemble or []:
+            results += ensemble_rows(results, first, second)
+    elif args.ensemble:
+        raise SystemExit("--ensemble works on finished runs: give their --json files with --from-json")
     elif not args.data.is_file():
         print(f"skipped: {args.data} not found (the shared Amazon sample lives in ../shared/data/)")
         return 0

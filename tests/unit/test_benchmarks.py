@@ -112,6 +112,32 @@ def test_recipe_benchmark_rescores_untuned_recipes_with_validation_biases(tmp_pa
     assert "current+thr: over 1 split(s) macro-F1 1.000" in out and "pooled over all 3 rows" in out
 
 
+def test_recipe_benchmark_ensemble_scores_the_mean_log_probabilities_of_two_runs(tmp_path, capsys):
+    module = _recipes_module()
+    first = _trained_row("a")
+    second = _trained_row("b@x")
+    # b is sure the first test review is neutral: alone a says negative (0.55), the pair says neutral
+    second["test_logp"] = np.log([[0.2, 0.7, 0.1], [0.8, 0.1, 0.1], [0.1, 0.1, 0.8]]).tolist()
+    (row,) = module.ensemble_rows([first, second], "a", "b@x")
+    want = (np.asarray(first["test_logp"]) + np.asarray(second["test_logp"])) / 2
+    assert row["recipe"] == "a&b@x" and np.allclose(row["test_logp"], want, atol=1e-5)
+    assert row["predictions"] == ["neutral", "negative", "positive"] and row["test"]["macro_f1"] == 1.0
+    assert np.allclose(row["val_logp"], first["val_logp"], atol=1e-5)  # same validation log-probs: their mean
+    with pytest.raises(SystemExit, match="no split holds both"):
+        module.ensemble_rows([first], "a", "b@x")
+    other = {**second, "labels": ["positive", "negative", "positive"]}
+    with pytest.raises(SystemExit, match="different rows"):
+        module.ensemble_rows([first, other], "a", "b@x")
+    (tmp_path / "a.json").write_text(json.dumps({"results": [first]}))
+    (tmp_path / "b.json").write_text(json.dumps({"results": [second]}))
+    args = ["--from-json", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--ensemble", "a", "b@x"]
+    assert module.main(args) == 0
+    out = capsys.readouterr().out
+    assert "a&b@x: over 1 split(s) macro-F1 1.000" in out and "a&b@x+thr: over 1 split(s)" in out
+    with pytest.raises(SystemExit, match="finished runs"):
+        module.main(["--ensemble", "a", "b"])
+
+
 def _recipes_json(preds_by_recipe, labels):
     return {
         "results": [{"recipe": name, "labels": labels, "predictions": preds} for name, preds in preds_by_recipe.items()]

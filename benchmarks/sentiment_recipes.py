@@ -51,6 +51,12 @@ Every recipe trained without ``tune_thresholds`` is also scored as ``<recipe>+th
 validation-fitted biases (``training.neutral.fit_class_bias``, what ``tune_thresholds`` does
 inside training) applied to its test log-probabilities, at no extra training.
 
+``--train-seeds S1 S2 ...`` trains every recipe once per training seed (``train.seed``: the head's
+initialisation, dropout and batch order; the folds stay the same), rows ``<recipe>@seed<S>``, and
+prints each recipe's spread over the seeds: how much of a difference between recipes one seed's
+luck alone makes. ``--runs A B ...`` (repeatable) prints that spread for rows of earlier runs, e.g.
+one recipe trained with different seeds in separate ``--json`` runs merged with ``--from-json``.
+
 ``--ensemble A B`` (with ``--from-json``, repeatable) adds the row ``A&B``: per split, the mean of the
 two recipes' test (and validation) log-probabilities, i.e. two models' geometric-mean vote, scored
 like a recipe of its own (and as ``A&B+thr``). ``--tag T`` names a run's rows ``<recipe>@T``, so two
@@ -59,6 +65,7 @@ runs of one recipe with different ``--set`` overrides can be merged and compared
     python benchmarks/sentiment_recipes.py --folds 5             # all recipes, grouped 5-fold CV
     python benchmarks/sentiment_recipes.py --recipes current --split-seeds 7 11 19 --json /tmp/s.json
     python benchmarks/sentiment_recipes.py --folds 5 --recipes current ordinal smooth --json /tmp/n.json
+    python benchmarks/sentiment_recipes.py --folds 5 --recipes last --train-seeds 42 7 11 --json /tmp/seeds.json
 
 Without the shared file the script says so and exits 0.
 """
@@ -326,17 +333,52 @@ def run_recipes(args: argparse.Namespace) -> list[dict]:
         warm = None
         if any(WARM in o for name in args.recipes for o in RECIPES[name]):
             warm = warm_start_model(args.warm_model or work / "warm-start", work / "warm-work", list(args.set or []))
-        for name in args.recipes:
+        for name, seed in [(name, seed) for name in args.recipes for seed in args.train_seeds or [None]]:
             overrides = [o.replace(WARM, str(warm)) for o in RECIPES[name]] + list(args.set or [])
+            overrides += [] if seed is None else [f"train.seed={seed}"]
+            label = run_name(name, args.tag, seed)
             for split_name, parts in splits.items():
-                _log(f"recipe {name}, split {split_name}")
-                row = {"recipe": name + (f"@{args.tag}" if args.tag else ""), "overrides": overrides}
-                row.update(run_one(parts, overrides, split_name, work / f"{name}-{split_name}"))
+                _log(f"recipe {label}, split {split_name}")
+                row = {"recipe": label, "overrides": overrides}
+                row.update(run_one(parts, overrides, split_name, work / f"{label}-{split_name}"))
                 results.append(row)
                 _write(args.json, results)
                 t = row["test"]
                 _log(f"  macro-F1 {t['macro_f1']:.3f}, neutral F1 {t['f1_neutral']:.3f} ({row['steps']} steps)")
     return results
+
+
+def run_name(recipe: str, tag: str | None, seed: int | None) -> str:
+    """A run's row name: ``recipe``, ``recipe@TAG``, ``recipe@seedS`` or ``recipe@TAG@seedS``."""
+    return recipe + (f"@{tag}" if tag else "") + ("" if seed is None else f"@seed{seed}")
+
+
+def run_spread(results: list[dict], names: list[str]) -> str:
+    """Pooled macro-F1 and neutral F1 of each named run, and their ``mean ± sd [min, max]`` across the runs."""
+    from reviewops.evaluation.metrics import sentiment_metrics
+
+    known = {r["recipe"] for r in results}
+    missing = [n for n in names if n not in known]
+    if missing or len(names) < 2:
+        raise SystemExit(f"--runs needs two or more of the recipes {sorted(known)}; not found: {missing}")
+    pooled = []
+    for name in names:
+        rows = [r for r in results if r["recipe"] == name]
+        pooled.append(
+            (
+                len(rows),
+                sentiment_metrics([y for r in rows for y in r["labels"]], [p for r in rows for p in r["predictions"]]),
+            )
+        )
+    if len({n for n, _ in pooled}) != 1:
+        raise SystemExit(f"--runs {' '.join(names)}: the runs cover different numbers of splits")
+    each = ", ".join(
+        f"{name} {m['macro_f1']:.3f}/{m['f1_neutral']:.3f}" for name, (_, m) in zip(names, pooled, strict=True)
+    )
+    return (
+        f"{len(names)} runs ({each}; pooled macro-F1/neutral F1): macro-F1 "
+        f"{_spread([m['macro_f1'] for _, m in pooled])}, neutral F1 {_spread([m['f1_neutral'] for _, m in pooled])}"
+    )
 
 
 def ensemble_rows(results: list[dict], first: str, second: str) -> list[dict]:
@@ -439,6 +481,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--tag", default=None, help="Name this run's rows <recipe>@TAG (e.g. the --set it adds), to merge runs."
     )
+    parser.add_argument(
+        "--train-seeds",
+        nargs="+",
+        type=int,
+        default=None,
+        metavar="S",
+        help="Train every recipe once per training seed (train.seed; rows <recipe>@seed<S>) and print "
+        "each recipe's spread over the seeds.",
+    )
+    parser.add_argument(
+        "--runs",
+        nargs="+",
+        action="append",
+        metavar="RECIPE",
+        help="Print the spread (mean ± sd) of these runs' pooled figures, e.g. one recipe's runs with "
+        "different seeds. Repeatable.",
+    )
     parser.add_argument("--json", type=Path, default=None, help="Also write the results here.")
     parser.add_argument(
         "--from-json",
@@ -471,6 +530,11 @@ def main(argv: list[str] | None = None) -> int:
     results = with_thresholds(results)
     print_table(results)
     print_summary(results, pooled=bool(args.folds) or all(r["split"].startswith("fold") for r in results))
+    groups = list(args.runs or [])
+    if args.train_seeds and len(args.train_seeds) > 1 and not args.from_json:
+        groups += [[run_name(n, args.tag, seed) for seed in args.train_seeds] for n in args.recipes]
+    for names in groups:
+        print(run_spread(results, names))
     _write(args.json, results)
     return 0
 

@@ -428,3 +428,64 @@ def test_summarizer_order_benchmark_trains_and_scores_both_orders_on_the_same_ro
     for row in rows:
         assert row["steps"] == 4 and row["train_s"] > 0 and row["eval_loss"] > 0
         assert 0 <= row["eval/rougeL"] <= 1 and 0 <= row["eval/contradiction_rate_macro"] <= 1
+
+
+def test_recipe_benchmark_runs_spread_pools_each_run_then_takes_mean_and_sd(tmp_path, capsys):
+    """--runs: each run's pooled figures, then mean ± sd across runs (the seed-to-seed spread)."""
+    module = _recipes_module()
+    first, second = _trained_row("last"), _trained_row("last@seed7")
+    second["predictions"] = ["neutral", "negative", "positive"]  # all right: macro-F1 1.0, neutral 1.0
+    line = module.run_spread([first, second], ["last", "last@seed7"])
+    # first: negative F1 2/3, neutral 0, positive 1 -> macro 5/9 = 0.556; second: 1.0 -> mean 0.778, sd 0.314
+    assert "last 0.556/0.000, last@seed7 1.000/1.000" in line
+    assert "macro-F1 0.778 ± 0.314 [0.556, 1.000]" in line and "neutral F1 0.500 ± 0.707 [0.000, 1.000]" in line
+    with pytest.raises(SystemExit, match="not found: \\['nope'\\]"):
+        module.run_spread([first, second], ["last", "nope"])
+    with pytest.raises(SystemExit, match="different numbers of splits"):
+        module.run_spread([first, second, {**second, "split": "fold1"}], ["last", "last@seed7"])
+    (tmp_path / "r.json").write_text(json.dumps({"results": [first, second]}))
+    assert module.main(["--from-json", str(tmp_path / "r.json"), "--runs", "last", "last@seed7"]) == 0
+    assert "2 runs (last 0.556/0.000" in capsys.readouterr().out
+    assert (
+        module.run_name("last", None, 7) == "last@seed7" and module.run_name("warm", "stars", 7) == "warm@stars@seed7"
+    )
+    assert module.recipe_settings(tmp_path, ["train.seed=7"]).train.seed == 7  # the override --train-seeds adds
+
+
+def test_recipe_benchmark_train_seeds_train_each_recipe_once_per_seed(tmp_path, monkeypatch, capsys):
+    """--train-seeds: one run per recipe and seed, with train.seed set, rows <recipe>@seed<S>, and the spread."""
+    module = _recipes_module()
+    seen = []
+
+    def fake_run_one(parts, recipe, split_name, workdir):
+        seen.append((recipe, split_name, workdir.name))
+        row = _trained_row("x")
+        if "train.seed=2" in recipe:
+            row["predictions"] = ["neutral", "negative", "positive"]
+        return {k: v for k, v in row.items() if k not in ("recipe", "overrides")}
+
+    monkeypatch.setattr(module, "_splits", lambda args, work: {"fold0": {}})
+    monkeypatch.setattr(module, "run_one", fake_run_one)
+    data = tmp_path / "reviews.csv"
+    data.write_text("Id\n")
+    json_path = tmp_path / "seeds.json"
+    args = [
+        "--data",
+        str(data),
+        "--folds",
+        "2",
+        "--recipes",
+        "last",
+        "--train-seeds",
+        "1",
+        "2",
+        "--json",
+        str(json_path),
+    ]
+    assert module.main(args) == 0
+    assert [(r[0][-1], r[-1]) for r in seen] == [
+        ("train.seed=1", "last@seed1-fold0"),
+        ("train.seed=2", "last@seed2-fold0"),
+    ]
+    assert [r["recipe"] for r in json.loads(json_path.read_text())["results"]][:2] == ["last@seed1", "last@seed2"]
+    assert "2 runs (last@seed1 0.556/0.000, last@seed2 1.000/1.000" in capsys.readouterr().out

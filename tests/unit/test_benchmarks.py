@@ -595,3 +595,9 @@ def test_train_throughput_random_init_needs_only_the_config(tmp_path):
     assert all(np.array_equal(a.detach(), b.detach()) for a, b in pairs)
     with pytest.raises(OSError):
         module._model(folder, False)
+
+
+def test_gpu_bundle_pack_without_pulled_models_says_what_to_run(tmp_path):
+    with pytest.raises(SystemExit, match="run `reviewops models pull` first"):
+        _gpu_bundle_module().pack(tmp_path / "bundle", tmp_path / "reviews.csv", tmp_path / "no-models")
+    assert not (tmp_path / "bundle").exists()

@@ -6,10 +6,11 @@
 #
 # 1. the summarizer's training throughput, our Trainer settings vs plain defaults (tokens/s, MFU);
 # 2. sentiment, grouped 5-fold CV on the real Fine Food rows (sentiment_recipes.py):
-#    the `cpu` profile's recipes `last` and `stars` (each also scored +thr) on the GPU with
-#    training seeds 42, 7 and 11 (comparable with the CPU runs of the README; RECIPES and SEEDS
-#    change them), then the `gpu` profile (2,000 steps, batches of 32), seed 42.
-# The CV rewrites its --json after every split, so a run stopped at the call's limit keeps its part.
+#    first the `gpu` profile (2,000 steps, batches of 32), seed 42; then the `cpu` profile's recipes
+#    `stars` and `last` (each also scored +thr) on the GPU with training seeds 42, 7 and 11
+#    (comparable with the CPU runs of the README; RECIPES and SEEDS change them).
+# THROUGHPUT_CAP, GPU_PROFILE_CAP and CPU_PROFILE_CAP (seconds, 0 = none) cap each part; the CV
+# rewrites its --json after every split, so a part stopped at its cap keeps its finished splits.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/gpu-check}
@@ -34,16 +35,28 @@ stamp unpack
 "$PY" benchmarks/gpu_bundle.py --unpack "$BUNDLE" --models models
 
 stamp throughput
-"$PY" benchmarks/train_throughput.py --random-init ${THROUGHPUT_ARGS:-} --json "$OUT/throughput.json" 2>&1 |
-    sed '/it\/s\]/d' | tee "$OUT/throughput.log"
+# shellcheck disable=SC2086  # THROUGHPUT_ARGS is a word list
+{ timeout -k 10 "${THROUGHPUT_CAP:-0}" "$PY" benchmarks/train_throughput.py --random-init ${THROUGHPUT_ARGS:-} \
+    --json "$OUT/throughput.json" 2>&1 || echo "=== exit $?"; } | sed '/it\/s\]/d' | tee "$OUT/throughput.log"
 
 CV=("$PY" benchmarks/sentiment_recipes.py --clean-rows "$BUNDLE/clean_rows.parquet" --folds 5)
-stamp "sentiment cpu profile on the GPU"
-# shellcheck disable=SC2086  # RECIPES and SEEDS are word lists
-"${CV[@]}" --recipes ${RECIPES:-last stars} --tag gpu-cpuprofile --train-seeds ${SEEDS:-42 7 11} ${CV_ARGS:-} --json "$OUT/cv_cpu_profile.json" 2>&1 | tee "$OUT/cv_cpu_profile.log" |
-    sed '/it\/s\]/d'
+# capped SECONDS LOG CMD...: CMD under a time cap (0 = none), its output in LOG; a CV stopped at its cap
+# keeps every finished split in its --json, so one device call always brings back figures.
+capped() {
+    local secs=$1 log=$2
+    shift 2
+    { timeout -k 10 "$secs" "$@" 2>&1 || echo "=== exit $? (124 = stopped at its ${secs} s cap)"; } |
+        tee "$log" | sed '/it\/s\]/d'
+}
 
+# The issue's figures first (the gpu profile), then the cpu profile's recipes on the GPU.
 stamp "sentiment gpu profile"
-"${CV[@]}" --recipes last --tag gpu-profile --set train.profile=gpu ${CV_ARGS:-} --json "$OUT/cv_gpu_profile.json" 2>&1 |
-    tee "$OUT/cv_gpu_profile.log" | sed '/it\/s\]/d'
+# shellcheck disable=SC2086  # CV_ARGS is a word list
+capped "${GPU_PROFILE_CAP:-0}" "$OUT/cv_gpu_profile.log" "${CV[@]}" --recipes last --tag gpu-profile \
+    --set train.profile=gpu ${CV_ARGS:-} --json "$OUT/cv_gpu_profile.json"
+
+stamp "sentiment cpu profile on the GPU"
+# shellcheck disable=SC2086  # RECIPES, SEEDS and CV_ARGS are word lists
+capped "${CPU_PROFILE_CAP:-0}" "$OUT/cv_cpu_profile.log" "${CV[@]}" --recipes ${RECIPES:-stars last} \
+    --tag gpu-cpuprofile --train-seeds ${SEEDS:-42 7 11} ${CV_ARGS:-} --json "$OUT/cv_cpu_profile.json"
 stamp done

@@ -336,8 +336,11 @@ def _splits(args: argparse.Namespace, work: Path) -> dict:
 
 
 def _write(path: Path | None, results: list[dict]) -> None:
+    """Rewrite ``--json`` atomically: a run stopped at a time cap leaves its last whole file."""
     if path is not None:
-        path.write_text(json.dumps({"command": "python " + " ".join(sys.argv), "results": results}, indent=2))
+        part = path.with_name(path.name + ".part")
+        part.write_text(json.dumps({"command": "python " + " ".join(sys.argv), "results": results}, indent=2))
+        part.replace(path)
 
 
 def run_recipes(args: argparse.Namespace) -> list[dict]:

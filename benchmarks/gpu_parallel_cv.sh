@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Grouped 5-fold CV of recipes for several training seeds, one process per (recipe, seed, fold), all at
+# once on one GPU: at the cpu profile's sizes a training step is launch-bound (README "GPU check"),
+# so parallel processes fill the GPU. Each writes its own --json; merge them with
+#   python benchmarks/sentiment_recipes.py --from-json $OUT/cv_stars_*.json --runs stars@TAG@seed42 ...
+#
+#   there: RECIPES="stars last" SEEDS="42 7 11" bash benchmarks/gpu_parallel_cv.sh     # with .gpu carried
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/gpu-check}
+mkdir -p "$OUT"
+BUNDLE=${BUNDLE:-.gpu}
+PY=${PY:-python3}
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 DO_NOT_TRACK=1
+export TOKENIZERS_PARALLELISM=false OMP_NUM_THREADS=1
+start=$(date +%s)
+stamp() { echo "=== $1 ($(($(date +%s) - start)) s)"; }
+
+stamp setup
+if [ -z "${SKIP_WHEELS:-}" ]; then
+    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$BUNDLE"/wheels/*.whl
+    export PYTHONPATH=/tmp/site:$PWD/src
+fi
+[ -d models/multilingual-e5-small ] || "$PY" benchmarks/gpu_bundle.py --unpack "$BUNDLE" --models models
+
+stamp "CV ${RECIPES:=stars}, seeds ${SEEDS:=42 7 11}, folds ${FOLDS:=fold0 fold1 fold2 fold3 fold4}"
+pids=()
+for recipe in $RECIPES; do
+  for seed in $SEEDS; do
+    for fold in $FOLDS; do
+        # shellcheck disable=SC2086  # CV_ARGS is a word list
+        timeout -k 10 "${CAP:-0}" "$PY" benchmarks/sentiment_recipes.py --clean-rows "$BUNDLE/clean_rows.parquet" \
+            --folds 5 --splits "$fold" --recipes "$recipe" --tag "${TAG:-gpu-cpuprofile}" --train-seeds "$seed" \
+            ${CV_ARGS:-} --json "$OUT/cv_${recipe}_seed${seed}_${fold}.json" > "$OUT/cv_${recipe}_seed${seed}_${fold}.log" 2>&1 &
+        pids+=($!)
+    done
+  done
+done
+failed=0
+for pid in "${pids[@]}"; do wait "$pid" || failed=$((failed + 1)); done
+grep -H "macro-F1 .* steps)" "$OUT"/cv_*.log | sed "s|^$OUT/||" || true
+stamp "done, $failed of ${#pids[@]} runs failed or were capped"

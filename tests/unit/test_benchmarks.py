@@ -601,3 +601,36 @@ def test_gpu_bundle_pack_without_pulled_models_says_what_to_run(tmp_path):
     with pytest.raises(SystemExit, match="run `reviewops models pull` first"):
         _gpu_bundle_module().pack(tmp_path / "bundle", tmp_path / "reviews.csv", tmp_path / "no-models")
     assert not (tmp_path / "bundle").exists()
+
+
+def test_recipe_benchmark_json_is_rewritten_whole_and_leaves_no_part_file(tmp_path):
+    """--json is replaced atomically after each split: a run stopped at a time cap leaves its last
+    whole file (the GPU script's caps rely on this), never a half-written one."""
+    module = _recipes_module()
+    out = tmp_path / "cv.json"
+    module._write(out, [{"recipe": "last", "split": "fold0"}])
+    module._write(out, [{"recipe": "last", "split": "fold0"}, {"recipe": "last", "split": "fold1"}])
+    assert [r["split"] for r in json.loads(out.read_text())["results"]] == ["fold0", "fold1"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cv.json"]
+
+
+@pytest.mark.parametrize("script", ["gpu_check.sh", "gpu_parallel_cv.sh"])
+def test_gpu_scripts_parse(script):
+    subprocess.run(["bash", "-n", str(BENCHMARKS / script)], check=True)
+
+
+def test_gpu_parallel_cv_caps_every_run_and_counts_them(tmp_path):
+    """gpu_parallel_cv.sh starts one process per (recipe, seed, fold), stops each at CAP seconds and
+    says how many did not finish (here a stand-in interpreter that sleeps past the cap)."""
+    py = tmp_path / "py"
+    py.write_text('#!/usr/bin/env bash\ncase "$1" in *gpu_bundle.py) exit 0;; esac\nexec sleep 30\n')
+    py.chmod(0o755)
+    env = {"PATH": "/usr/bin:/bin", "PY": str(py), "SKIP_WHEELS": "1", "OUT": str(tmp_path / "out"), "CAP": "1"}
+    env |= {"RECIPES": "stars last", "SEEDS": "42 7", "FOLDS": "fold0"}
+    done = subprocess.run(
+        ["bash", str(BENCHMARKS / "gpu_parallel_cv.sh")], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "done, 4 of 4 runs failed or were capped" in done.stdout
+    logs = sorted(p.name for p in (tmp_path / "out").glob("*.log"))
+    assert logs == [f"cv_{r}_seed{s}_fold0.log" for r in ("last", "stars") for s in (42, 7)]

@@ -23,20 +23,31 @@ if [ -z "${SKIP_WHEELS:-}" ]; then
 fi
 [ -d models/multilingual-e5-small ] || "$PY" benchmarks/gpu_bundle.py --unpack "$BUNDLE" --models models
 
+# Each training writes a resumable checkpoint (≈ 630 MB) every 25 steps, two kept: on disk, 30 writers
+# at once made a save take 7-9 s (stop 34). Work on tmpfs when it has room; JOBS caps the runs at once.
+if [ -z "${TMPDIR:-}" ] && [ "$(df -Pk /dev/shm 2>/dev/null | awk 'NR==2 {print $4}')" -gt $((48 * 1024 * 1024)) ] 2>/dev/null; then
+    export TMPDIR=/dev/shm
+fi
+echo "work files under ${TMPDIR:-/tmp}, at most ${JOBS:=15} runs at once"
 stamp "CV ${RECIPES:=stars}, seeds ${SEEDS:=42 7 11}, folds ${FOLDS:=fold0 fold1 fold2 fold3 fold4}"
-pids=()
+runs=()
 for recipe in $RECIPES; do
   for seed in $SEEDS; do
     for fold in $FOLDS; do
+        while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || true; done
+        json="$OUT/cv_${recipe}_seed${seed}_${fold}.json"
+        rm -f "$json"
+        runs+=("$json")
         # shellcheck disable=SC2086  # CV_ARGS is a word list
         timeout -k 10 "${CAP:-0}" "$PY" benchmarks/sentiment_recipes.py --clean-rows "$BUNDLE/clean_rows.parquet" \
             --folds 5 --splits "$fold" --recipes "$recipe" --tag "${TAG:-gpu-cpuprofile}" --train-seeds "$seed" \
-            ${CV_ARGS:-} --json "$OUT/cv_${recipe}_seed${seed}_${fold}.json" > "$OUT/cv_${recipe}_seed${seed}_${fold}.log" 2>&1 &
-        pids+=($!)
+            ${CV_ARGS:-} --json "$json" > "${json%.json}.log" 2>&1 &
     done
   done
 done
+wait
+# A run that finished its split wrote its --json; the rest failed or were stopped at CAP.
 failed=0
-for pid in "${pids[@]}"; do wait "$pid" || failed=$((failed + 1)); done
+for json in "${runs[@]}"; do [ -s "$json" ] || failed=$((failed + 1)); done
 grep -H "macro-F1 .* steps)" "$OUT"/cv_*.log | sed "s|^$OUT/||" || true
-stamp "done, $failed of ${#pids[@]} runs failed or were capped"
+stamp "done, $failed of ${#runs[@]} runs failed or were capped"

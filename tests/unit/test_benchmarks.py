@@ -620,17 +620,27 @@ def test_gpu_scripts_parse(script):
 
 
 def test_gpu_parallel_cv_caps_every_run_and_counts_them(tmp_path):
-    """gpu_parallel_cv.sh starts one process per (recipe, seed, fold), stops each at CAP seconds and
-    says how many did not finish (here a stand-in interpreter that sleeps past the cap)."""
+    """gpu_parallel_cv.sh starts one process per (recipe, seed, fold), at most JOBS at once, stops
+    each at CAP seconds and counts the runs that wrote no --json (a stand-in interpreter: seed 42
+    finishes at once, the other seed sleeps past the cap)."""
     py = tmp_path / "py"
-    py.write_text('#!/usr/bin/env bash\ncase "$1" in *gpu_bundle.py) exit 0;; esac\nexec sleep 30\n')
+    py.write_text(
+        "#!/usr/bin/env bash\n"
+        'case "$1" in *gpu_bundle.py) exit 0;; esac\n'
+        'case " $* " in *" --train-seeds 7 "*) exec sleep 30;; esac\n'
+        'while [ $# -gt 1 ]; do [ "$1" = --json ] && echo "{}" > "$2"; shift; done\n'
+    )
     py.chmod(0o755)
     env = {"PATH": "/usr/bin:/bin", "PY": str(py), "SKIP_WHEELS": "1", "OUT": str(tmp_path / "out"), "CAP": "1"}
-    env |= {"RECIPES": "stars last", "SEEDS": "42 7", "FOLDS": "fold0"}
+    env |= {"RECIPES": "stars last", "SEEDS": "42 7", "FOLDS": "fold0", "JOBS": "2", "TMPDIR": str(tmp_path)}
     done = subprocess.run(
         ["bash", str(BENCHMARKS / "gpu_parallel_cv.sh")], env=env, capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stderr
-    assert "done, 4 of 4 runs failed or were capped" in done.stdout
-    logs = sorted(p.name for p in (tmp_path / "out").glob("*.log"))
-    assert logs == [f"cv_{r}_seed{s}_fold0.log" for r in ("last", "stars") for s in (42, 7)]
+    assert "at most 2 runs at once" in done.stdout
+    assert "done, 2 of 4 runs failed or were capped" in done.stdout
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.glob("*.json")) == ["cv_last_seed42_fold0.json", "cv_stars_seed42_fold0.json"]
+    assert sorted(p.name for p in out.glob("*.log")) == [
+        f"cv_{r}_seed{s}_fold0.log" for r in ("last", "stars") for s in (42, 7)
+    ]

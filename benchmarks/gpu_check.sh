@@ -4,7 +4,8 @@
 #   here:  .venv/bin/python benchmarks/gpu_bundle.py --pack .gpu     # 48 MiB, git-ignored
 #   there: bash benchmarks/gpu_check.sh                               # with .gpu carried; results in $OUT
 #
-# 1. the summarizer's training throughput, our Trainer settings vs plain defaults (tokens/s, MFU);
+# 1. the summarizer's training throughput, our Trainer settings vs plain defaults and vs ours without
+#    bf16 autocast (tokens/s, MFU);
 # 2. sentiment, grouped 5-fold CV on the real Fine Food rows (sentiment_recipes.py):
 #    first the `gpu` profile (2,000 steps, batches of 32), seed 42; then the `cpu` profile's recipes
 #    `stars` and `last` (each also scored +thr) on the GPU with training seeds 42, 7 and 11
@@ -35,8 +36,8 @@ stamp unpack
 "$PY" benchmarks/gpu_bundle.py --unpack "$BUNDLE" --models models
 
 stamp throughput
-# shellcheck disable=SC2086  # THROUGHPUT_ARGS is a word list
-{ timeout -k 10 "${THROUGHPUT_CAP:-0}" "$PY" benchmarks/train_throughput.py --random-init ${THROUGHPUT_ARGS:-} \
+# shellcheck disable=SC2086  # THROUGHPUT_VARIANTS and THROUGHPUT_ARGS are word lists
+{ timeout -k 10 "${THROUGHPUT_CAP:-0}" "$PY" benchmarks/train_throughput.py --random-init --variants ${THROUGHPUT_VARIANTS:-ours defaults ours-fp32} ${THROUGHPUT_ARGS:-} \
     --json "$OUT/throughput.json" 2>&1 || echo "=== exit $?"; } | sed '/it\/s\]/d' | tee "$OUT/throughput.log"
 
 CV=("$PY" benchmarks/sentiment_recipes.py --clean-rows "$BUNDLE/clean_rows.parquet" --folds 5)

@@ -4,6 +4,7 @@ Same model, same tokenized rows, same batch size and step count; only the settin
 
 * ``ours``: what ``reviewops.training`` uses — dynamic padding (to a multiple of 8 on GPU),
   bf16 autocast + TF32 + SDPA attention + length-grouped batches on a GPU (fp32 on CPU);
+* ``ours-fp32`` (``--variants``): ours without bf16 autocast, to tell what autocast costs or saves;
 * ``defaults``: ``TrainingArguments`` defaults (fp32, random batches) with eager attention and
   every batch padded to the longest example of the data set (a fixed-shape pipeline).
 
@@ -26,6 +27,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+VARIANTS = ("ours", "defaults", "ours-fp32")
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0}
 
 
@@ -93,14 +95,23 @@ def run(
 
     cuda = torch.cuda.is_available()
     with tempfile.TemporaryDirectory() as out:
-        if variant == "ours":
+        if variant in ("ours", "ours-fp32"):
             model = _model(base, random_init, **load_kwargs())
             collator = DataCollatorForSeq2Seq(
                 tokenizer, label_pad_token_id=-100, padding=True, pad_to_multiple_of=8 if cuda else None
             )
             prof = settings.train.active.model_copy(update={"batch_size": batch_size, "grad_accum": 1})
+            no_autocast = {"bf16": False} if variant == "ours-fp32" else {}
             args = training_args(
-                Path(out), prof, settings, 5e-5, steps, has_eval=False, save_strategy="no", logging_steps=steps
+                Path(out),
+                prof,
+                settings,
+                5e-5,
+                steps,
+                has_eval=False,
+                save_strategy="no",
+                logging_steps=steps,
+                **no_autocast,
             )
         else:
             model = _model(base, random_init, dtype=torch.float32, attn_implementation="eager")
@@ -173,8 +184,18 @@ def main() -> None:
         help="Build the summarizer from its config.json with seeded random weights (no weight file needed: a "
         "step's time does not depend on the values; benchmarks/gpu_bundle.py ships only config and tokenizer).",
     )
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        choices=VARIANTS,
+        default=["ours", "defaults"],
+        help="Settings to time, side by side: ours, defaults, and ours-fp32 (ours without bf16 autocast: on a GPU, "
+        "what autocast costs or saves). The ratio line compares the first two.",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    if len(args.variants) < 2:
+        parser.error("--variants: give at least two, to compare side by side")
 
     from reviewops.config import load_settings
 
@@ -184,7 +205,7 @@ def main() -> None:
     warmup = min(args.warmup, args.steps - 1)
     results = [
         run(v, settings, base, tokenizer, rows, args.steps, args.batch_size, warmup, args.random_init)
-        for v in ("ours", "defaults")
+        for v in args.variants
     ]
     for r in results:
         r["mfu"] = round(r["model_tflops_per_s"] / peak, 4) if peak else None
@@ -201,8 +222,9 @@ def main() -> None:
             f"{r['padding_share']:.0%} | {r['model_tflops_per_s']} | {r['mfu'] if r['mfu'] is not None else 'n/a'} | "
             f"{r['peak_gpu_mem_gb'] if r['peak_gpu_mem_gb'] is not None else 'n/a'} |"
         )
-    ours, base_r = results
-    print(f"\nours / defaults, real tokens/s: {ours['real_tokens_per_s'] / base_r['real_tokens_per_s']:.2f}x")
+    first, second = results[:2]
+    ratio = first["real_tokens_per_s"] / second["real_tokens_per_s"]
+    print(f"\n{first['variant']} / {second['variant']}, real tokens/s: {ratio:.2f}x")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

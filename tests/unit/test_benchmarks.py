@@ -644,3 +644,21 @@ def test_gpu_parallel_cv_caps_every_run_and_counts_them(tmp_path):
     assert sorted(p.name for p in out.glob("*.log")) == [
         f"cv_{r}_seed{s}_fold0.log" for r in ("last", "stars") for s in (42, 7)
     ]
+
+
+def test_recipe_benchmark_stopped_by_sigterm_removes_its_work_folder(tmp_path):
+    """A run stopped at a time cap (`timeout` sends SIGTERM) leaves no work folder of checkpoints behind."""
+    code = (
+        "import importlib.util, sys, tempfile, time\n"
+        f"spec = importlib.util.spec_from_file_location('r', {str(BENCHMARKS / 'sentiment_recipes.py')!r})\n"
+        "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
+        "m.exit_on_sigterm()\n"
+        f"with tempfile.TemporaryDirectory(dir={str(tmp_path)!r}) as d:\n"
+        "    print(d, flush=True); time.sleep(60)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    work = Path(proc.stdout.readline().strip())
+    assert work.is_dir()
+    proc.terminate()
+    assert proc.wait(timeout=30) == 143
+    assert not work.exists()

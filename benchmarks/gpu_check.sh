@@ -12,22 +12,8 @@
 #    (comparable with the CPU runs of the README; RECIPES and SEEDS change them).
 # THROUGHPUT_CAP, GPU_PROFILE_CAP and CPU_PROFILE_CAP (seconds, 0 = none) cap each part; the CV
 # rewrites its --json after every split, so a part stopped at its cap keeps its finished splits.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-OUT=${OUT:-/tmp/gpu-check}
-mkdir -p "$OUT"
-BUNDLE=${BUNDLE:-.gpu}
-PY=${PY:-python3}
-export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 DO_NOT_TRACK=1
-export TOKENIZERS_PARALLELISM=false
-start=$(date +%s)
-stamp() { echo "=== $1 ($(($(date +%s) - start)) s)"; }
-
-stamp setup
-if [ -z "${SKIP_WHEELS:-}" ]; then
-    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$BUNDLE"/wheels/*.whl
-    export PYTHONPATH=/tmp/site:$PWD/src
-fi
+# shellcheck source=benchmarks/gpu_setup.sh
+source "$(dirname "$0")/gpu_setup.sh"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || echo "no nvidia-smi"
 "$PY" -c "import torch, transformers, pandas; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), \
 'transformers', transformers.__version__, 'pandas', pandas.__version__)"
@@ -37,18 +23,10 @@ stamp unpack
 
 stamp throughput
 # shellcheck disable=SC2086  # THROUGHPUT_VARIANTS and THROUGHPUT_ARGS are word lists
-{ timeout -k 10 "${THROUGHPUT_CAP:-0}" "$PY" benchmarks/train_throughput.py --random-init --variants ${THROUGHPUT_VARIANTS:-ours defaults ours-fp32} ${THROUGHPUT_ARGS:-} \
-    --json "$OUT/throughput.json" 2>&1 || echo "=== exit $?"; } | sed '/it\/s\]/d' | tee "$OUT/throughput.log"
+capped "${THROUGHPUT_CAP:-0}" "$OUT/throughput.log" "$PY" benchmarks/train_throughput.py --random-init \
+    --variants ${THROUGHPUT_VARIANTS:-ours defaults ours-fp32} ${THROUGHPUT_ARGS:-} --json "$OUT/throughput.json"
 
 CV=("$PY" benchmarks/sentiment_recipes.py --clean-rows "$BUNDLE/clean_rows.parquet" --folds 5)
-# capped SECONDS LOG CMD...: CMD under a time cap (0 = none), its output in LOG; a CV stopped at its cap
-# keeps every finished split in its --json, so one device call always brings back figures.
-capped() {
-    local secs=$1 log=$2
-    shift 2
-    { timeout -k 10 "$secs" "$@" 2>&1 || echo "=== exit $? (124 = stopped at its ${secs} s cap)"; } |
-        tee "$log" | sed '/it\/s\]/d'
-}
 
 # The issue's figures first (the gpu profile), then the cpu profile's recipes on the GPU.
 stamp "sentiment gpu profile"

@@ -5,22 +5,9 @@
 #   python benchmarks/sentiment_recipes.py --from-json $OUT/cv_stars_*.json --runs stars@TAG@seed42 ...
 #
 #   there: RECIPES="stars last" SEEDS="42 7 11" bash benchmarks/gpu_parallel_cv.sh     # with .gpu carried
-set -euo pipefail
-cd "$(dirname "$0")/.."
-OUT=${OUT:-/tmp/gpu-check}
-mkdir -p "$OUT"
-BUNDLE=${BUNDLE:-.gpu}
-PY=${PY:-python3}
-export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 DO_NOT_TRACK=1
-export TOKENIZERS_PARALLELISM=false OMP_NUM_THREADS=1
-start=$(date +%s)
-stamp() { echo "=== $1 ($(($(date +%s) - start)) s)"; }
-
-stamp setup
-if [ -z "${SKIP_WHEELS:-}" ]; then
-    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$BUNDLE"/wheels/*.whl
-    export PYTHONPATH=/tmp/site:$PWD/src
-fi
+# shellcheck source=benchmarks/gpu_setup.sh
+source "$(dirname "$0")/gpu_setup.sh"
+export OMP_NUM_THREADS=1
 [ -d models/multilingual-e5-small ] || "$PY" benchmarks/gpu_bundle.py --unpack "$BUNDLE" --models models
 
 # Each training writes a resumable checkpoint (≈ 630 MB) every 25 steps, two kept: on disk, 30 writers

@@ -614,7 +614,7 @@ def test_recipe_benchmark_json_is_rewritten_whole_and_leaves_no_part_file(tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cv.json"]
 
 
-@pytest.mark.parametrize("script", ["gpu_check.sh", "gpu_parallel_cv.sh"])
+@pytest.mark.parametrize("script", ["gpu_setup.sh", "gpu_check.sh", "gpu_parallel_cv.sh"])
 def test_gpu_scripts_parse(script):
     subprocess.run(["bash", "-n", str(BENCHMARKS / script)], check=True)
 

@@ -84,9 +84,11 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "amazon_fine_food_1k.csv"
 COLUMNS = "review_id=Id,product_id=ProductId,text=Text,summary=Summary,rating=Score,timestamp=Time"
 CLEAN_COLUMNS = {"review_id", "product_id", "text", "label", "label_id"}  # what --clean-rows must hold
+# best / average choose among the evaluations: they were measured evaluating every 25 steps.
+EVERY_25 = "train.profiles.cpu.sentiment_eval_steps=25"
 RECIPES: dict[str, list[str]] = {
     "current": [],
-    "best": ["sentiment.checkpoint=best"],
+    "best": ["sentiment.checkpoint=best", EVERY_25],
     "titles": ["sentiment.augment_with_summaries=true"],
     "cls-titles": ["sentiment.pooling=cls", "sentiment.augment_with_summaries=true"],
     "previous": [
@@ -95,6 +97,7 @@ RECIPES: dict[str, list[str]] = {
         "train.profiles.cpu.sentiment_max_steps=100",
         "train.profiles.cpu.sentiment_patience=3",
         "sentiment.checkpoint=best",
+        EVERY_25,
     ],
     "smooth": ["sentiment.label_smoothing=0.1"],
     "ordinal": ["sentiment.loss=ordinal"],
@@ -102,7 +105,7 @@ RECIPES: dict[str, list[str]] = {
     "thresholds": ["sentiment.tune_thresholds=true"],
     "head-tail": ["sentiment.truncation=head_tail"],
     "last": ["sentiment.checkpoint=last"],
-    "average": ["sentiment.checkpoint=average"],
+    "average": ["sentiment.checkpoint=average", EVERY_25],
     "stars": ["sentiment.star_neutral_mass=0.3"],
     "warm": ["sentiment.model=WARM_START"],
 }

@@ -172,6 +172,26 @@ def training_args(
     return TrainingArguments(**kwargs)
 
 
+def eval_keeps_rng(trainer_cls: type) -> type:
+    """``trainer_cls`` whose evaluations leave torch's random state as they found it.
+
+    Each evaluation starts a DataLoader iterator, which draws its base seed from torch's global
+    generator: without this, every evaluation shifted the dropout masks of all later steps, so the
+    evaluation cadence changed the trained model (stop 35: val macro-F1 0.868 at ``eval_steps`` 25
+    vs 0.897 at 300, same steps). With it, evaluating more or less often costs time only.
+    """
+    import torch
+
+    class EvalKeepsRng(trainer_cls):  # type: ignore[misc, valid-type]
+        def evaluate(self, *args: Any, **kwargs: Any) -> Any:
+            devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+            with torch.random.fork_rng(devices=devices):
+                return super().evaluate(*args, **kwargs)
+
+    EvalKeepsRng.__name__ = EvalKeepsRng.__qualname__ = trainer_cls.__name__
+    return EvalKeepsRng
+
+
 def effective_batch_size(per_device: int, grad_accum: int) -> int:
     """Samples per optimizer step over all processes: ``per_device x grad_accum x world_size``."""
     return per_device * grad_accum * distributed.world_size()

@@ -32,6 +32,7 @@ from reviewops.training.common import (
     Rows,
     TrainResult,
     best_eval,
+    eval_keeps_rng,
     fingerprint,
     limit_rows,
     load_kwargs,
@@ -209,7 +210,7 @@ def _trainer(
     callbacks = trainer_callbacks(settings, bool(val_rows), prof.sentiment_patience, early_stopping=not last)
     if policy == "average":  # snapshots on the checkpoint steps, so each checkpoint has its running sum
         callbacks.append(weight_averager(ckpt_dir, int(args.save_steps), settings.sentiment.average_from))
-    trainer = _weighted_trainer_cls()(
+    trainer = eval_keeps_rng(_weighted_trainer_cls())(
         model=model,
         args=args,
         data_collator=DataCollatorWithPadding(tokenizer),

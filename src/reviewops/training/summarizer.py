@@ -20,6 +20,7 @@ from reviewops.training.common import (
     TrainResult,
     best_eval,
     cuda_available,
+    eval_keeps_rng,
     fingerprint,
     limit_rows,
     load_kwargs,
@@ -175,7 +176,7 @@ def _trainer(
         # Batches of similar length: less padding through 30 decoder layers (random order within groups).
         train_sampling_strategy="group_by_length",
     )
-    trainer_cls = target_loss_trainer_class() if kind == "causal" else Trainer
+    trainer_cls = eval_keeps_rng(target_loss_trainer_class() if kind == "causal" else Trainer)
     trainer = trainer_cls(
         model=model,
         args=args,

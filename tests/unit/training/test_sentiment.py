@@ -255,6 +255,31 @@ def test_checkpoint_last_trains_every_step_and_keeps_the_final_weights(tmp_path:
         assert torch.equal(a, b), name
 
 
+def test_evaluation_cadence_does_not_change_the_trained_weights(tmp_path: Path, tiny: dict[str, Path]) -> None:
+    """Evaluating every step or only at the end: the same final weights (evaluation draws no random state).
+
+    Each evaluation's DataLoader drew a seed from torch's global generator, which moved every later
+    dropout mask: the tiny encoder has dropout 0.1, so a leaked draw shows as different weights.
+    """
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    df = synthetic_processed(40)
+    saved = []
+    for every in (1, 6):
+        base = tmp_path / f"every{every}"
+        knobs = {"sentiment_max_steps": 6, "sentiment_eval_steps": every}
+        settings = quick_settings(base, tiny["causal"], tiny["encoder"], **knobs)
+        last = settings.sentiment.model_copy(update={"checkpoint": "last"})
+        settings = settings.model_copy(update={"sentiment": last})
+        result = train_sentiment(settings, df, df[32:], base / "out", resume=False)
+        assert len([h for h in result.log_history if "eval_macro_f1" in h]) == 6 // every
+        saved.append(AutoModelForSequenceClassification.from_pretrained(result.model_dir).state_dict())
+    assert saved[0].keys() == saved[1].keys()
+    for name in saved[0]:
+        assert torch.equal(saved[0][name], saved[1][name]), name
+
+
 def test_checkpoint_policy_defaults_to_last_and_refuses_other_values() -> None:
     from pydantic import ValidationError
 

@@ -182,7 +182,7 @@ def eval_keeps_rng(trainer_cls: type) -> type:
     """
     import torch
 
-    class EvalKeepsRng(trainer_cls):  # type: ignore[misc, valid-type]
+    class EvalKeepsRng(trainer_cls):
         def evaluate(self, *args: Any, **kwargs: Any) -> Any:
             devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
             with torch.random.fork_rng(devices=devices):

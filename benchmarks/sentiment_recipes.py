@@ -55,7 +55,8 @@ inside training) applied to its test log-probabilities, at no extra training.
 initialisation, dropout and batch order; the folds stay the same), rows ``<recipe>@seed<S>``, and
 prints each recipe's spread over the seeds: how much of a difference between recipes one seed's
 luck alone makes (``last`` with seeds 42, 7 and 11: pooled macro-F1 0.665 ± 0.010, neutral F1
-0.392 ± 0.022, README). ``--runs A B ...`` (repeatable) prints that spread for rows of earlier runs, e.g.
+0.392 ± 0.022 before evaluations kept the random state, 0.635 ± 0.024 / 0.316 ± 0.062 after; README).
+``--runs A B ...`` (repeatable) prints that spread for rows of earlier runs, e.g.
 one recipe trained with different seeds in separate ``--json`` runs merged with ``--from-json``.
 
 ``--ensemble A B`` (with ``--from-json``, repeatable) adds the row ``A&B``: per split, the mean of the

@@ -184,7 +184,7 @@ def eval_keeps_rng(trainer_cls: type) -> type:
 
     class EvalKeepsRng(trainer_cls):
         def evaluate(self, *args: Any, **kwargs: Any) -> Any:
-            devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+            devices = [torch.cuda.current_device()] if cuda_available() else []
             with torch.random.fork_rng(devices=devices):
                 return super().evaluate(*args, **kwargs)
 

@@ -76,6 +76,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import tempfile
 import time
@@ -203,7 +204,70 @@ def _log_proba(clf, texts: list[str]):
     return np.log(np.clip(clf.predict_proba(texts), 1e-12, None))
 
 
-def run_one(parts: dict, recipe: list[str], split_name: str, workdir: Path) -> dict:
+def window_log_proba(clf, texts: list[str], window: int):
+    """Log of the mean class probabilities over consecutive ``window``-token pieces of each text.
+
+    A review longer than the window is cut (at token boundaries, by the tokenizer's character offsets)
+    into pieces of at most ``window - 2`` tokens, each scored on its own like a short review; a
+    shorter review is one piece, scored exactly as ``predict_proba`` scores it.
+    """
+    import numpy as np
+
+    pieces: list[str] = []
+    owner: list[int] = []
+    for i, text in enumerate(texts):
+        offsets = clf.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+        step = window - 2
+        starts = [offsets[j][0] for j in range(0, len(offsets), step)] or [0]
+        cuts = starts[1:] + [len(text)]
+        pieces += [text[a:b] for a, b in zip([0] + starts[1:], cuts, strict=True)]
+        owner += [i] * len(starts)
+    proba = clf.predict_proba(pieces)
+    owner_arr = np.asarray(owner)
+    mean = np.stack([proba[owner_arr == i].mean(axis=0) for i in range(len(texts))])
+    return np.log(np.clip(mean, 1e-12, None))
+
+
+def read_variant_rows(row: dict, parts: dict, model_dir: Path, settings, variants: list[str]) -> list[dict]:
+    """``row``'s trained model read another way at inference (``--read``): rows ``<recipe>~<variant>``.
+
+    ``lenN``: up to N tokens instead of ``sentiment.max_length`` (the model was trained on the cut
+    length); ``windowsN``: the mean probabilities of consecutive N-token pieces (``window_log_proba``).
+    Same weights as ``row``, so the difference to it is the reading alone (paired, no seed luck).
+    """
+    from reviewops.evaluation.metrics import sentiment_metrics
+    from reviewops.models.sentiment import SentimentClassifier
+    from reviewops.schema import LABELS
+
+    rows = []
+    for variant in variants:
+        if variant.startswith("windows"):
+            clf = SentimentClassifier.load(model_dir, settings.sentiment)
+            test_logp, val_logp = (
+                window_log_proba(clf, parts[k]["text"].tolist(), int(variant[7:])) for k in ("test", "val")
+            )
+        else:
+            cfg = settings.sentiment.model_copy(update={"max_length": int(variant[3:])})
+            clf = SentimentClassifier.load(model_dir, cfg)
+            test_logp, val_logp = (_log_proba(clf, parts[k]["text"].tolist()) for k in ("test", "val"))
+        preds = [LABELS[i] for i in test_logp.argmax(axis=1)]
+        rows.append(
+            {
+                **row,
+                "recipe": f"{row['recipe']}~{variant}",
+                "predictions": preds,
+                "test_logp": test_logp.round(5).tolist(),
+                "val_logp": val_logp.round(5).tolist(),
+                "test": sentiment_metrics(row["labels"], preds),
+            }
+        )
+    return rows
+
+
+READ_VARIANT = r"^(len|windows)[0-9]+$"
+
+
+def run_one(parts: dict, recipe: list[str], split_name: str, workdir: Path, read: list[str] | None = None) -> dict:
     from reviewops.evaluation.metrics import sentiment_metrics
     from reviewops.models.sentiment import SentimentClassifier
     from reviewops.schema import LABELS
@@ -234,6 +298,9 @@ def run_one(parts: dict, recipe: list[str], split_name: str, workdir: Path) -> d
         "test_rows": len(parts["test"]),
         "test_neutral": int((parts["test"]["label"] == "neutral").sum()),
         "test": test,
+        "read_rows": read_variant_rows(
+            {"recipe": "", "labels": parts["test"]["label"].tolist()}, parts, result.model_dir, settings, read or []
+        ),
     }
 
 
@@ -371,11 +438,15 @@ def run_recipes(args: argparse.Namespace) -> list[dict]:
             for split_name, parts in splits.items():
                 _log(f"recipe {label}, split {split_name}")
                 row = {"recipe": label, "overrides": overrides}
-                row.update(run_one(parts, overrides, split_name, work / f"{label}-{split_name}"))
-                results.append(row)
+                row.update(run_one(parts, overrides, split_name, work / f"{label}-{split_name}", args.read))
+                extra = [{**row, **r, "recipe": label + r["recipe"]} for r in row.pop("read_rows")]
+                results += [row, *extra]
                 _write(args.json, results)
                 t = row["test"]
                 _log(f"  macro-F1 {t['macro_f1']:.3f}, neutral F1 {t['f1_neutral']:.3f} ({row['steps']} steps)")
+                for r in extra:
+                    t = r["test"]
+                    _log(f"  {r['recipe']}: macro-F1 {t['macro_f1']:.3f}, neutral F1 {t['f1_neutral']:.3f}")
     return results
 
 
@@ -529,6 +600,14 @@ def main(argv: list[str] | None = None) -> int:
         help="Print the spread (mean ± sd) of these runs' pooled figures, e.g. one recipe's runs with "
         "different seeds. Repeatable.",
     )
+    parser.add_argument(
+        "--read",
+        nargs="+",
+        default=None,
+        metavar="VARIANT",
+        help="Also score each trained model read another way (rows <recipe>~VARIANT, same weights): lenN reads "
+        "up to N tokens (e.g. len256), windowsN averages the probabilities of consecutive N-token pieces.",
+    )
     parser.add_argument("--json", type=Path, default=None, help="Also write the results here.")
     parser.add_argument(
         "--from-json",
@@ -550,6 +629,9 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(
             "--train-seeds trains (not with --from-json: use --runs), with --folds (pooled figures), each seed once"
         )
+    bad_read = [v for v in args.read or [] if not re.match(READ_VARIANT, v)]
+    if bad_read:
+        raise SystemExit(f"--read {' '.join(bad_read)}: expected lenN or windowsN, e.g. len256 windows128")
     if args.from_json:
         results = [r for path in args.from_json for r in json.loads(path.read_text())["results"]]
         results = [r for r in results if not r["recipe"].endswith(THR)]

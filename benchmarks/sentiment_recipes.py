@@ -68,6 +68,13 @@ runs of one recipe with different ``--set`` overrides can be merged and compared
     python benchmarks/sentiment_recipes.py --recipes current --split-seeds 7 11 19 --json /tmp/s.json
     python benchmarks/sentiment_recipes.py --folds 5 --recipes current ordinal smooth --json /tmp/n.json
     python benchmarks/sentiment_recipes.py --folds 5 --recipes last --train-seeds 42 7 11 --json /tmp/seeds.json
+    python benchmarks/sentiment_recipes.py --folds 5 --recipes last --train-seeds 42 7 11 --read len256 windows128
+
+``--read len256 windows128 ...`` also scores every trained model read another way at inference, as
+rows ``<recipe>~<variant>`` with the same weights: ``lenN`` reads up to N tokens of a review (the
+model trained on ``sentiment.max_length``), ``windowsN`` averages the class probabilities of a long
+review's consecutive N-token pieces. The difference to the plain row is the reading alone: a paired
+comparison free of training-seed luck, at the price of a few seconds of inference per split.
 
 Without the shared file the script says so and exits 0.
 """

@@ -446,7 +446,7 @@ def run_recipes(args: argparse.Namespace) -> list[dict]:
                 _log(f"recipe {label}, split {split_name}")
                 row = {"recipe": label, "overrides": overrides}
                 row.update(run_one(parts, overrides, split_name, work / f"{label}-{split_name}", args.read))
-                extra = [{**row, **r, "recipe": label + r["recipe"]} for r in row.pop("read_rows")]
+                extra = [{**row, **r, "recipe": label + r["recipe"]} for r in row.pop("read_rows", [])]
                 results += [row, *extra]
                 _write(args.json, results)
                 t = row["test"]

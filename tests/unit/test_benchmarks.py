@@ -461,7 +461,7 @@ def test_recipe_benchmark_train_seeds_train_each_recipe_once_per_seed(tmp_path, 
     module = _recipes_module()
     seen = []
 
-    def fake_run_one(parts, recipe, split_name, workdir):
+    def fake_run_one(parts, recipe, split_name, workdir, read=None):
         seen.append((recipe, split_name, workdir.name))
         row = _trained_row("x")
         if "train.seed=2" in recipe:
@@ -507,7 +507,7 @@ def test_recipe_benchmark_reads_clean_rows_from_parquet_without_the_data_file(tm
     module = _recipes_module()
     seen = []
 
-    def fake_run_one(parts, recipe, split_name, workdir):
+    def fake_run_one(parts, recipe, split_name, workdir, read=None):
         seen.append((split_name, len(parts["train"]) + len(parts["val"]) + len(parts["test"])))
         return {k: v for k, v in _trained_row("x").items() if k not in ("recipe", "overrides")}
 
@@ -662,3 +662,51 @@ def test_recipe_benchmark_stopped_by_sigterm_removes_its_work_folder(tmp_path):
     proc.terminate()
     assert proc.wait(timeout=30) == 143
     assert not work.exists()
+
+
+class _WordTokenizer:
+    """Whitespace tokens with character offsets, like a fast tokenizer's ``return_offsets_mapping``."""
+
+    def __call__(self, text, add_special_tokens=False, return_offsets_mapping=False):
+        import re
+
+        return {"offset_mapping": [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]}
+
+
+class _CountingClassifier:
+    """P(negative) grows with the piece's share of the word "bad"; records the pieces it scores."""
+
+    tokenizer = _WordTokenizer()
+
+    def __init__(self):
+        self.pieces = []
+
+    def predict_proba(self, texts):
+        self.pieces += texts
+        rows = []
+        for text in texts:
+            words = text.split()
+            bad = sum(w == "bad" for w in words) / len(words)
+            rows.append([bad, 0.0, 1.0 - bad])
+        return np.asarray(rows)
+
+
+def test_recipe_benchmark_windows_cover_every_word_and_average_the_pieces():
+    """--read windowsN: a long review is cut into pieces of <= N-2 tokens that together are the whole
+    text (no word dropped or repeated); the row's probabilities are the mean of its pieces'."""
+    module = _recipes_module()
+    clf = _CountingClassifier()
+    long_text = " ".join(["bad"] * 6 + ["good"] * 6)
+    texts = ["short good review", long_text]
+    logp = module.window_log_proba(clf, texts, window=8)
+    assert clf.pieces[0] == "short good review"
+    assert "".join(clf.pieces[1:]) == long_text
+    assert [len(p.split()) for p in clf.pieces[1:]] == [6, 6]
+    assert np.allclose(np.exp(logp[0]), [0.0, 0.0, 1.0], atol=1e-9)
+    assert np.allclose(np.exp(logp[1]), [0.5, 0.0, 0.5])
+
+
+def test_recipe_benchmark_read_variants_are_checked_before_any_work(tmp_path):
+    module = _recipes_module()
+    with pytest.raises(SystemExit, match="expected lenN or windowsN"):
+        module.main(["--data", str(tmp_path / "absent.csv"), "--read", "len256", "tail"])

@@ -235,12 +235,13 @@ def window_log_proba(clf, texts: list[str], window: int):
     return np.log(np.clip(mean, 1e-12, None))
 
 
-def read_variant_rows(row: dict, parts: dict, model_dir: Path, settings, variants: list[str]) -> list[dict]:
-    """``row``'s trained model read another way at inference (``--read``): rows ``<recipe>~<variant>``.
+def read_variant_rows(clf, parts: dict, model_dir: Path, settings, variants: list[str]) -> list[dict]:
+    """The trained model read another way at inference (``--read``): per variant the fields that differ.
 
     ``lenN``: up to N tokens instead of ``sentiment.max_length`` (the model was trained on the cut
-    length); ``windowsN``: the mean probabilities of consecutive N-token pieces (``window_log_proba``).
-    Same weights as ``row``, so the difference to it is the reading alone (paired, no seed luck).
+    length; loaded again with that length); ``windowsN``: the mean probabilities of consecutive
+    N-token pieces (``window_log_proba``, on ``clf`` as loaded). Same weights as the plain row, so the
+    difference to it is the reading alone (paired, no seed luck).
     """
     from reviewops.evaluation.metrics import sentiment_metrics
     from reviewops.models.sentiment import SentimentClassifier
@@ -248,30 +249,26 @@ def read_variant_rows(row: dict, parts: dict, model_dir: Path, settings, variant
 
     rows = []
     for variant in variants:
+        n = int(re.fullmatch(READ_VARIANT, variant).group(2))
         if variant.startswith("windows"):
-            clf = SentimentClassifier.load(model_dir, settings.sentiment)
-            test_logp, val_logp = (
-                window_log_proba(clf, parts[k]["text"].tolist(), int(variant[7:])) for k in ("test", "val")
-            )
+            test_logp, val_logp = (window_log_proba(clf, parts[k]["text"].tolist(), n) for k in ("test", "val"))
         else:
-            cfg = settings.sentiment.model_copy(update={"max_length": int(variant[3:])})
-            clf = SentimentClassifier.load(model_dir, cfg)
-            test_logp, val_logp = (_log_proba(clf, parts[k]["text"].tolist()) for k in ("test", "val"))
+            longer = SentimentClassifier.load(model_dir, settings.sentiment.model_copy(update={"max_length": n}))
+            test_logp, val_logp = (_log_proba(longer, parts[k]["text"].tolist()) for k in ("test", "val"))
         preds = [LABELS[i] for i in test_logp.argmax(axis=1)]
         rows.append(
             {
-                **row,
-                "recipe": f"{row['recipe']}~{variant}",
+                "read": variant,
                 "predictions": preds,
                 "test_logp": test_logp.round(5).tolist(),
                 "val_logp": val_logp.round(5).tolist(),
-                "test": sentiment_metrics(row["labels"], preds),
+                "test": sentiment_metrics(parts["test"]["label"].tolist(), preds),
             }
         )
     return rows
 
 
-READ_VARIANT = r"^(len|windows)[0-9]+$"
+READ_VARIANT = r"(len|windows)([0-9]+)"
 
 
 def run_one(parts: dict, recipe: list[str], split_name: str, workdir: Path, read: list[str] | None = None) -> dict:
@@ -305,9 +302,7 @@ def run_one(parts: dict, recipe: list[str], split_name: str, workdir: Path, read
         "test_rows": len(parts["test"]),
         "test_neutral": int((parts["test"]["label"] == "neutral").sum()),
         "test": test,
-        "read_rows": read_variant_rows(
-            {"recipe": "", "labels": parts["test"]["label"].tolist()}, parts, result.model_dir, settings, read or []
-        ),
+        "read_rows": read_variant_rows(clf, parts, result.model_dir, settings, read or []),
     }
 
 
@@ -446,7 +441,10 @@ def run_recipes(args: argparse.Namespace) -> list[dict]:
                 _log(f"recipe {label}, split {split_name}")
                 row = {"recipe": label, "overrides": overrides}
                 row.update(run_one(parts, overrides, split_name, work / f"{label}-{split_name}", args.read))
-                extra = [{**row, **r, "recipe": label + r["recipe"]} for r in row.pop("read_rows", [])]
+                extra = [
+                    {**row, **{k: v for k, v in r.items() if k != "read"}, "recipe": f"{label}~{r['read']}"}
+                    for r in row.pop("read_rows", [])
+                ]
                 results += [row, *extra]
                 _write(args.json, results)
                 t = row["test"]
@@ -636,7 +634,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(
             "--train-seeds trains (not with --from-json: use --runs), with --folds (pooled figures), each seed once"
         )
-    bad_read = [v for v in args.read or [] if not re.match(READ_VARIANT, v)]
+    bad_read = [v for v in args.read or [] if not re.fullmatch(READ_VARIANT, v)]
     if bad_read:
         raise SystemExit(f"--read {' '.join(bad_read)}: expected lenN or windowsN, e.g. len256 windows128")
     if args.from_json:
